@@ -1,0 +1,2 @@
+"""TF-Slim feature extractors with `base_only` hooks, and their registry."""
+from nets.registry import NAMES, REGISTRY, FeatureExtractor, Features, UnknownNetError, get  # noqa: F401

@@ -1,0 +1,31 @@
+"""Per-net input normalisation: each ImageNet checkpoint expects its own input range.
+
+All functions take float32 RGB images in [0, 255], shape [..., 3].
+"""
+from utils.tf1 import tf
+
+# ImageNet channel means (RGB) used by the Caffe-converted VGG and slim ResNet-v1 checkpoints.
+VGG_MEAN_RGB = (123.68, 116.78, 103.94)
+# torchvision normalisation, used by ResNet-18 weights converted from PyTorch.
+TORCH_MEAN_RGB = (0.485, 0.456, 0.406)
+TORCH_STD_RGB = (0.229, 0.224, 0.225)
+
+
+def vgg(images):
+    """Mean subtraction only (VGG, slim ResNet-v1 50/101)."""
+    return images - tf.constant(VGG_MEAN_RGB, dtype=images.dtype)
+
+
+def inception(images):
+    """Scale to [-1, 1] (Inception, MobileNet)."""
+    return images * (2.0 / 255.0) - 1.0
+
+
+def torchvision(images):
+    """(x/255 - mean) / std (torchvision-converted ResNet-18)."""
+    mean = tf.constant(TORCH_MEAN_RGB, dtype=images.dtype)
+    std = tf.constant(TORCH_STD_RGB, dtype=images.dtype)
+    return (images / 255.0 - mean) / std
+
+
+PREPROCESSORS = {"vgg": vgg, "inception": inception, "torchvision": torchvision}

@@ -1,0 +1,153 @@
+"""One registry of feature extractors (encoders): name -> how to build, feed and tap it.
+
+A decoder never imports a net module directly: it asks `get(name)` for a
+`FeatureExtractor` and calls `.build(images, is_training)`.  Adding a net is one
+module in `nets/` plus one entry here.
+"""
+import dataclasses
+import importlib
+from typing import Dict, Mapping, Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+    """What a decoder gets from an encoder.
+
+    top:  the base_only output (the deepest feature map, nominal stride 32).
+    taps: nominal stride (4, 8, 16, 32) -> feature map; 32 is `top`.  With an
+          `output_stride` < 32 the deeper taps are dilated, so their true stride
+          is smaller than the nominal one: use `true_stride()` or tensor shapes.
+    end_points: the net's full TF-Slim end_points dict.
+    """
+    top: object
+    taps: Mapping[int, object]
+    end_points: Mapping[str, object]
+    input_shape: tuple
+
+    def true_stride(self, nominal):
+        """Actual downsampling of tap `nominal` w.r.t. the (padded) input height."""
+        height = self.taps[nominal].shape[1]
+        if height is None or self.input_shape[1] is None:
+            raise ValueError("true_stride needs static spatial shapes")
+        return int(round(self.input_shape[1] / int(height)))
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureExtractor:
+    """Registry entry.  Strings keep `import nets` free of TensorFlow."""
+    name: str
+    module: str              # python module in nets/, e.g. 'nets.resnet_v1'
+    function: str            # net function in that module: fn(images, num_classes, is_training, base_only, output_stride, ...)
+    arg_scope: str           # arg_scope function in that module: fn(weight_decay=...) -> scope dict
+    preprocessing: str       # key in nets.preprocessing.PREPROCESSORS
+    taps: Mapping[int, str]  # nominal stride -> end_points key (as built at the root variable scope)
+    scope: str               # top variable scope == the checkpoint's variable prefix
+    head_scope: str          # classifier head variables (left out by base_only)
+    imagenet_classes: int    # 1000 or 1001 (with background), as in the slim checkpoint
+    checkpoint: str          # file expected under --modelspath
+
+    @property
+    def net_fn(self):
+        return getattr(importlib.import_module(self.module), self.function)
+
+    @property
+    def arg_scope_fn(self):
+        return getattr(importlib.import_module(self.module), self.arg_scope)
+
+    def preprocess(self, images):
+        """float RGB images in [0, 255] -> the input range this net was trained on."""
+        from nets import preprocessing
+        return preprocessing.PREPROCESSORS[self.preprocessing](images)
+
+    def build(self, images, is_training, weight_decay=0.0, output_stride=None, preprocess=True):
+        """Build the base net (no classifier head) under its own arg_scope.
+
+        images: float32 [N, H, W, 3] RGB in [0, 255] (preprocess=True) or already
+        preprocessed.  is_training: Python bool or scalar bool tensor.
+        """
+        from utils.tf1 import slim
+        inputs = self.preprocess(images) if preprocess else images
+        with slim.arg_scope(self.arg_scope_fn(weight_decay=weight_decay)):
+            top, end_points = self.net_fn(
+                inputs, num_classes=None, is_training=is_training,
+                base_only=True, output_stride=output_stride)
+        taps = {stride: lookup_end_point(end_points, key) for stride, key in self.taps.items() if stride != 32}
+        taps[32] = top
+        return Features(top=top, taps=taps, end_points=end_points,
+                        input_shape=tuple(images.shape.as_list()))
+
+
+def lookup_end_point(end_points, key):
+    """end_points[key], also when the net was built under an outer scope ('outer/<key>')."""
+    if key in end_points:
+        return end_points[key]
+    matches = [k for k in end_points if k.endswith("/" + key)]
+    if len(matches) != 1:
+        raise KeyError("end point %r not found (or ambiguous) among %d end points, e.g. %s"
+                       % (key, len(end_points), sorted(end_points)[:8]))
+    return end_points[matches[0]]
+
+
+_ENTRIES = [
+    FeatureExtractor(
+        name="vgg_16", module="nets.vgg", function="vgg_16", arg_scope="vgg_arg_scope",
+        preprocessing="vgg", scope="vgg_16", head_scope="vgg_16/fc8", imagenet_classes=1000,
+        taps={4: "vgg_16/pool2", 8: "vgg_16/pool3", 16: "vgg_16/pool4"},
+        checkpoint="vgg_16.ckpt"),
+    FeatureExtractor(
+        name="inception_v1", module="nets.inception_v1", function="inception_v1",
+        arg_scope="inception_v1_arg_scope", preprocessing="inception", scope="InceptionV1",
+        head_scope="InceptionV1/Logits", imagenet_classes=1001,
+        taps={4: "Conv2d_2c_3x3", 8: "Mixed_3c", 16: "Mixed_4f"},
+        checkpoint="inception_v1.ckpt"),
+    FeatureExtractor(
+        name="resnet_v1_18", module="nets.resnet_v1", function="resnet_v1_18",
+        arg_scope="resnet_arg_scope", preprocessing="torchvision", scope="resnet_v1_18",
+        head_scope="resnet_v1_18/logits", imagenet_classes=1000,
+        taps={4: "resnet_v1_18/block1", 8: "resnet_v1_18/block2", 16: "resnet_v1_18/block3"},
+        checkpoint="resnet_v1_18.ckpt"),
+    FeatureExtractor(
+        name="resnet_v1_50", module="nets.resnet_v1", function="resnet_v1_50",
+        arg_scope="resnet_arg_scope", preprocessing="vgg", scope="resnet_v1_50",
+        head_scope="resnet_v1_50/logits", imagenet_classes=1000,
+        taps={4: "resnet_v1_50/block1/unit_2/bottleneck_v1",
+              8: "resnet_v1_50/block2/unit_3/bottleneck_v1",
+              16: "resnet_v1_50/block3/unit_5/bottleneck_v1"},
+        checkpoint="resnet_v1_50.ckpt"),
+    FeatureExtractor(
+        name="resnet_v1_101", module="nets.resnet_v1", function="resnet_v1_101",
+        arg_scope="resnet_arg_scope", preprocessing="vgg", scope="resnet_v1_101",
+        head_scope="resnet_v1_101/logits", imagenet_classes=1000,
+        taps={4: "resnet_v1_101/block1/unit_2/bottleneck_v1",
+              8: "resnet_v1_101/block2/unit_3/bottleneck_v1",
+              16: "resnet_v1_101/block3/unit_22/bottleneck_v1"},
+        checkpoint="resnet_v1_101.ckpt"),
+    FeatureExtractor(
+        name="mobilenet_v1", module="nets.mobilenet_v1", function="mobilenet_v1",
+        arg_scope="mobilenet_v1_arg_scope", preprocessing="inception", scope="MobilenetV1",
+        head_scope="MobilenetV1/Logits", imagenet_classes=1001,
+        taps={4: "Conv2d_3_pointwise", 8: "Conv2d_5_pointwise", 16: "Conv2d_11_pointwise"},
+        checkpoint="mobilenet_v1_1.0_224.ckpt"),
+    FeatureExtractor(
+        name="mobilenet_v2", module="nets.mobilenet_v2", function="mobilenet_v2",
+        arg_scope="mobilenet_v2_arg_scope", preprocessing="inception", scope="MobilenetV2",
+        head_scope="MobilenetV2/Logits", imagenet_classes=1001,
+        taps={4: "layer_4", 8: "layer_7", 16: "layer_14"},
+        checkpoint="mobilenet_v2_1.0_224.ckpt"),
+]
+
+REGISTRY: Dict[str, FeatureExtractor] = {entry.name: entry for entry in _ENTRIES}
+NAMES = tuple(REGISTRY)
+
+
+class UnknownNetError(ValueError):
+    pass
+
+
+def get(name: Optional[str]) -> FeatureExtractor:
+    """The registry entry for `name`; an unknown name lists the valid ones."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownNetError("unknown feature extractor %r; valid names: %s"
+                              % (name, ", ".join(NAMES))) from None

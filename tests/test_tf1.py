@@ -1,0 +1,55 @@
+"""The single TensorFlow entry point: graph mode, the tf-slim shim, quiet start-up."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from tests.conftest import ROOT
+from utils import tf1
+from utils.tf1 import slim, tf
+
+
+def test_graph_mode_not_eager():
+    assert not tf.executing_eagerly()
+
+
+def test_shim_makes_slim_batch_norm_work():
+    # Without the alias, slim.batch_norm raises ModuleNotFoundError on TF >= 2.17.
+    images = tf.placeholder(tf.float32, [2, 8, 8, 3])
+    is_training = tf.placeholder_with_default(True, [])
+    out = slim.conv2d(images, 4, 3, normalizer_fn=slim.batch_norm,
+                      normalizer_params={"is_training": is_training, "scale": True})
+    names = sorted(v.op.name for v in tf.global_variables())
+    assert names == ["Conv/BatchNorm/beta", "Conv/BatchNorm/gamma", "Conv/BatchNorm/moving_mean",
+                     "Conv/BatchNorm/moving_variance", "Conv/weights"]
+    assert len(tf.get_collection(tf.GraphKeys.UPDATE_OPS)) == 2
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        value = sess.run(out, {images: np.ones((2, 8, 8, 3), np.float32)})
+    assert value.shape == (2, 8, 8, 4)
+
+
+def test_shim_is_idempotent():
+    assert tf1.install_tf_slim_shim() is False  # already importable now
+    assert "tf_keras.legacy_tf_layers.normalization" in sys.modules
+
+
+def _run_python(code, **env):
+    full_env = dict(os.environ, PYTHONPATH=ROOT, **env)
+    full_env.pop("SEGMENTOR_VERBOSE", None)
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_import_is_quiet_by_default_and_verbose_on_request():
+    code = ("from utils.tf1 import tf, slim\n"
+            "with tf.Session() as s: print(s.run(tf.constant(3)))")
+    quiet = _run_python(code)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.strip() == "3"
+    assert quiet.stderr.strip() == "", quiet.stderr
+    loud = _run_python(code, SEGMENTOR_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="0")
+    assert loud.returncode == 0
+    assert loud.stderr.strip() != ""  # TensorFlow's own start-up log is back
