@@ -29,3 +29,18 @@ def torchvision(images):
 
 
 PREPROCESSORS = {"vgg": vgg, "inception": inception, "torchvision": torchvision}
+
+
+def undo(key, images):
+    """numpy inverse of PREPROCESSORS[key]: normalised images -> RGB in [0, 255] (for pictures)."""
+    import numpy as np
+    images = np.asarray(images, dtype=np.float32)
+    if key == "vgg":
+        out = images + np.asarray(VGG_MEAN_RGB, np.float32)
+    elif key == "inception":
+        out = (images + 1.0) * 127.5
+    elif key == "torchvision":
+        out = (images * np.asarray(TORCH_STD_RGB, np.float32) + np.asarray(TORCH_MEAN_RGB, np.float32)) * 255.0
+    else:
+        raise KeyError("unknown preprocessing %r; valid: %s" % (key, ", ".join(PREPROCESSORS)))
+    return np.clip(out, 0, 255)

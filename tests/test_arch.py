@@ -1,0 +1,142 @@
+"""Meta-architecture: BaseFcnArch skeleton, FCN32/16/8/4, LinkNet, learnable upsampling."""
+import os
+
+import numpy as np
+import pytest
+
+import arch
+import nets
+from tests.conftest import CAMVID
+from utils.tf1 import slim, tf
+
+DECODER_VARIANTS = {
+    "FCN32": ("FCN", dict(fcn16=False)),
+    "FCN16": ("FCN", dict(fcn16=True)),
+    "FCN8": ("FCN", dict(fcn16=True, fcn8=True)),
+    "FCN4": ("FCN", dict(fcn16=True, fcn8=True, fcn4=True)),
+    "LinkNet": ("LinkNet", dict()),
+}
+
+
+def _camvid_image():
+    path = os.path.join(CAMVID, "val", "0016E5_07959.png")
+    if os.path.exists(path):
+        from PIL import Image
+        return np.asarray(Image.open(path).convert("RGB"), np.float32)[None] / 255.0
+    return np.random.RandomState(0).rand(1, 360, 480, 3).astype(np.float32)
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_bilinear_transposed_conv_reproduces_bilinear_upsampling(factor):
+    """The FCN blog's check: the bilinear-initialised transposed conv upsamples an image."""
+    image = _camvid_image()[:, :90, :120]
+    h, w = image.shape[1:3]
+    kernel = arch.bilinear_kernel(factor, 3)
+    assert kernel.shape == (2 * factor - factor % 2,) * 2 + (3, 3)
+    up = tf.nn.conv2d_transpose(tf.constant(image), tf.constant(kernel), [1, h * factor, w * factor, 3],
+                                [1, factor, factor, 1], padding="SAME")
+    reference = tf.image.resize_bilinear(tf.constant(image), [h * factor, w * factor], half_pixel_centers=True)
+    with tf.Session() as sess:
+        ours, theirs = sess.run([up, reference])
+    assert ours.shape == (1, h * factor, w * factor, 3)
+    m = factor  # the borders differ only because a transposed conv sees zeros outside the image
+    np.testing.assert_allclose(ours[:, m:-m, m:-m], theirs[:, m:-m, m:-m], atol=1e-5)
+    assert np.abs(ours - theirs).max() > 1e-3  # ...and they do differ there, so the check is not vacuous
+
+
+def test_fcn_learnable_upsampling_starts_bilinear_and_is_trainable():
+    images = tf.placeholder(tf.float32, [1, 64, 64, 3])
+    model = arch.build_arch("resnet_v1_18", "FCN", 5, is_training=True, fcn16=True, fcn8=True,
+                            trainable_upsampling=True)
+    model.build(images)
+    ups = [v for v in model.decoder_variables() if "upsample_x2" in v.op.name]
+    assert len(ups) == 2 and all(v in tf.trainable_variables() for v in ups)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for value in sess.run(ups):
+            np.testing.assert_array_equal(value, arch.bilinear_kernel(2, 5))
+
+
+def test_zero_init_skips_start_at_zero():
+    images = tf.placeholder(tf.float32, [1, 64, 64, 3])
+    model = arch.build_arch("resnet_v1_18", "FCN", 4, fcn16=True, fcn8=True, zero_init_skips=True)
+    model.build(images)
+    skips = [v for v in model.decoder_variables() if "score_skip" in v.op.name]
+    assert len(skips) == 4  # weights + biases for the 16 and 8 skips
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        assert all(not np.any(value) for value in sess.run(skips))
+
+
+@pytest.mark.parametrize("size", [(360, 480), (512, 512)])
+@pytest.mark.parametrize("basenet", nets.NAMES)
+def test_every_net_and_decoder_builds_full_resolution_logits(basenet, size):
+    for variant, (decoder, flags) in DECODER_VARIANTS.items():
+        with tf.Graph().as_default():
+            images = tf.placeholder(tf.float32, [1, size[0], size[1], 3])
+            model = arch.build_arch(basenet, decoder, 12, is_training=False, **flags)
+            logits = model.build(images)
+            assert logits.shape.as_list() == [1, size[0], size[1], 12], (basenet, variant)
+            fe, dec = set(model.fe_variables()), set(model.decoder_variables())
+            assert fe and dec and not fe & dec
+            assert fe | dec == set(tf.global_variables())
+
+
+def test_fcn_variants_use_the_requested_skips():
+    expected = {"FCN32": [], "FCN16": [16], "FCN8": [16, 8], "FCN4": [16, 8, 4]}
+    for variant, strides in expected.items():
+        with tf.Graph().as_default():
+            decoder, flags = DECODER_VARIANTS[variant]
+            model = arch.build_arch("mobilenet_v1", decoder, 3, **flags)
+            model.build(tf.placeholder(tf.float32, [1, 64, 64, 3]))
+            names = {v.op.name for v in model.decoder_variables()}
+            assert {"decoder/up%d/score_skip/weights" % s for s in strides} <= names
+            assert sum("score_skip/weights" in n for n in names) == len(strides)
+
+
+def test_any_input_size_is_padded_inside_and_cropped_back():
+    images = tf.placeholder(tf.float32, [2, 100, 130, 3])
+    logits = arch.build_arch("resnet_v1_18", "LinkNet", 6).build(images)
+    assert logits.shape.as_list() == [2, 100, 130, 6]
+    with tf.Graph().as_default():
+        dynamic = tf.placeholder(tf.float32, [None, None, None, 3])
+        logits = arch.build_arch("resnet_v1_18", "FCN", 6, fcn8=True).build(dynamic)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            out = sess.run(logits, {dynamic: np.zeros((1, 75, 97, 3), np.float32)})
+        assert out.shape == (1, 75, 97, 6)
+
+
+def test_unknown_decoder_lists_valid_names():
+    with pytest.raises(arch.UnknownDecoderError) as err:
+        arch.get_arch_class("SegNetX")
+    assert "FCN" in str(err.value) and "LinkNet" in str(err.value)
+    assert arch.get_arch_class("linknet").name == "LinkNet"
+    assert arch.get_arch_class(None).name == "FCN"
+
+
+def _train_steps(decoder, flags, steps=4):
+    """Few Adam steps on a fixed random batch whose labels are the image quadrants; returns the losses."""
+    rng = np.random.RandomState(0)
+    images = tf.constant(rng.randn(2, 64, 64, 3).astype(np.float32))
+    rows, cols = np.mgrid[:64, :64]
+    quadrants = (rows >= 32) * 2 + (cols >= 32)
+    labels = tf.constant(np.stack([quadrants, quadrants]).astype(np.int32))
+    model = arch.build_arch("resnet_v1_18", decoder, 4, is_training=True, **flags)
+    logits = model.build(images)
+    loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
+    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+        train_op = tf.train.AdamOptimizer(1e-3).minimize(loss)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        losses = [sess.run([train_op, loss])[1] for _ in range(steps)]
+        losses.append(sess.run(loss))
+    return losses
+
+
+@pytest.mark.parametrize("variant", list(DECODER_VARIANTS))
+def test_one_training_step_runs_for_each_decoder(variant):
+    decoder, flags = DECODER_VARIANTS[variant]
+    losses = _train_steps(decoder, dict(flags, trainable_upsampling=True))
+    assert all(np.isfinite(losses))
+    assert losses[-1] < losses[0]

@@ -1,0 +1,322 @@
+"""Train a segmentation net: `python train.py --basenet resnet_v1_18 --extended_arch LinkNet --dataset_family camvid &`
+
+Reads top to bottom like the data path: tfrecords -> tf.data (one feedable
+iterator for training and the quarter-validation monitor) -> feature extractor
+-> decoder -> loss / metrics -> run folder (runargs, runlog, checkpoints,
+TensorBoard events) under tmp/<YYYYMMDD>_<NETNAME>__<#RUN>.
+
+Nothing is lost: SIGINT/SIGTERM save a final checkpoint and exit cleanly,
+`--resume <run folder>` continues at the same step, epoch and learning-rate
+schedule, and a NaN/Inf loss stops the run keeping the last good checkpoint.
+"""
+import argparse
+import math
+import os
+import signal
+import sys
+import time
+
+from utils.flags import add_bool_flag, add_gpu_flag, apply_gpu_flag
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_RUNS_ROOT = os.path.join(HERE, "tmp")
+
+# Settings that define the model and data; --resume takes them from runargs, never from the command line.
+RUN_SETTINGS = ("basenet", "extended_arch", "trainable_upsampling", "fcn16", "fcn8", "fcn4", "zero_init_skips",
+                "output_stride", "batch_size", "epochs", "max_steps", "learnrate", "momentum", "difflr", "decaylr",
+                "pixels", "datapath", "num_classes", "total_train_images", "dataset_family", "modelspath",
+                "pretrained", "weight_decay", "seed", "val_every", "val_fraction", "save_every", "augment",
+                "aux_loss_weight", "xla", "mixed_precision")
+
+EXIT_NAN = 3
+
+
+def build_parser():
+    import arch
+    import nets
+    from utils import datasets
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    net = parser.add_argument_group("net")
+    net.add_argument("--basenet", default="resnet_v1_18", choices=nets.NAMES, help="feature extractor (encoder)")
+    net.add_argument("--extended_arch", default="FCN",
+                     help="decoder: %s" % ", ".join(arch.decoder_names()))
+    add_bool_flag(net, "trainable_upsampling", False, "learnable x2 upsampling, initialised to bilinear")
+    add_bool_flag(net, "fcn16", True, "FCN: stride-16 skip connection")
+    add_bool_flag(net, "fcn8", False, "FCN: stride-8 skip connection")
+    add_bool_flag(net, "fcn4", False, "FCN: stride-4 skip connection")
+    add_bool_flag(net, "zero_init_skips", False, "FCN: start skip scores at zero (VGG-FCN16 needs it)")
+    net.add_argument("--output_stride", type=int, default=None, choices=[8, 16, 32],
+                     help="dilate the encoder beyond this stride (atrous convolutions)")
+    net.add_argument("--aux_loss_weight", type=float, default=0.4, help="weight of auxiliary heads (PSPNet)")
+
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--batch_size", type=int, default=16)
+    opt.add_argument("--epochs", type=float, default=45)
+    opt.add_argument("--max_steps", type=int, default=None, help="stop after this many steps (overrides --epochs)")
+    opt.add_argument("--learnrate", type=float, default=3e-4, help="Adam learning rate")
+    opt.add_argument("--momentum", type=float, default=0.9, help="Adam beta1")
+    opt.add_argument("--difflr", type=float, default=1.0, help="decoder learning rate = learnrate * difflr")
+    add_bool_flag(opt, "decaylr", False, "divide the rate by 10 at 1/3 and 2/3 of training")
+    opt.add_argument("--weight_decay", type=float, default=1e-4, help="L2 weight decay")
+    opt.add_argument("--seed", type=int, default=None, help="random seed (graph, data order, augmentation)")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset_family", default="camvid", choices=datasets.names())
+    data.add_argument("--datapath", default="/data", help="root of <dataset_family>/training.tfrecords")
+    data.add_argument("--pixels", type=int, default=512, help="larger side scaled to this, padded square; 0 = native")
+    data.add_argument("--num_classes", type=int, default=None, help="default: the dataset's")
+    data.add_argument("--total_train_images", type=int, default=None, help="default: the dataset's")
+    add_bool_flag(data, "augment", True, "random flip, stretch and crop")
+
+    init = parser.add_argument_group("initialisation")
+    init.add_argument("--modelspath", default="/data/models", help="folder of ImageNet slim checkpoints")
+    init.add_argument("--pretrained", default=None,
+                      help="encoder checkpoint; default <modelspath>/<net's file>; 'none' = from scratch")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--runs_root", default=DEFAULT_RUNS_ROOT, help="where run folders are created")
+    run.add_argument("--resume", default=None, metavar="RUN_FOLDER", help="continue a run where it stopped")
+    run.add_argument("--val_every", type=int, default=200, help="steps between quarter-validation monitors")
+    run.add_argument("--val_fraction", type=float, default=0.25, help="share of the val set per monitor")
+    run.add_argument("--save_every", type=int, default=2000, help="keep a checkpoint every N steps")
+    run.add_argument("--log_every", type=int, default=20, help="steps between runlog lines")
+    run.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0 = TF default)")
+    add_bool_flag(run, "xla", False, "XLA JIT compilation of the graph")
+    add_bool_flag(run, "mixed_precision", False, "float16 compute with loss scaling (GPUs)")
+    add_gpu_flag(run)
+    run.add_argument("--verbose", action="store_true", help="show TensorFlow's own log")
+    return parser
+
+
+# ----------------------------------------------------------------------------- settings
+def resolve_settings(args):
+    """Fill defaults the data knows, or take everything from runargs when resuming."""
+    from utils import datasets, runfolder
+    if args.resume:
+        saved = runfolder.read_runargs(args.resume)
+        settings = dict(saved)
+        settings.update(resume=args.resume, runs_root=args.runs_root, log_every=args.log_every,
+                        threads=args.threads, gpu=args.gpu)
+        return settings
+    settings = {key: getattr(args, key) for key in RUN_SETTINGS}
+    settings.update(runs_root=args.runs_root, log_every=args.log_every, threads=args.threads, gpu=args.gpu,
+                    resume=None)
+    info = datasets.load_info(args.datapath, args.dataset_family)
+    settings["num_classes"] = args.num_classes or info["num_classes"]
+    settings["total_train_images"] = args.total_train_images or info["records"]["training"]
+    settings["num_val_images"] = info["records"].get("validation", 0)
+    settings["ignore_label"] = info["ignore_label"]
+    settings["class_names"] = info["class_names"]
+    settings["palette"] = info["palette"]
+    if args.seed is None:
+        settings["seed"] = int(time.time()) % 100000
+    settings["pretrained"] = resolve_pretrained(args)
+    settings["total_steps"] = total_steps(settings)
+    settings["net_name"] = net_name(settings)
+    return settings
+
+
+def total_steps(settings):
+    if settings.get("max_steps"):
+        return int(settings["max_steps"])
+    return max(1, int(math.ceil(settings["epochs"] * settings["total_train_images"] / settings["batch_size"])))
+
+
+def net_name(settings):
+    from utils import runfolder
+    import arch
+    decoder = arch.get_arch_class(settings["extended_arch"]).name
+    return runfolder.net_name(settings["basenet"], decoder, settings["fcn16"], settings["fcn8"], settings["fcn4"])
+
+
+def resolve_pretrained(args):
+    """Checkpoint path, or None for --pretrained none; a missing file stops with what to do."""
+    import nets
+    if args.pretrained is not None and args.pretrained.lower() in ("none", "scratch", ""):
+        return None
+    path = args.pretrained or os.path.join(args.modelspath, nets.get(args.basenet).checkpoint)
+    if not (os.path.exists(path) or os.path.exists(path + ".index")):
+        expected = nets.get(args.basenet).checkpoint
+        raise SystemExit(
+            "error: pretrained checkpoint for %s not found: %s\n"
+            "  expected the TF-Slim ImageNet checkpoint '%s' under --modelspath %s\n"
+            "  (download it from the TF-Slim model zoo, or pass --pretrained /path/to/file.ckpt),\n"
+            "  or pass --pretrained none to train from scratch."
+            % (args.basenet, path, expected, args.modelspath))
+    return path
+
+
+# ----------------------------------------------------------------------------- graph
+class TrainGraph:
+    """Everything the loop runs: one graph, a feedable iterator over train and val data."""
+
+    def __init__(self, settings):
+        import arch
+        import nets
+        from utils import input_pipeline, training
+        from utils.tf1 import tf
+
+        s = settings
+        tf.set_random_seed(s["seed"])
+        fe = nets.get(s["basenet"])
+        common = dict(preprocessing=fe.preprocessing, pixels=s["pixels"], batch_size=s["batch_size"],
+                      ignore_label=s["ignore_label"])
+        train_files = input_pipeline.dataset_files(s["datapath"], s["dataset_family"], "training")
+        val_files = input_pipeline.dataset_files(s["datapath"], s["dataset_family"], "validation")
+        train_data = input_pipeline.make_dataset(train_files, training=True, augment=s["augment"],
+                                                 seed=s["seed"], repeat=True, drop_remainder=True, **common)
+        val_data = input_pipeline.make_dataset(val_files, training=True, augment=False, seed=s["seed"] + 1,
+                                               repeat=True, drop_remainder=False, **common)
+
+        self.handle = tf.placeholder(tf.string, [], name="dataset_handle")
+        iterator = tf.data.Iterator.from_string_handle(
+            self.handle, tf.data.get_output_types(train_data), tf.data.get_output_shapes(train_data))
+        self.train_iterator = tf.data.make_one_shot_iterator(train_data)
+        self.val_iterator = tf.data.make_one_shot_iterator(val_data)
+        batch = iterator.get_next()
+        self.images, self.labels = batch["image"], batch["label"]
+        self.is_training = tf.placeholder_with_default(False, [], name="is_training")
+
+        self.model = arch.build_arch(
+            s["basenet"], s["extended_arch"], s["num_classes"], is_training=self.is_training,
+            fcn16=s["fcn16"], fcn8=s["fcn8"], fcn4=s["fcn4"], trainable_upsampling=s["trainable_upsampling"],
+            zero_init_skips=s["zero_init_skips"], output_stride=s["output_stride"], weight_decay=s["weight_decay"])
+        self.logits = self.model.build(self.images)
+
+        n, ignore = s["num_classes"], s["ignore_label"]
+        self.loss = training.segmentation_loss(self.logits, self.labels, n, ignore)
+        aux = [training.segmentation_loss(a, self.labels, n, ignore) for a in self.model.aux_logits]
+        self.total_loss = self.loss + s["aux_loss_weight"] * tf.add_n(aux) if aux else self.loss
+        self.total_loss += tf.losses.get_regularization_loss()
+        self.confusion = training.batch_confusion(self.logits, self.labels, n, ignore)
+        self.predictions = tf.argmax(self.logits, axis=-1, output_type=tf.int32)
+
+        self.global_step = tf.train.get_or_create_global_step()
+        self.learning_rate = training.learning_rate(self.global_step, s["learnrate"], s["total_steps"], s["decaylr"])
+        trainable = set(tf.trainable_variables())
+        encoder_vars = [v for v in self.model.fe_variables() if v in trainable]
+        decoder_vars = [v for v in tf.trainable_variables() if v not in set(encoder_vars)]
+        self.train_op = training.train_op(self.total_loss, self.global_step, self.learning_rate, s["momentum"],
+                                          encoder_vars, decoder_vars, s["difflr"])
+        self.init = tf.global_variables_initializer()
+        self.latest_saver = tf.train.Saver(max_to_keep=1, name="latest_saver")
+        self.milestone_saver = tf.train.Saver(max_to_keep=None, name="milestone_saver")
+
+
+# ----------------------------------------------------------------------------- loop
+class StopRequest:
+    """SIGINT/SIGTERM set a flag; the loop saves and exits at the next step boundary."""
+
+    def __init__(self):
+        self.signal = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # second signal: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+
+
+def train(settings):
+    from utils import runfolder
+    from utils.monitor import Monitor
+    from utils.tf1 import tf
+
+    folder = settings["resume"] or runfolder.create(settings["runs_root"], settings["net_name"])
+    if not settings["resume"]:
+        runfolder.write_runargs(folder, {k: v for k, v in settings.items() if k not in ("resume",)})
+    graph = TrainGraph(settings)
+    config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=settings["threads"],
+                            inter_op_parallelism_threads=settings["threads"])
+    config.gpu_options.allow_growth = True
+    if settings.get("xla"):
+        config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
+
+    monitor = Monitor(folder, settings, graph)
+    stop = StopRequest()
+    with tf.Session(config=config) as sess:
+        sess.run(graph.init)
+        start_step = restore(sess, graph, settings, folder, monitor)
+        handles = sess.run([graph.train_iterator.string_handle(), graph.val_iterator.string_handle()])
+        train_feed = {graph.handle: handles[0], graph.is_training: True}
+        monitor.start(sess, handles[1], start_step)
+        step = start_step
+        last_good = None
+        while step < settings["total_steps"]:
+            tic = time.time()
+            _, loss, confusion, step, lr = sess.run(
+                [graph.train_op, graph.loss, graph.confusion, graph.global_step, graph.learning_rate], train_feed)
+            if not math.isfinite(loss):
+                monitor.log("loss is %s at step %d: stopping. The last good checkpoint is kept: %s. "
+                            "Try a lower --learnrate, or check the data with utils/label_checker.py."
+                            % (loss, step, last_good or "none saved yet"))
+                monitor.close()
+                return EXIT_NAN
+            monitor.after_step(sess, step, loss, lr, confusion, time.time() - tic)
+            if step % settings["val_every"] == 0 or step == settings["total_steps"]:
+                monitor.validate(sess, step)
+                last_good = save(sess, graph, folder, step, settings, latest=True)
+            if step % settings["save_every"] == 0:
+                last_good = save(sess, graph, folder, step, settings, latest=False)
+            if stop.signal is not None:
+                last_good = save(sess, graph, folder, step, settings, latest=True)
+                monitor.log("stopped by signal %d at step %d; checkpoint %s; continue with: "
+                            "python train.py --resume %s" % (stop.signal, step, last_good, folder))
+                monitor.close()
+                return 0
+        save(sess, graph, folder, step, settings, latest=True)
+        monitor.log("done: %d steps, run folder %s" % (step, folder))
+        monitor.close()
+    return 0
+
+
+def restore(sess, graph, settings, folder, monitor):
+    """Resume from the run folder, or initialise the encoder from its ImageNet checkpoint."""
+    from nets import checkpoints
+    from utils import runfolder
+    if settings["resume"]:
+        path = runfolder.checkpoint_path(folder)
+        graph.latest_saver.restore(sess, path)
+        step = int(sess.run(graph.global_step))
+        monitor.log("resumed from %s at step %d" % (path, step))
+        return step
+    if settings["pretrained"]:
+        report = checkpoints.restore_feature_extractor(sess, settings["pretrained"], graph.model.fe.scope)
+        restored = set(report.restored)
+        monitor.log("restored %d encoder variables from %s:" % (len(restored), settings["pretrained"]))
+        monitor.log_names("  restored ", sorted(restored))
+        monitor.log_names("  new      ", _new_variable_names(restored))
+    else:
+        monitor.log("training from scratch (--pretrained none): all variables are new")
+    return 0
+
+
+def _new_variable_names(restored):
+    from utils.tf1 import tf
+    return sorted(v.op.name for v in tf.global_variables() if v.op.name not in restored)
+
+
+def save(sess, graph, folder, step, settings, latest):
+    from utils import runfolder
+    if latest:
+        directory = os.path.join(folder, runfolder.LATEST_DIR)
+        os.makedirs(directory, exist_ok=True)
+        return graph.latest_saver.save(sess, os.path.join(directory, runfolder.CKPT_PREFIX), global_step=step,
+                                       write_meta_graph=False)
+    return graph.milestone_saver.save(sess, os.path.join(folder, runfolder.CKPT_PREFIX), global_step=step,
+                                      write_meta_graph=False)
+
+
+def main(argv=None):
+    early = argparse.ArgumentParser(add_help=False)
+    add_gpu_flag(early)
+    apply_gpu_flag(early.parse_known_args(argv)[0].gpu)  # before anything imports TensorFlow
+    args = build_parser().parse_args(argv)
+    settings = resolve_settings(args)
+    return train(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

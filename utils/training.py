@@ -1,0 +1,73 @@
+"""Training graph pieces: loss with ignore pixels, learning-rate schedule, (differential) Adam.
+
+Kept apart from train.py so benchmarks and tests build exactly the same step.
+"""
+from utils.tf1 import tf
+
+
+def valid_pixels(labels, num_classes, ignore_label):
+    """Pixels that carry a loss: a real class (not the ignore label, not padding)."""
+    valid = tf.logical_and(labels >= 0, labels < num_classes)
+    if ignore_label is not None and 0 <= ignore_label < num_classes:
+        valid = tf.logical_and(valid, tf.not_equal(labels, ignore_label))
+    return valid
+
+
+def segmentation_loss(logits, labels, num_classes, ignore_label):
+    """Mean softmax cross-entropy over the valid pixels; ignore pixels carry no loss."""
+    valid = valid_pixels(labels, num_classes, ignore_label)
+    safe_labels = tf.where(valid, labels, tf.zeros_like(labels))
+    per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels,
+                                                               logits=tf.cast(logits, tf.float32))
+    weights = tf.cast(valid, tf.float32)
+    return tf.reduce_sum(per_pixel * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+def batch_confusion(logits, labels, num_classes, ignore_label):
+    """C x C confusion matrix (rows = truth) of one batch, ignore pixels left out."""
+    valid = valid_pixels(labels, num_classes, ignore_label)
+    predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return tf.math.confusion_matrix(tf.boolean_mask(labels, valid), tf.boolean_mask(predictions, valid),
+                                    num_classes=num_classes, dtype=tf.int64)
+
+
+def decay_boundaries(total_steps):
+    """seg-mentor's schedule: /10 at one and two thirds of training (15 and 30 of 45 epochs)."""
+    return [max(1, total_steps // 3), max(2, (2 * total_steps) // 3)]
+
+
+def learning_rate(global_step, base_lr, total_steps, decay):
+    if not decay:
+        return tf.constant(base_lr, tf.float32, name="learning_rate")
+    return tf.train.piecewise_constant(global_step, decay_boundaries(total_steps),
+                                       [base_lr, base_lr / 10.0, base_lr / 100.0], name="learning_rate")
+
+
+def learning_rate_at(step, base_lr, total_steps, decay):
+    """Python mirror of `learning_rate` (for logs and tests)."""
+    if not decay:
+        return base_lr
+    first, second = decay_boundaries(total_steps)
+    return base_lr if step <= first else base_lr / 10.0 if step <= second else base_lr / 100.0
+
+
+def train_op(total_loss, global_step, lr, beta1, encoder_vars, decoder_vars, difflr=1.0):
+    """Adam on all trainable variables; with difflr != 1 the decoder gets lr * difflr.
+
+    Adam is invariant to gradient scale, so a differential rate needs a second
+    optimizer rather than scaled gradients.  Batch-norm moving averages are
+    updated with the step (UPDATE_OPS).
+    """
+    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+    variables = list(encoder_vars) + list(decoder_vars)
+    with tf.control_dependencies(update_ops):
+        if difflr == 1.0 or not encoder_vars or not decoder_vars:
+            return tf.train.AdamOptimizer(lr, beta1=beta1).minimize(
+                total_loss, global_step=global_step, var_list=variables)
+        grads = tf.gradients(total_loss, variables)
+        n = len(encoder_vars)
+        encoder_step = tf.train.AdamOptimizer(lr, beta1=beta1, name="Adam").apply_gradients(
+            list(zip(grads[:n], variables[:n])))
+        decoder_step = tf.train.AdamOptimizer(lr * difflr, beta1=beta1, name="AdamDecoder").apply_gradients(
+            list(zip(grads[n:], variables[n:])), global_step=global_step)
+        return tf.group(encoder_step, decoder_step, name="train_op")
