@@ -1,0 +1,262 @@
+"""What every dataset family provides, and the file-reading helpers they share.
+
+A family (one module per dataset) knows its classes, palette, ignore label and
+default --pixels, which converter CLI arguments it needs, how to enumerate
+(image, label, name) examples per split from the published layout, and how to
+turn a label file into a uint8 map of class indices.  The converter
+(utils/tfrecordify.py) does the rest: reading, validating, writing records.
+
+Splits are named after the record files they end up in: 'training',
+'validation', 'test' (aliases 'train', 'val' are accepted everywhere).
+"""
+import dataclasses
+import io
+import os
+import random
+
+import numpy as np
+from PIL import Image
+
+SPLITS = ("training", "validation", "test")
+SPLIT_ALIASES = {"train": "training", "training": "training", "val": "validation",
+                 "validation": "validation", "test": "test", "testing": "test"}
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
+
+
+class DatasetError(Exception):
+    """A problem with the source data that stops the conversion."""
+
+
+class UnreadableFileError(DatasetError):
+    """An image or label file that cannot be decoded: skipped unless --strict."""
+
+
+class LabelValueError(DatasetError):
+    """Label values that are neither a class index nor the ignore label."""
+
+
+class SizeMismatchError(DatasetError):
+    """Image and label of one example differ in height/width."""
+
+
+class EmptySplitError(DatasetError):
+    """A split with no examples (or none left after skipping)."""
+
+
+def canonical_split(split):
+    """'train'/'val'/... -> 'training'/'validation'/'test'."""
+    try:
+        return SPLIT_ALIASES[split]
+    except KeyError:
+        raise ValueError("unknown split %r; valid: %s" % (split, ", ".join(SPLITS))) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """One (image, label) pair.  `name` goes into the record as image/filename."""
+    name: str
+    image_path: str
+    label_path: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageData:
+    """An image as it goes into a record: encoded bytes, their format and size."""
+    encoded: bytes
+    format: str  # 'png' or 'jpeg'
+    height: int
+    width: int
+
+
+def read_image(path):
+    """Decode fully (to catch truncation), keep the original bytes when PNG/JPEG RGB/gray.
+
+    Anything else (palette, RGBA, 16-bit, BMP, TIFF, ...) is re-encoded as RGB PNG
+    so the TF pipeline only ever sees PNG or JPEG with 1 or 3 channels.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Exception as error:  # PIL raises many types for bad files
+        raise UnreadableFileError("%s: cannot read image (%s)" % (path, _why(error))) from error
+    fmt = {"PNG": "png", "JPEG": "jpeg"}.get(image.format)
+    if fmt is None or image.mode not in ("RGB", "L"):
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, "PNG", compress_level=1)
+        data, fmt = buffer.getvalue(), "png"
+    return ImageData(encoded=data, format=fmt, height=image.height, width=image.width)
+
+
+def _why(error):
+    return "%s: %s" % (type(error).__name__, error) if str(error) else type(error).__name__
+
+
+def read_index_png(path):
+    """A label image whose pixel values are class indices (mode L, P or I) -> 2-D array."""
+    try:
+        image = Image.open(path)
+        image.load()
+    except Exception as error:
+        raise UnreadableFileError("%s: cannot read label (%s)" % (path, _why(error))) from error
+    if image.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
+        raise LabelValueError("%s: label image has mode %s; expected a single-channel map of class "
+                              "indices (mode L or P)" % (path, image.mode))
+    return np.asarray(image)
+
+
+def encode_png(array):
+    """uint8 HxW (or HxWx3) array -> PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def check_label_values(label, num_classes, ignore_label, name):
+    """Raise LabelValueError naming the file and the offending values."""
+    values = np.unique(label)
+    bad = [int(v) for v in values if not (0 <= v < num_classes or v == ignore_label)]
+    if bad:
+        raise LabelValueError("%s: label values %s are neither a class (0..%d) nor the ignore label %s"
+                              % (name, bad[:20], num_classes - 1, ignore_label))
+
+
+def as_uint8_label(label, name):
+    """Any integer label array -> uint8, refusing values that would wrap around."""
+    label = np.asarray(label)
+    if label.dtype == np.uint8:
+        return label
+    if label.size and (label.min() < 0 or label.max() > 255):
+        bad = np.unique(label[(label < 0) | (label > 255)])
+        raise LabelValueError("%s: label values %s do not fit uint8" % (name, bad[:20].tolist()))
+    return label.astype(np.uint8)
+
+
+def apply_lut(raw, lut, name):
+    """Map raw label ids through `lut` (int array, -1 = id not allowed); name bad ids."""
+    raw = np.asarray(raw)
+    if raw.size and (raw.min() < 0 or raw.max() >= len(lut)):
+        bad = np.unique(raw[(raw < 0) | (raw >= len(lut))])
+        raise LabelValueError("%s: raw label ids %s are unknown" % (name, bad[:20].tolist()))
+    mapped = np.asarray(lut)[raw]
+    if mapped.size and mapped.min() < 0:
+        bad = np.unique(raw[mapped < 0])
+        raise LabelValueError("%s: raw label ids %s are unknown" % (name, bad[:20].tolist()))
+    return mapped.astype(np.uint8)
+
+
+def holdout_split(names, fraction, seed):
+    """Deterministic (training, validation) split of `names` for sets without a val split.
+
+    The names are sorted first, so the split depends only on the set of names,
+    the fraction and the seed - never on directory listing order.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError("val_fraction must be in [0, 1), got %r" % fraction)
+    ordered = sorted(names)
+    random.Random(seed).shuffle(ordered)
+    count = int(round(len(ordered) * fraction))
+    if fraction > 0 and count == 0 and len(ordered) > 1:
+        count = 1
+    validation = set(ordered[:count])
+    return ([n for n in sorted(names) if n not in validation],
+            [n for n in sorted(names) if n in validation])
+
+
+def stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def list_images(folder):
+    """Sorted image files (by extension) directly inside `folder`; [] if it does not exist."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                  if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
+
+
+class DatasetFamily:
+    """Base class: metadata as class attributes, source paths as constructor options.
+
+    Subclasses set the metadata and implement `splits`, `examples` and (when the
+    label file is not already a PNG of class indices) `read_label`.
+    """
+    name = ""
+    class_names = ()
+    palette = ()
+    ignore_label = 255
+    default_pixels = 512
+    data_subdir = None  # folder under --datapath holding the records; None -> name
+    description = ""
+
+    def __init__(self, datapath="/data", **options):
+        self.datapath = datapath
+        self.options = options
+
+    # --- metadata -------------------------------------------------------
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @classmethod
+    def subdir(cls):
+        return cls.data_subdir or cls.name
+
+    def info(self):
+        """The metadata part of dataset.json."""
+        return {"family": self.name, "class_names": list(self.class_names),
+                "palette": [list(map(int, c)) for c in self.palette],
+                "num_classes": self.num_classes, "ignore_label": int(self.ignore_label),
+                "default_pixels": int(self.default_pixels)}
+
+    # --- converter interface ---------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser):
+        """Add this family's converter CLI arguments (source paths, options)."""
+
+    @classmethod
+    def from_args(cls, args):
+        """Build from an argparse namespace holding --datapath and this family's arguments."""
+        probe = _ArgCollector()
+        cls.add_arguments(probe)
+        options = {dest: getattr(args, dest) for dest in probe.dests if hasattr(args, dest)}
+        return cls(datapath=args.datapath, **options)
+
+    def option(self, key, default=None):
+        value = self.options.get(key)
+        return default if value is None else value
+
+    def source_path(self, key, *default_parts):
+        """A source folder option, defaulting to <datapath>/<default_parts...>."""
+        return os.path.expanduser(self.option(key, os.path.join(self.datapath, *default_parts)))
+
+    def splits(self):
+        """Split names (from SPLITS) this source provides labelled data for."""
+        raise NotImplementedError
+
+    def examples(self, split):
+        """list[Example] of a split, in a deterministic order."""
+        raise NotImplementedError
+
+    def read_label(self, example):
+        """uint8 HxW class indices (ignore_label where unlabelled)."""
+        return as_uint8_label(read_index_png(example.label_path), example.label_path)
+
+    def source_description(self):
+        """Source options, recorded in dataset.json."""
+        return {k: v for k, v in self.options.items() if v is not None}
+
+
+class _ArgCollector:
+    """Stands in for an argparse parser to learn the `dest` names a family defines."""
+
+    def __init__(self):
+        self.dests = []
+
+    def add_argument(self, *flags, **kwargs):
+        dest = kwargs.get("dest") or flags[0].lstrip("-").replace("-", "_")
+        self.dests.append(dest)
+
+    def add_argument_group(self, *args, **kwargs):
+        return self

@@ -1,0 +1,286 @@
+"""The one tf.data input pipeline: training, validation, testing and benchmarks all use it.
+
+    files = dataset_files(datapath, "camvid", "training")
+    info = load_dataset_info(datapath, "camvid")          # num_classes, ignore_label, ...
+    train = make_dataset(files, "vgg", pixels=512, batch_size=8, ignore_label=info["ignore_label"],
+                         training=True, seed=None)
+    val = make_dataset(dataset_files(datapath, "camvid", "validation"), "vgg", pixels=512,
+                       batch_size=8, ignore_label=info["ignore_label"], training=False)
+    feed = make_feedable_iterator(train, val)              # one graph, a handle switches datasets
+
+Each element is a dict:
+    image    float32 [B, P, P, 3]  already normalised for the net (padding = 0 after normalisation)
+    label    int32   [B, P, P]     class indices, padding = ignore_label
+    height, width  int32 [B]       original size
+    scale    float32 [B]           resize factor original -> network input (before augmentation)
+    filename string  [B]
+With pixels=P the larger image side becomes P and the image sits in the
+top-left corner of the PxP canvas: the valid region is scaled_size(h, w, P).
+With pixels=0 images keep their native size and a batch is padded to its
+largest member.  Everything runs as TF ops inside a parallel map (no py_func).
+
+Augmentation (training): per-axis stretch in scale_range, horizontal flip,
+random crop back to PxP (zero/ignore padding first when the stretched image is
+smaller).  Randomness is stateless and seeded per element, so with `seed` the
+batches are reproducible whatever the parallelism; without it the map runs
+non-deterministically (faster).
+"""
+import collections
+import os
+
+from utils import datasets
+from utils.tf1 import tf
+from utils.tfrecord_io import find_record_files, parse_record
+
+AUTOTUNE = tf.data.experimental.AUTOTUNE
+DATASET_JSON = "dataset.json"
+
+
+# --- where the records are ------------------------------------------------
+def dataset_dir(datapath, family):
+    return os.path.join(datapath, datasets.get(family).subdir())
+
+
+def conversion_command(datapath, family):
+    """The command that writes <datapath>/<family>/*.tfrecords."""
+    return "python utils/tfrecordify.py --dataset_family %s --datapath %s" % (family, datapath)
+
+
+def dataset_files(datapath, family, split, directory=None):
+    """Record files of a split (single file or complete shard set).
+
+    Missing records raise FileNotFoundError whose message is the command to make them.
+    """
+    split = datasets.canonical_split(split)
+    directory = directory or dataset_dir(datapath, family)
+    files = find_record_files(directory, split)
+    if not files:
+        raise FileNotFoundError(
+            "no %s records for %s in %s (expected %s.tfrecords or %s.tfrecords-*-of-*); create them with:\n"
+            "  %s\n(add the family's source path argument, see --help, if the raw data is not under %s)"
+            % (split, family, directory, split, split, conversion_command(datapath, family),
+               os.path.join(datapath, datasets.get(family).subdir())))
+    return files
+
+
+def load_dataset_info(datapath, family, directory=None):
+    """dataset.json of the converted family; without it, the family's built-in metadata.
+
+    Keys used by training: num_classes, ignore_label, class_names, palette,
+    default_pixels, total_train_images (None when unknown).
+    """
+    import json
+    directory = directory or dataset_dir(datapath, family)
+    path = os.path.join(directory, DATASET_JSON)
+    if os.path.isfile(path):
+        with open(path) as handle:
+            info = json.load(handle)
+        if info.get("family") != family:
+            raise ValueError("%s describes family %r, not %r" % (path, info.get("family"), family))
+        return info
+    cls = datasets.get(family)
+    if not cls.class_names:
+        raise FileNotFoundError("%s is missing and family %r has no built-in classes; create it with:\n  %s"
+                                % (path, family, conversion_command(datapath, family)))
+    return {"family": family, "class_names": list(cls.class_names),
+            "palette": [list(c) for c in cls.palette], "num_classes": len(cls.class_names),
+            "ignore_label": cls.ignore_label, "default_pixels": cls.default_pixels,
+            "total_train_images": None, "splits": {}}
+
+
+# --- geometry ---------------------------------------------------------------
+def scaled_size(height, width, pixels):
+    """(h, w) after scaling the larger side to `pixels` - exactly what the pipeline computes."""
+    if not pixels:
+        return height, width
+    larger = max(height, width)
+    return (height * pixels + larger // 2) // larger, (width * pixels + larger // 2) // larger
+
+
+def _fit_size(height, width, pixels):
+    """TF twin of scaled_size (integer arithmetic, identical rounding) + float scale."""
+    larger = tf.maximum(height, width)
+    new_h = (height * pixels + larger // 2) // larger
+    new_w = (width * pixels + larger // 2) // larger
+    return new_h, new_w, tf.cast(pixels, tf.float32) / tf.cast(larger, tf.float32)
+
+
+def _pad_to(tensor, height, width, value):
+    """Pad bottom/right up to (height, width); never crops."""
+    shape = tf.shape(tensor)
+    pad_h, pad_w = tf.maximum(height - shape[0], 0), tf.maximum(width - shape[1], 0)
+    paddings = [[0, pad_h], [0, pad_w]] + [[0, 0]] * (len(tensor.shape) - 2)
+    return tf.pad(tensor, paddings, constant_values=value)
+
+
+def resolve_preprocessing(preprocessing):
+    """None (keep [0, 255]), a nets.preprocessing key ('vgg', ...), a net name, or a callable."""
+    if preprocessing is None:
+        return lambda images: images
+    if callable(preprocessing):
+        return preprocessing
+    from nets import preprocessing as net_preprocessing
+    if preprocessing in net_preprocessing.PREPROCESSORS:
+        return net_preprocessing.PREPROCESSORS[preprocessing]
+    import nets
+    if preprocessing in nets.NAMES:
+        return nets.get(preprocessing).preprocess
+    raise ValueError("unknown preprocessing %r; use one of %s, a net name, or a callable"
+                     % (preprocessing, sorted(net_preprocessing.PREPROCESSORS)))
+
+
+# --- the per-example map ------------------------------------------------------
+def _make_example_fn(normalise, pixels, ignore_label, augment, scale_range, flip):
+    def example_fn(serialized, rng=None):
+        example = parse_record(serialized)
+        image, label = example["image"], example["label"]
+        shape = tf.shape(image)
+        if pixels:
+            height, width, scale = _fit_size(shape[0], shape[1], pixels)
+        else:
+            height, width, scale = shape[0], shape[1], tf.constant(1.0)
+        seeds = None
+        if augment:
+            seeds = tf.cast(rng, tf.int64) + tf.constant([[0, 0], [0, 1], [0, 2], [0, 3]], tf.int64)
+        if augment and scale_range:
+            stretch = tf.random.stateless_uniform([2], seed=seeds[0], minval=scale_range[0], maxval=scale_range[1])
+            height = tf.maximum(1, tf.cast(tf.round(tf.cast(height, tf.float32) * stretch[0]), tf.int32))
+            width = tf.maximum(1, tf.cast(tf.round(tf.cast(width, tf.float32) * stretch[1]), tf.int32))
+        image = tf.cast(image, tf.float32)
+        if pixels or (augment and scale_range):
+            size = tf.stack([height, width])
+            image = tf.image.resize_bilinear(image[None], size, half_pixel_centers=True)[0]
+            label = tf.image.resize_nearest_neighbor(label[None, :, :, None], size, half_pixel_centers=True)[0, :, :, 0]
+        image = normalise(image)
+        label = tf.cast(label, tf.int32)
+        if augment and flip:
+            coin = tf.random.stateless_uniform([], seed=seeds[1]) < 0.5
+            image, label = tf.cond(coin, lambda: (tf.reverse(image, [1]), tf.reverse(label, [1])),
+                                   lambda: (image, label))
+        if pixels:
+            image = _pad_to(image, pixels, pixels, 0.0)
+            label = _pad_to(label, pixels, pixels, ignore_label)
+            if augment:  # random PxP window of the (stretched, padded) image
+                shape = tf.shape(label)
+                top = tf.random.stateless_uniform([], seed=seeds[2], minval=0, maxval=shape[0] - pixels + 1,
+                                                  dtype=tf.int32)
+                left = tf.random.stateless_uniform([], seed=seeds[3], minval=0, maxval=shape[1] - pixels + 1,
+                                                   dtype=tf.int32)
+                image = image[top:top + pixels, left:left + pixels]
+                label = label[top:top + pixels, left:left + pixels]
+            image.set_shape([pixels, pixels, 3])
+            label.set_shape([pixels, pixels])
+        else:
+            image.set_shape([None, None, 3])
+            label.set_shape([None, None])
+        return {"image": image, "label": label, "height": example["height"], "width": example["width"],
+                "scale": tf.cast(scale, tf.float32), "filename": example["filename"]}
+    return example_fn
+
+
+def make_dataset(files, preprocessing=None, pixels=512, batch_size=8, ignore_label=255, training=True,
+                 augment=None, seed=None, shuffle_buffer=256, repeat=None, num_parallel_calls=AUTOTUNE,
+                 prefetch=AUTOTUNE, drop_remainder=None, scale_range=(0.75, 1.25), flip=True, threads=None):
+    """A tf.data.Dataset of batched dicts (see module docstring) from record files.
+
+    training=True: shuffled, repeated forever, augmented, remainder dropped;
+    training=False: file order, one pass, no augmentation, last partial batch kept.
+    augment / repeat (bool or epoch count) / drop_remainder override those defaults.
+    threads: size of tf.data's private thread pool (None: TF's default, all cores).
+    """
+    files = [files] if isinstance(files, str) else list(files)
+    if not files:
+        raise ValueError("make_dataset needs at least one record file")
+    if pixels and pixels < 1:
+        raise ValueError("pixels must be positive or 0 (native size), got %r" % pixels)
+    augment = training if augment is None else augment
+    repeat = training if repeat is None else repeat
+    drop_remainder = training if drop_remainder is None else drop_remainder
+    deterministic = seed is not None or not training
+    example_fn = _make_example_fn(resolve_preprocessing(preprocessing), pixels, ignore_label, augment,
+                                  tuple(scale_range) if scale_range else None, flip)
+
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if training and len(files) > 1:
+        dataset = dataset.shuffle(len(files), seed=seed)
+    if len(files) > 1:
+        dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 4), block_length=1,
+                                     num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    else:
+        dataset = tf.data.TFRecordDataset(files)
+    if training and shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat is True:
+        dataset = dataset.repeat()
+    elif repeat:
+        dataset = dataset.repeat(int(repeat))
+    if augment:  # one stateless seed pair per element: reproducible under parallel map
+        dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.random(seed=seed).batch(2)))
+    dataset = dataset.map(example_fn, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    if pixels:
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    else:
+        dataset = dataset.padded_batch(
+            batch_size,
+            padded_shapes={"image": [None, None, 3], "label": [None, None], "height": [], "width": [],
+                           "scale": [], "filename": []},
+            padding_values={"image": 0.0, "label": ignore_label, "height": 0, "width": 0, "scale": 0.0,
+                            "filename": ""},
+            drop_remainder=drop_remainder)
+    if prefetch:
+        dataset = dataset.prefetch(prefetch)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    if threads:
+        options.threading.private_threadpool_size = int(threads)
+    return dataset.with_options(options)
+
+
+def dataset_for(datapath, family, split, preprocessing=None, pixels=512, batch_size=8, training=None, **kwargs):
+    """make_dataset over <datapath>/<family>/<split>.tfrecords*, ignore label from dataset.json."""
+    split = datasets.canonical_split(split)
+    training = (split == "training") if training is None else training
+    info = load_dataset_info(datapath, family)
+    return make_dataset(dataset_files(datapath, family, split), preprocessing, pixels, batch_size,
+                        ignore_label=info["ignore_label"], training=training, **kwargs)
+
+
+# --- one graph, two datasets --------------------------------------------------
+class FeedableIterator(collections.namedtuple(
+        "FeedableIterator", "handle next_batch train_iterator val_iterator train_handle val_handle")):
+    """`next_batch` reads from whichever iterator's string handle is fed to `handle`.
+
+        feed = make_feedable_iterator(train, val)
+        train_h, val_h = feed.start(sess)                      # inits both, returns handles
+        sess.run(train_op, {feed.handle: train_h})
+        sess.run(feed.val_iterator.initializer)                # rewind validation
+        sess.run(metrics, {feed.handle: val_h})                # until OutOfRangeError
+    """
+
+    def start(self, sess):
+        sess.run([self.train_iterator.initializer, self.val_iterator.initializer])
+        return tuple(sess.run([self.train_handle, self.val_handle]))
+
+
+def _merge_shapes(first, second):
+    """Most specific shape both are compatible with (dims that differ become None)."""
+    if first.ndims != second.ndims:
+        raise ValueError("rank differs: %s vs %s" % (first, second))
+    return tf.TensorShape([a if a == b else None for a, b in zip(first.as_list(), second.as_list())])
+
+
+def make_feedable_iterator(train_dataset, val_dataset, name="dataset_handle"):
+    types = tf.data.get_output_types(train_dataset)
+    val_types = tf.data.get_output_types(val_dataset)
+    if types != val_types:
+        raise ValueError("train and val datasets differ in keys/dtypes: %s vs %s" % (types, val_types))
+    train_shapes = tf.data.get_output_shapes(train_dataset)
+    val_shapes = tf.data.get_output_shapes(val_dataset)
+    shapes = {key: _merge_shapes(train_shapes[key], val_shapes[key]) for key in train_shapes}
+    handle = tf.placeholder(tf.string, shape=[], name=name)
+    iterator = tf.data.Iterator.from_string_handle(handle, types, shapes)
+    train_iterator = tf.data.make_initializable_iterator(train_dataset)
+    val_iterator = tf.data.make_initializable_iterator(val_dataset)
+    return FeedableIterator(handle=handle, next_batch=iterator.get_next(), train_iterator=train_iterator,
+                            val_iterator=val_iterator, train_handle=train_iterator.string_handle(),
+                            val_handle=val_iterator.string_handle())
