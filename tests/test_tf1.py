@@ -30,6 +30,20 @@ def test_shim_makes_slim_batch_norm_work():
     assert value.shape == (2, 8, 8, 4)
 
 
+def test_shim_makes_fused_batch_norm_with_tensor_is_training_work():
+    # updates_collections=None takes tf-slim's _fused_batch_norm path, whose smart_cond
+    # checks isinstance(x, ops.Tensor): gone from TF 2.21's framework.ops without the shim.
+    images = tf.placeholder(tf.float32, [2, 8, 8, 3])
+    is_training = tf.placeholder_with_default(True, [])
+    out = slim.batch_norm(images, is_training=is_training, updates_collections=None, fused=True)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        data = np.random.RandomState(0).rand(2, 8, 8, 3).astype(np.float32)
+        train_mode = sess.run(out, {images: data})
+        infer_mode = sess.run(out, {images: data, is_training: False})
+    assert np.abs(train_mode.mean()) < 1e-3 and not np.allclose(train_mode, infer_mode)
+
+
 def test_shim_is_idempotent():
     assert tf1.install_tf_slim_shim() is False  # already importable now
     assert "tf_keras.legacy_tf_layers.normalization" in sys.modules

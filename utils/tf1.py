@@ -9,6 +9,11 @@ Why a shim: tf-slim 1.1.0's `batch_norm` reaches its Keras layer through
 `tf_keras.src.legacy_tf_layers`, so the first `slim.batch_norm` call dies with
 ModuleNotFoundError (tf-slim issue #24, fixed upstream but never released).
 We alias the module under the name TensorFlow expects before tf_slim is used.
+The same kind of break hits names tf-slim takes from TensorFlow internals that
+TF 2.21 moved: `framework.ops.Tensor` (now `framework.tensor`) and
+`control_flow_ops.cond/case/while_loop/Assert` (now their own modules), used by
+tf-slim's `smart_cond` on the fused batch-norm path among others; we restore
+those aliases (`_MOVED_NAMES`) when, and only when, they are missing.
 
 Quiet by default: TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) and
 its Python deprecation warnings are hidden.  Set SEGMENTOR_VERBOSE=1 or pass
@@ -65,19 +70,33 @@ if not VERBOSE:
     except ImportError:  # pragma: no cover - absl ships with TensorFlow
         pass
 
+# (module tf-slim imports, name it uses) -> (module that has it now, name there)
+_MOVED_NAMES = {
+    ("tensorflow.python.framework.ops", "Tensor"): ("tensorflow.python.framework.tensor", "Tensor"),
+    ("tensorflow.python.ops.control_flow_ops", "cond"): ("tensorflow.python.ops.cond", "cond"),
+    ("tensorflow.python.ops.control_flow_ops", "case"): ("tensorflow.python.ops.control_flow_case", "case"),
+    ("tensorflow.python.ops.control_flow_ops", "while_loop"): ("tensorflow.python.ops.while_loop", "while_loop"),
+    ("tensorflow.python.ops.control_flow_ops", "Assert"): ("tensorflow.python.ops.control_flow_assert", "Assert"),
+}
 _LEGACY_NAME = "tf_keras.legacy_tf_layers"
 _LEGACY_HOME = "tf_keras.src.legacy_tf_layers"
 
 
 def install_tf_slim_shim():
-    """Make `tf_keras.legacy_tf_layers[.normalization]` importable (tf-slim issue #24).
+    """Make `tf_keras.legacy_tf_layers[.normalization]` importable (tf-slim issue #24), alias `ops.Tensor`.
 
-    Returns True when an alias had to be installed, False when the module
+    Returns True when an alias had to be installed, False when everything
     already imports (older or fixed TensorFlow / tf_keras), so it is a no-op there.
     """
+    installed = False
+    for (module_name, name), (home_name, home_attr) in _MOVED_NAMES.items():
+        module = importlib.import_module(module_name)
+        if not hasattr(module, name):
+            setattr(module, name, getattr(importlib.import_module(home_name), home_attr))
+            installed = True
     try:
         importlib.import_module(_LEGACY_NAME + ".normalization")
-        return False
+        return installed
     except ModuleNotFoundError:
         pass
     package = importlib.import_module(_LEGACY_HOME)
