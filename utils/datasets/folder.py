@@ -120,5 +120,5 @@ class Folder(DatasetFamily):
         if (label < 0).any():
             bad = np.unique(codes[label < 0])[:10]
             raise LabelValueError("%s: mask colours %s are not in classes.txt"
-                                  % (name, [((c >> 16) & 255, (c >> 8) & 255, c & 255) for c in bad]))
+                                  % (name, [(int(c) >> 16 & 255, int(c) >> 8 & 255, int(c) & 255) for c in bad]))
         return label.astype(np.uint8)
