@@ -62,7 +62,7 @@ def build_parser():
     opt.add_argument("--seed", type=int, default=None, help="random seed (graph, data order, augmentation)")
 
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset_family", default="camvid", choices=datasets.names())
+    data.add_argument("--dataset_family", default="camvid", choices=datasets.NAMES)
     data.add_argument("--datapath", default="/data", help="root of <dataset_family>/training.tfrecords")
     data.add_argument("--pixels", type=int, default=512, help="larger side scaled to this, padded square; 0 = native")
     data.add_argument("--num_classes", type=int, default=None, help="default: the dataset's")
@@ -92,7 +92,7 @@ def build_parser():
 # ----------------------------------------------------------------------------- settings
 def resolve_settings(args):
     """Fill defaults the data knows, or take everything from runargs when resuming."""
-    from utils import datasets, runfolder
+    from utils import input_pipeline, runfolder
     if args.resume:
         saved = runfolder.read_runargs(args.resume)
         settings = dict(saved)
@@ -102,10 +102,16 @@ def resolve_settings(args):
     settings = {key: getattr(args, key) for key in RUN_SETTINGS}
     settings.update(runs_root=args.runs_root, log_every=args.log_every, threads=args.threads, gpu=args.gpu,
                     resume=None)
-    info = datasets.load_info(args.datapath, args.dataset_family)
+    # A missing tfrecords file stops here with the tfrecordify command that makes it.
+    for split in ("training", "validation"):
+        input_pipeline.dataset_files(args.datapath, args.dataset_family, split)
+    info = input_pipeline.load_dataset_info(args.datapath, args.dataset_family)
+    splits = info.get("splits", {})
     settings["num_classes"] = args.num_classes or info["num_classes"]
-    settings["total_train_images"] = args.total_train_images or info["records"]["training"]
-    settings["num_val_images"] = info["records"].get("validation", 0)
+    settings["total_train_images"] = args.total_train_images or info.get("total_train_images") or \
+        _count(input_pipeline.dataset_files(args.datapath, args.dataset_family, "training"))
+    settings["num_val_images"] = splits.get("validation", {}).get("records") or \
+        _count(input_pipeline.dataset_files(args.datapath, args.dataset_family, "validation"))
     settings["ignore_label"] = info["ignore_label"]
     settings["class_names"] = info["class_names"]
     settings["palette"] = info["palette"]
@@ -115,6 +121,11 @@ def resolve_settings(args):
     settings["total_steps"] = total_steps(settings)
     settings["net_name"] = net_name(settings)
     return settings
+
+
+def _count(files):
+    from utils.tfrecord_io import count_records
+    return count_records(files)
 
 
 def total_steps(settings):
@@ -166,15 +177,12 @@ class TrainGraph:
         val_files = input_pipeline.dataset_files(s["datapath"], s["dataset_family"], "validation")
         train_data = input_pipeline.make_dataset(train_files, training=True, augment=s["augment"],
                                                  seed=s["seed"], repeat=True, drop_remainder=True, **common)
+        # The monitor's data: shuffled and repeating, so each monitor run sees another random subset.
         val_data = input_pipeline.make_dataset(val_files, training=True, augment=False, seed=s["seed"] + 1,
                                                repeat=True, drop_remainder=False, **common)
-
-        self.handle = tf.placeholder(tf.string, [], name="dataset_handle")
-        iterator = tf.data.Iterator.from_string_handle(
-            self.handle, tf.data.get_output_types(train_data), tf.data.get_output_shapes(train_data))
-        self.train_iterator = tf.data.make_one_shot_iterator(train_data)
-        self.val_iterator = tf.data.make_one_shot_iterator(val_data)
-        batch = iterator.get_next()
+        self.feed = input_pipeline.make_feedable_iterator(train_data, val_data)
+        self.handle = self.feed.handle
+        batch = self.feed.next_batch
         self.images, self.labels = batch["image"], batch["label"]
         self.is_training = tf.placeholder_with_default(False, [], name="is_training")
 
@@ -239,15 +247,16 @@ def train(settings):
     with tf.Session(config=config) as sess:
         sess.run(graph.init)
         start_step = restore(sess, graph, settings, folder, monitor)
-        handles = sess.run([graph.train_iterator.string_handle(), graph.val_iterator.string_handle()])
+        handles = graph.feed.start(sess)
         train_feed = {graph.handle: handles[0], graph.is_training: True}
         monitor.start(sess, handles[1], start_step)
         step = start_step
         last_good = None
         while step < settings["total_steps"]:
             tic = time.time()
-            _, loss, confusion, step, lr = sess.run(
-                [graph.train_op, graph.loss, graph.confusion, graph.global_step, graph.learning_rate], train_feed)
+            _, loss, confusion, lr = sess.run(
+                [graph.train_op, graph.loss, graph.confusion, graph.learning_rate], train_feed)
+            step += 1  # == global_step after the update (fetching global_step alongside would race it)
             if not math.isfinite(loss):
                 monitor.log("loss is %s at step %d: stopping. The last good checkpoint is kept: %s. "
                             "Try a lower --learnrate, or check the data with utils/label_checker.py."
@@ -314,7 +323,11 @@ def main(argv=None):
     add_gpu_flag(early)
     apply_gpu_flag(early.parse_known_args(argv)[0].gpu)  # before anything imports TensorFlow
     args = build_parser().parse_args(argv)
-    settings = resolve_settings(args)
+    try:
+        settings = resolve_settings(args)
+    except FileNotFoundError as error:  # missing tfrecords / run folder: say what to run, no traceback
+        print("error: %s" % error, file=sys.stderr)
+        return 2
     return train(settings)
 
 

@@ -25,3 +25,43 @@ def fresh_graph():
 
 def requires(path):
     return pytest.mark.skipif(not os.path.exists(path), reason="needs %s" % path)
+
+SAMPLE = os.path.join(ROOT, "data", "camvid_sample")
+PYTHON = sys.executable
+
+
+def run_script(*args, timeout=600, check=True, env=None):
+    """Run one of the project's scripts in a fresh interpreter (as a user would); returns CompletedProcess."""
+    import subprocess
+    full_env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+    proc = subprocess.run([PYTHON] + [str(a) for a in args], cwd=ROOT, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError("%s failed (%d):\nSTDOUT:\n%s\nSTDERR:\n%s"
+                             % (" ".join(map(str, args)), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
+    return proc
+
+
+@pytest.fixture(scope="session")
+def sample_datapath(tmp_path_factory):
+    """The embedded CamVid sample converted to tfrecords once per test session: <datapath>/camvid/."""
+    datapath = tmp_path_factory.mktemp("sample_data")
+    run_script("utils/tfrecordify.py", "--dataset_family", "camvid", "--camvid_path", SAMPLE,
+               "--datapath", datapath, "--no_progress")
+    return str(datapath)
+
+
+# Tiny, fast training settings shared by the training and testing tests.
+TINY_TRAIN_ARGS = ("--basenet", "resnet_v1_18", "--extended_arch", "LinkNet", "--pretrained", "none",
+                   "--pixels", "64", "--batch_size", "2", "--learnrate", "1e-3", "--seed", "7")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(sample_datapath, tmp_path_factory):
+    """A short real training run on the sample: 6 steps, monitor every 3, milestones every 3."""
+    runs = tmp_path_factory.mktemp("runs")
+    proc = run_script("train.py", *TINY_TRAIN_ARGS, "--datapath", sample_datapath, "--runs_root", runs,
+                      "--max_steps", "6", "--val_every", "3", "--save_every", "3", "--log_every", "2")
+    folders = [os.path.join(runs, d) for d in os.listdir(runs)]
+    assert len(folders) == 1, folders
+    return {"folder": folders[0], "stdout": proc.stdout, "datapath": sample_datapath, "runs": str(runs)}

@@ -33,7 +33,8 @@ class Monitor:
         self.num_classes = settings["num_classes"]
         self.class_names = list(settings["class_names"])[:self.num_classes]
         self.runlog = open(os.path.join(folder, runfolder.RUNLOG), "a", buffering=1)
-        self.writer = tf.summary.FileWriter(folder, graph=tf.get_default_graph())
+        self.writer = tf.summary.FileWriter(folder)
+        self.writer.add_graph(tf.get_default_graph())  # graph tab; no meta graph (it doubles the file)
         self.bar = tqdm(total=settings["total_steps"], unit="step", dynamic_ncols=True,
                         disable=not sys.stderr.isatty(), file=sys.stderr)
         self.val_batches = max(1, int(math.ceil(settings["num_val_images"] * settings["val_fraction"]

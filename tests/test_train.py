@@ -1,0 +1,148 @@
+"""train.py end to end on the embedded CamVid sample: run folder, monitor, resume, failures."""
+import argparse
+import glob
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import train
+from tests.conftest import PYTHON, ROOT, TINY_TRAIN_ARGS, run_script
+from utils import runfolder, training
+from utils.tf1 import tf
+
+
+def _event_tags(folder):
+    tags = set()
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in tf.train.summary_iterator(path):
+            tags.update(v.tag for v in event.summary.value)
+    return tags
+
+
+def test_short_run_writes_every_artefact(tiny_run):
+    folder = tiny_run["folder"]
+    name = os.path.basename(folder)
+    assert name.endswith("_resnet_v1_18_LinkNet__1") and name[:8].isdigit()
+    args = runfolder.read_runargs(folder)
+    assert args["basenet"] == "resnet_v1_18" and args["extended_arch"] == "LinkNet"
+    assert args["num_classes"] == 11 and args["ignore_label"] == 11 and args["total_train_images"] == 24
+    assert args["total_steps"] == 6 and args["pretrained"] is None
+    log = open(os.path.join(folder, runfolder.RUNLOG)).read()
+    assert "step 6 | epoch 0.50" in log and "quarter-val mIoU" in log and "img/s" in log and "train mIoU" in log
+    assert runfolder.milestone_steps(folder) == [3, 6]
+    assert runfolder.checkpoint_path(folder).endswith(os.path.join("latest", "model.ckpt-6"))
+    tags = _event_tags(folder)
+    for tag in ("loss", "learning_rate", "train_mIoU", "val_mIoU", "images_per_sec", "val_IoU/Road",
+                "val/0/image_prediction_truth"):
+        assert tag in tags, (tag, sorted(tags))
+
+
+def test_checkpoint_restores_global_step(tiny_run):
+    path = runfolder.checkpoint_path(tiny_run["folder"], 3)
+    reader = tf.train.load_checkpoint(path)
+    assert reader.get_tensor("global_step") == 3
+    with pytest.raises(FileNotFoundError, match="saved steps: 3, 6"):
+        runfolder.checkpoint_path(tiny_run["folder"], 4)
+
+
+def _create(args):
+    root, barrier = args
+    barrier.wait()
+    return runfolder.create(root, "resnet_v1_18_LinkNet")
+
+
+def test_concurrent_starts_get_distinct_folders(tmp_path):
+    with multiprocessing.Manager() as manager:
+        barrier = manager.Barrier(6)
+        with multiprocessing.Pool(6) as pool:
+            folders = pool.map(_create, [(str(tmp_path), barrier)] * 6)
+    assert len(set(folders)) == 6
+    assert sorted(int(f.rsplit("__", 1)[1]) for f in folders) == [1, 2, 3, 4, 5, 6]
+
+
+def _final_step_line(folder):
+    lines = [l for l in open(os.path.join(folder, runfolder.RUNLOG)) if "| epoch" in l and "| loss" in l]
+    return lines[-1].split(" | loss")[0].split(" ", 2)[2]  # "step N | epoch E"
+
+
+def test_sigterm_then_resume_matches_uninterrupted_run(sample_datapath, tmp_path):
+    common = list(TINY_TRAIN_ARGS) + ["--datapath", sample_datapath, "--max_steps", "40", "--decaylr",
+                                      "--val_every", "20", "--save_every", "100", "--log_every", "1"]
+    straight_root, stopped_root = tmp_path / "straight", tmp_path / "stopped"
+    run_script("train.py", *common, "--runs_root", straight_root)
+    straight = str(next(straight_root.iterdir()))
+
+    proc = subprocess.Popen([PYTHON, "train.py"] + common + ["--runs_root", str(stopped_root)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    deadline = time.time() + 300
+    runlog = None
+    while time.time() < deadline and proc.poll() is None:
+        logs = glob.glob(str(stopped_root / "*" / runfolder.RUNLOG))
+        if logs and "step 5 |" in open(logs[0]).read():
+            runlog = logs[0]
+            break
+        time.sleep(0.2)
+    assert runlog, "training never reached step 5"
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    folder = os.path.dirname(runlog)
+    assert "stopped by signal %d" % signal.SIGTERM in open(runlog).read()
+    stopped_at = tf.train.load_checkpoint(runfolder.checkpoint_path(folder)).get_tensor("global_step")
+    assert 5 <= stopped_at < 40
+
+    run_script("train.py", "--resume", folder)
+    log = open(runlog).read()
+    assert "resumed from" in log and "at step %d" % stopped_at in log
+    assert _final_step_line(folder) == _final_step_line(straight) == "step 40 | epoch 3.33"
+    final_lr = [l for l in log.splitlines() if l.split(" ", 2)[2].startswith("step 40 |")][0]
+    assert "lr 1.00e-05" in final_lr  # same schedule: 1e-3, /10 at 1/3, /100 after 2/3 of 40 steps
+    assert tf.train.load_checkpoint(runfolder.checkpoint_path(folder)).get_tensor("global_step") == 40
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(sample_datapath, tmp_path):
+    proc = run_script("train.py", *TINY_TRAIN_ARGS, "--datapath", sample_datapath, "--runs_root", tmp_path,
+                      "--learnrate", "1e30", "--max_steps", "30", "--val_every", "1", "--log_every", "1",
+                      check=False)
+    assert proc.returncode == train.EXIT_NAN, proc.stdout + proc.stderr
+    assert "loss is nan" in proc.stdout.lower() or "loss is inf" in proc.stdout.lower()
+    assert "last good checkpoint is kept" in proc.stdout
+
+
+def test_missing_pretrained_checkpoint_names_file_and_scratch_flag(tmp_path):
+    args = argparse.Namespace(pretrained=None, modelspath=str(tmp_path), basenet="mobilenet_v1")
+    with pytest.raises(SystemExit) as err:
+        train.resolve_pretrained(args)
+    message = str(err.value)
+    assert "mobilenet_v1_1.0_224.ckpt" in message and str(tmp_path) in message and "--pretrained none" in message
+    args.pretrained = "none"
+    assert train.resolve_pretrained(args) is None
+
+
+def test_missing_tfrecords_names_the_command(tmp_path):
+    proc = run_script("train.py", "--datapath", tmp_path, "--pretrained", "none", check=False)
+    assert proc.returncode == 2
+    assert "python utils/tfrecordify.py --dataset_family camvid --datapath %s" % tmp_path in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_boolean_flags_accept_both_forms_and_reject_garbage():
+    parser = train.build_parser()
+    assert parser.parse_args(["--fcn16=False"]).fcn16 is False
+    assert parser.parse_args(["--no-fcn16"]).fcn16 is False
+    assert parser.parse_args(["--fcn8"]).fcn8 is True
+    assert parser.parse_args(["--decaylr=True"]).decaylr is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--fcn16=maybe"])
+
+
+def test_decay_schedule_thirds():
+    assert [training.learning_rate_at(s, 1.0, 45, True) for s in (1, 15, 16, 30, 31, 45)] == \
+        [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
