@@ -48,15 +48,18 @@ def bench(files, pixels, batch_size, threads, seconds, batches, warmup, preproce
         with tf.Session(config=config) as sess:
             for _ in range(warmup):
                 sess.run(fetch)
-            count, start = 0, time.time()
+            count, start, cpu_start = 0, time.time(), time.process_time()
             while True:
                 sess.run(fetch)
                 count += 1
                 elapsed = time.time() - start
                 if (batches and count >= batches) or (not batches and elapsed >= seconds):
                     break
+            cpu = time.process_time() - cpu_start
     return {"bench": "input_pipeline", "images_per_s": round(count * batch_size / elapsed, 1),
-            "batches": count, "seconds": round(elapsed, 2), "pixels": pixels, "batch_size": batch_size,
+            "batches": count, "seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 2),
+            # CPU cost per image: comparable across runs even when other jobs share the cores
+            "images_per_cpu_s": round(count * batch_size / max(cpu, 1e-9), 1), "pixels": pixels, "batch_size": batch_size,
             "threads": threads, "augment": augment, "cache": cache, "preprocessing": preprocessing,
             "files": [os.path.basename(f) for f in files]}
 
@@ -89,9 +92,11 @@ def main(argv=None):
                        args.warmup, args.preprocessing, not args.no_augment, args.seed, args.cache)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print("input_pipeline  pixels=%d  batch=%d  threads=%s  augment=%s  cache=%s  %8.1f images/s  (%d batches, %.1fs)"
+    print("input_pipeline  pixels=%d  batch=%d  threads=%s  augment=%s  cache=%s  %8.1f images/s  "
+          "(%.1f images per CPU-second; %d batches, %.1fs, load avg %.1f)"
           % (result["pixels"], result["batch_size"], result["threads"], result["augment"], result["cache"],
-             result["images_per_s"], result["batches"], result["seconds"]))
+             result["images_per_s"], result["images_per_cpu_s"], result["batches"], result["seconds"],
+             os.getloadavg()[0]))
     print(json.dumps(result))
     return 0
 

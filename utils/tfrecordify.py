@@ -10,6 +10,14 @@ Unreadable images/labels are skipped and listed in the summary (--strict makes
 them fatal).  Label values outside the classes, image/label size mismatches and
 empty splits stop the run; nothing already on disk is replaced unless every
 requested split converted cleanly.
+
+dataset.json (read back by utils.input_pipeline.load_dataset_info):
+    family, class_names [str], palette [[r, g, b]], num_classes, ignore_label,
+    default_pixels, schema_version (1), total_train_images (= training records),
+    splits: {split: {records, files [record file names], examples [source names],
+                     skipped [{name, reason}]}},
+    source {the family's path options}, created (ISO time), created_by.
+Converting only some --splits keeps the other splits' entries when their files exist.
 """
 import argparse
 import collections
