@@ -3,7 +3,6 @@
 Helpers here (write_png, make_camvid_layout, convert_tiny_camvid, ...) are reused by
 the pipeline and label-checker tests.
 """
-import io
 import json
 import os
 import subprocess
