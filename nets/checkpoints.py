@@ -1,0 +1,148 @@
+"""Restore an ImageNet (slim) checkpoint into a feature extractor, checking it by name first.
+
+tf.train.Saver fails on the first missing or mis-shaped variable with an
+opaque message (or, with a loose var_list, silently restores half a net).
+`restore_feature_extractor` instead compares the graph's model variables under
+the net's scope with the checkpoint's variable list, reports every problem at
+once in a `CheckpointMismatchError`, and otherwise restores and returns a
+`RestoreReport` the training code can log:
+
+    report = restore_feature_extractor(sess, path, scope="resnet_v1_50",
+                                       exclude=("resnet_v1_50/logits",))
+    print(report.summary())
+
+The classifier head of an ImageNet checkpoint is expected to go unused by a
+segmentation (base_only) graph: list it in `exclude`, it is reported apart
+and is not an error.  Checking that the file exists is the caller's job.
+"""
+import dataclasses
+from typing import Dict, List, Tuple
+
+from utils.tf1 import tf
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint cannot fill the feature extractor: names (and shapes) are in the message."""
+
+    def __init__(self, checkpoint_path, scope, missing, mismatched):
+        self.checkpoint_path = checkpoint_path
+        self.scope = scope
+        self.missing = dict(missing)        # checkpoint name -> graph shape
+        self.mismatched = dict(mismatched)  # checkpoint name -> (graph 'shape dtype', checkpoint 'shape dtype')
+        lines = ["checkpoint %s does not match the graph's %r variables:" % (checkpoint_path, scope)]
+        if self.missing:
+            lines.append("  %d missing from the checkpoint (in graph, not in file):" % len(self.missing))
+            lines += ["    %s %s" % (name, list(shape)) for name, shape in sorted(self.missing.items())]
+        if self.mismatched:
+            lines.append("  %d with a different shape or dtype (graph vs checkpoint):" % len(self.mismatched))
+            lines += ["    %s graph %s vs checkpoint %s" % (name, graph, ckpt)
+                      for name, (graph, ckpt) in sorted(self.mismatched.items())]
+        lines.append("  (is this the checkpoint of the right net / depth multiplier?)")
+        super().__init__("\n".join(lines))
+
+
+@dataclasses.dataclass
+class RestoreReport:
+    """What a restore did, by checkpoint variable name."""
+    checkpoint_path: str
+    scope: str
+    restored: List[str]        # restored from the checkpoint
+    unused_head: List[str]     # in the checkpoint under `exclude` (the classifier head): expected unused
+    unexpected: List[str]      # in the checkpoint under `scope`, not in the graph, not excluded
+    skipped: List[str]         # graph variables under `exclude`: left to their initializers
+
+    def summary(self):
+        text = "restored %d variables of %r from %s" % (len(self.restored), self.scope, self.checkpoint_path)
+        if self.unused_head:
+            text += "; classifier head not used: %s" % ", ".join(self.unused_head)
+        if self.skipped:
+            text += "; excluded graph variables left initialized: %s" % ", ".join(self.skipped)
+        if self.unexpected:
+            text += "; WARNING %d checkpoint variables unused: %s" % (
+                len(self.unexpected), ", ".join(self.unexpected))
+        return text
+
+
+def _under(name, prefixes):
+    return any(name == p or name.startswith(p.rstrip("/") + "/") for p in prefixes)
+
+
+def _graph_variables(scope, graph_scope):
+    """checkpoint name -> model variable, for the model variables under `graph_scope`."""
+    prefix = graph_scope.rstrip("/") + "/"
+    found = {}
+    for var in tf.model_variables():
+        name = var.op.name
+        if name.startswith(prefix):
+            found[scope.rstrip("/") + "/" + name[len(prefix):]] = var
+    return found
+
+
+def check_feature_extractor(checkpoint_path, scope, exclude=(), graph_scope=None):
+    """Compare without restoring: returns (var_list for a Saver, RestoreReport) or raises CheckpointMismatchError.
+
+    scope: the variables' prefix in the checkpoint (e.g. 'resnet_v1_50').
+    graph_scope: where the same variables live in this graph, if the net was
+      built under an outer scope (e.g. 'fcn/resnet_v1_50'); default `scope`.
+    exclude: checkpoint-name prefixes (the classifier head) neither required
+      nor restored.
+    """
+    exclude = tuple(exclude)
+    graph_vars = _graph_variables(scope, graph_scope or scope)
+    if not graph_vars:
+        raise ValueError("no model variables under %r in the current graph; build the net first"
+                         % (graph_scope or scope))
+    reader = tf.train.load_checkpoint(checkpoint_path)
+    ckpt_shapes = reader.get_variable_to_shape_map()
+    ckpt_dtypes = reader.get_variable_to_dtype_map()
+
+    var_list: Dict[str, tf.Variable] = {}
+    missing: Dict[str, Tuple[int, ...]] = {}
+    mismatched = {}
+    skipped = []
+    for name, var in sorted(graph_vars.items()):
+        if _under(name, exclude):
+            skipped.append(name)
+            continue
+        shape = tuple(var.shape.as_list())
+        if name not in ckpt_shapes:
+            missing[name] = shape
+            continue
+        ckpt_shape = tuple(ckpt_shapes[name])
+        dtype, ckpt_dtype = var.dtype.base_dtype, ckpt_dtypes[name].base_dtype
+        if shape != ckpt_shape or dtype != ckpt_dtype:
+            mismatched[name] = ("%s %s" % (list(shape), dtype.name),
+                                "%s %s" % (list(ckpt_shape), ckpt_dtype.name))
+            continue
+        var_list[name] = var
+    if missing or mismatched:
+        raise CheckpointMismatchError(checkpoint_path, scope, missing, mismatched)
+
+    in_scope = [n for n in ckpt_shapes if _under(n, (scope,)) and n not in graph_vars]
+    report = RestoreReport(
+        checkpoint_path=checkpoint_path, scope=scope, restored=sorted(var_list),
+        unused_head=sorted(n for n in in_scope if _under(n, exclude)),
+        unexpected=sorted(n for n in in_scope if not _under(n, exclude)),
+        skipped=skipped)
+    return var_list, report
+
+
+def restore_feature_extractor(sess, checkpoint_path, scope, exclude=(), graph_scope=None):
+    """Check (see check_feature_extractor), then restore with a Saver; returns the RestoreReport.
+
+    Raises CheckpointMismatchError naming every missing / mis-shaped variable
+    and the file, before anything is restored.
+    """
+    var_list, report = check_feature_extractor(checkpoint_path, scope, exclude, graph_scope)
+    tf.train.Saver(var_list=var_list).restore(sess, checkpoint_path)
+    return report
+
+
+def restore_registry_entry(sess, checkpoint_path, entry, graph_scope=None):
+    """restore_feature_extractor for a nets.registry entry: its scope, its head excluded."""
+    return restore_feature_extractor(sess, checkpoint_path, entry.scope,
+                                     exclude=(entry.head_scope,), graph_scope=graph_scope)
+
+
+__all__ = ["CheckpointMismatchError", "RestoreReport", "check_feature_extractor",
+           "restore_feature_extractor", "restore_registry_entry"]
