@@ -11,7 +11,13 @@ skeleton for every decoder; a decoder is a subclass that overrides blocks:
              net = upsample(net, skip, stride)   to the skip's size (x2, or x1 when dilated)
              net = combine(net, skip, stride)    e.g. score the skip and add
       -> logits = final_upsample(net, size)      to the padded input size
+      -> aux = auxiliary_logits(features)        extra heads for training losses (PSPNet)
       -> crop to the input size
+
+Every block may read `self.features` (all taps, `true_stride()` of each), so
+decoders that look at several taps at once (ASPP's parallel atrous branches
+scaled to the true output stride, PSP's pyramid pooling, auxiliary heads)
+fit the same skeleton.
 
 `FcnArch` (decoders/fcn.py) is the baseline; `--extended_arch` picks another
 subclass from decoders/ (one file each, registered with `@register`).  Run
@@ -48,8 +54,9 @@ def _load_decoders():
 
 
 def decoder_names():
+    """Registered decoders, the seg-mentor originals (FCN, LinkNet) first."""
     _load_decoders()
-    return tuple(_DECODERS)
+    return tuple(sorted(_DECODERS, key=lambda name: (name != "FCN", name != "LinkNet", name)))
 
 
 class UnknownDecoderError(ValueError):
@@ -63,7 +70,7 @@ def get_arch_class(name):
     for registered, cls in _DECODERS.items():
         if registered.lower() == wanted:
             return cls
-    raise UnknownDecoderError("unknown --extended_arch %r; valid names: %s" % (name, ", ".join(_DECODERS)))
+    raise UnknownDecoderError("unknown --extended_arch %r; valid names: %s" % (name, ", ".join(decoder_names())))
 
 
 def bilinear_kernel(factor, channels):
@@ -93,7 +100,7 @@ class BaseFcnArch(abc.ABC):
 
     def __init__(self, basenet, num_classes, is_training=False, fcn16=True, fcn8=False, fcn4=False,
                  trainable_upsampling=False, zero_init_skips=False, output_stride=None,
-                 weight_decay=0.0, **unused_flags):
+                 weight_decay=0.0, aux_loss_weight=0.0, **unused_flags):
         self.fe = nets.get(basenet)
         self.num_classes = int(num_classes)
         self.is_training = is_training
@@ -102,6 +109,7 @@ class BaseFcnArch(abc.ABC):
         self.zero_init_skips = bool(zero_init_skips)
         self.output_stride = output_stride
         self.weight_decay = float(weight_decay)
+        self.aux_loss_weight = float(aux_loss_weight or 0.0)
         self.features = None
         self.aux_logits = []   # extra heads (e.g. PSPNet's) that training adds to the loss
 
@@ -125,6 +133,14 @@ class BaseFcnArch(abc.ABC):
     def final_upsample(self, net, size):
         """Logits at the (padded) input size `size` = [H, W]."""
         return self.resize(net, size)
+
+    def auxiliary_logits(self, features, size):
+        """Extra full-size logits that training adds to the loss (weight --aux_loss_weight).  Default: none."""
+        return []
+
+    def building_for_training(self):
+        """False only for a graph that can never train (is_training is Python False): skip training-only heads."""
+        return self.is_training is not False
 
     def decoder_arg_scope(self):
         """arg_scope for decoder layers: L2 decay, fused batch norm following `is_training`."""
@@ -184,6 +200,9 @@ class BaseFcnArch(abc.ABC):
                         net = self.combine(net, skip, stride)
                 with tf.variable_scope("final"):
                     logits = self.final_upsample(net, _spatial_size(padded))
+                with tf.variable_scope("aux"):
+                    aux = self.auxiliary_logits(self.features, _spatial_size(padded))
+        self.aux_logits = [a[:, :size[0], :size[1], :] for a in aux]
         logits = logits[:, :size[0], :size[1], :]
         self.logits = logits
         return logits

@@ -189,7 +189,8 @@ class TrainGraph:
         self.model = arch.build_arch(
             s["basenet"], s["extended_arch"], s["num_classes"], is_training=self.is_training,
             fcn16=s["fcn16"], fcn8=s["fcn8"], fcn4=s["fcn4"], trainable_upsampling=s["trainable_upsampling"],
-            zero_init_skips=s["zero_init_skips"], output_stride=s["output_stride"], weight_decay=s["weight_decay"])
+            zero_init_skips=s["zero_init_skips"], output_stride=s["output_stride"], weight_decay=s["weight_decay"],
+            aux_loss_weight=s["aux_loss_weight"])
         self.logits = self.model.build(self.images)
 
         n, ignore = s["num_classes"], s["ignore_label"]

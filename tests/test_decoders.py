@@ -1,0 +1,94 @@
+"""The decoder zoo beyond FCN/LinkNet: U-Net, DeepLab v3 / v3+, PSPNet, over every encoder."""
+import numpy as np
+import pytest
+
+import arch
+import nets
+from tests.conftest import TINY_TRAIN_ARGS  # noqa: F401  (sample fixtures live in conftest)
+from utils import input_pipeline, training
+from utils.tf1 import tf
+
+NEW_DECODERS = ("UNet", "DeepLabV3", "DeepLabV3Plus", "PSPNet")
+
+
+def test_help_lists_every_decoder_and_unknown_lists_valid_names():
+    names = arch.decoder_names()
+    assert names[:2] == ("FCN", "LinkNet") and set(NEW_DECODERS) <= set(names)
+    with pytest.raises(arch.UnknownDecoderError, match="valid names: FCN, LinkNet, "):
+        arch.get_arch_class("DeepLabV4")
+
+
+@pytest.mark.parametrize("basenet", nets.NAMES)
+def test_every_encoder_with_every_new_decoder_builds(basenet):
+    size = (224, 288) if basenet == "vgg_16" else (96, 128)
+    for decoder in NEW_DECODERS:
+        with tf.Graph().as_default():
+            images = tf.placeholder(tf.float32, [2, size[0], size[1], 3])
+            model = arch.build_arch(basenet, decoder, 5, is_training=tf.placeholder_with_default(False, []),
+                                    aux_loss_weight=0.4)
+            logits = model.build(images)
+            assert logits.shape.as_list() == [2, size[0], size[1], 5], (basenet, decoder)
+            for aux in model.aux_logits:
+                assert aux.shape.as_list() == [2, size[0], size[1], 5]
+            assert bool(model.aux_logits) == (decoder == "PSPNet")
+
+
+@pytest.mark.parametrize("output_stride,rates", [(8, (12, 24, 36)), (16, (6, 12, 18)), (32, (3, 6, 9))])
+def test_aspp_rates_follow_the_true_output_stride(output_stride, rates):
+    model = arch.build_arch("resnet_v1_18", "DeepLabV3", 4, output_stride=output_stride)
+    model.build(tf.placeholder(tf.float32, [1, 128, 128, 3]))
+    assert model.features.true_stride(32) == output_stride
+    assert model.atrous_rates() == rates
+    conv_names = {v.op.name for v in model.decoder_variables()}
+    assert all("decoder/aspp/conv_3x3_rate%d/weights" % r in conv_names for r in rates)
+
+
+def test_deeplab_defaults_to_output_stride_16_and_v3plus_uses_stride4_tap():
+    plus = arch.build_arch("mobilenet_v2", "DeepLabV3Plus", 4)
+    plus.build(tf.placeholder(tf.float32, [1, 128, 128, 3]))
+    assert plus.features.true_stride(32) == 16
+    assert plus.skip_strides() == (4,)
+    low = [v for v in plus.decoder_variables() if "low_level/weights" in v.op.name][0]
+    assert low.shape.as_list() == [1, 1, int(plus.features.taps[4].shape[-1]), 48]
+
+
+def test_pspnet_aux_head_only_for_training_graphs():
+    infer = arch.build_arch("resnet_v1_18", "PSPNet", 4, is_training=False, aux_loss_weight=0.4)
+    infer.build(tf.placeholder(tf.float32, [1, 96, 96, 3]))
+    assert infer.aux_logits == []
+    with tf.Graph().as_default():
+        trainable = arch.build_arch("resnet_v1_18", "PSPNet", 4, is_training=True, aux_loss_weight=0.4)
+        trainable.build(tf.placeholder(tf.float32, [1, 96, 96, 3]))
+        assert len(trainable.aux_logits) == 1
+        assert any("decoder/aux/conv/weights" == v.op.name for v in trainable.decoder_variables())
+        bins = sorted(v.op.name for v in trainable.decoder_variables() if "/bin" in v.op.name and "weights" in v.op.name)
+        assert [b.split("/")[2] for b in bins] == ["bin1", "bin2", "bin3", "bin6"]
+
+
+def _fixed_sample_batch(datapath, preprocessing):
+    data = input_pipeline.make_dataset(input_pipeline.dataset_files(datapath, "camvid", "training"),
+                                       preprocessing, pixels=96, batch_size=2, ignore_label=11,
+                                       training=False, augment=False)
+    batch = tf.data.make_one_shot_iterator(data).get_next()
+    with tf.Session() as sess:
+        return sess.run([batch["image"], batch["label"]])
+
+
+@pytest.mark.parametrize("decoder", ("FCN", "LinkNet") + NEW_DECODERS)
+def test_decoder_learns_a_fixed_camvid_batch(decoder, sample_datapath):
+    """A few Adam steps on one fixed batch of the CamVid sample lower the loss."""
+    with tf.Graph().as_default():
+        images_np, labels_np = _fixed_sample_batch(sample_datapath, "torchvision")
+    images, labels = tf.constant(images_np), tf.constant(labels_np)
+    model = arch.build_arch("resnet_v1_18", decoder, 11, is_training=True, aux_loss_weight=0.4)
+    logits = model.build(images)
+    loss = training.segmentation_loss(logits, labels, 11, 11)
+    total = loss + sum(0.4 * training.segmentation_loss(a, labels, 11, 11) for a in model.aux_logits)
+    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+        step = tf.train.AdamOptimizer(1e-3).minimize(total)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        losses = [sess.run([step, loss])[1] for _ in range(6)]
+        losses.append(sess.run(loss))
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < 0.9 * losses[0], losses
