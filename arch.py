@@ -100,7 +100,7 @@ class BaseFcnArch(abc.ABC):
 
     def __init__(self, basenet, num_classes, is_training=False, fcn16=True, fcn8=False, fcn4=False,
                  trainable_upsampling=False, zero_init_skips=False, output_stride=None,
-                 weight_decay=0.0, aux_loss_weight=0.0, **unused_flags):
+                 weight_decay=0.0, aux_loss_weight=0.0, encoder_stride=32, **unused_flags):
         self.fe = nets.get(basenet)
         self.num_classes = int(num_classes)
         self.is_training = is_training
@@ -110,6 +110,9 @@ class BaseFcnArch(abc.ABC):
         self.output_stride = output_stride
         self.weight_decay = float(weight_decay)
         self.aux_loss_weight = float(aux_loss_weight or 0.0)
+        if encoder_stride not in (None, 4, 8, 16, 32):
+            raise ValueError("encoder_stride must be 4, 8, 16 or 32, got %r" % (encoder_stride,))
+        self.encoder_stride = int(encoder_stride or 32)
         self.features = None
         self.aux_logits = []   # extra heads (e.g. PSPNet's) that training adds to the loss
 
@@ -118,8 +121,13 @@ class BaseFcnArch(abc.ABC):
         """Taps the decoder consumes, deepest first.  Default: all of them."""
         return (16, 8, 4)
 
+    def active_skip_strides(self):
+        """skip_strides() shallower than the tap used as top (all of them unless --encoder_stride < 32)."""
+        return tuple(stride for stride in self.skip_strides() if stride < self.encoder_stride)
+
     def decode_top(self, top):
-        """Decode the stride-32 feature map (FCN: score it to num_classes)."""
+        """Decode the top feature map: the stride-32 tap, or the --encoder_stride one
+        (segmentation_models' encoder_depth: later encoder blocks are then never computed)."""
         return top
 
     def upsample(self, net, skip, stride):
@@ -192,8 +200,8 @@ class BaseFcnArch(abc.ABC):
                                       output_stride=self.output_stride, preprocess=False)
         with tf.variable_scope(DECODER_SCOPE):
             with slim.arg_scope(self.decoder_arg_scope()):
-                net = self.decode_top(self.features.top)
-                for stride in self.skip_strides():
+                net = self.decode_top(self.features.taps[self.encoder_stride])
+                for stride in self.active_skip_strides():
                     skip = self.features.taps[stride]
                     with tf.variable_scope("up%d" % stride):
                         net = self.upsample(net, skip, stride)

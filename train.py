@@ -23,7 +23,7 @@ DEFAULT_RUNS_ROOT = os.path.join(HERE, "tmp")
 
 # Settings that define the model and data; --resume takes them from runargs, never from the command line.
 RUN_SETTINGS = ("basenet", "extended_arch", "trainable_upsampling", "fcn16", "fcn8", "fcn4", "zero_init_skips",
-                "output_stride", "batch_size", "epochs", "max_steps", "learnrate", "momentum", "difflr", "decaylr",
+                "output_stride", "encoder_stride", "batch_size", "epochs", "max_steps", "learnrate", "momentum", "difflr", "decaylr",
                 "pixels", "datapath", "num_classes", "total_train_images", "dataset_family", "modelspath",
                 "pretrained", "weight_decay", "seed", "val_every", "val_fraction", "save_every", "augment",
                 "aux_loss_weight", "xla", "mixed_precision")
@@ -48,6 +48,8 @@ def build_parser():
     add_bool_flag(net, "zero_init_skips", False, "FCN: start skip scores at zero (VGG-FCN16 needs it)")
     net.add_argument("--output_stride", type=int, default=None, choices=[8, 16, 32],
                      help="dilate the encoder beyond this stride (atrous convolutions)")
+    net.add_argument("--encoder_stride", type=int, default=32, choices=[8, 16, 32],
+                     help="use the encoder only up to this stride's tap (later blocks are not computed)")
     net.add_argument("--aux_loss_weight", type=float, default=0.4, help="weight of auxiliary heads (PSPNet)")
 
     opt = parser.add_argument_group("optimisation")
@@ -190,7 +192,7 @@ class TrainGraph:
             s["basenet"], s["extended_arch"], s["num_classes"], is_training=self.is_training,
             fcn16=s["fcn16"], fcn8=s["fcn8"], fcn4=s["fcn4"], trainable_upsampling=s["trainable_upsampling"],
             zero_init_skips=s["zero_init_skips"], output_stride=s["output_stride"], weight_decay=s["weight_decay"],
-            aux_loss_weight=s["aux_loss_weight"])
+            aux_loss_weight=s["aux_loss_weight"], encoder_stride=s.get("encoder_stride", 32))
         self.logits = self.model.build(self.images)
 
         n, ignore = s["num_classes"], s["ignore_label"]

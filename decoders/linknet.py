@@ -1,11 +1,12 @@
 """LinkNet (Chaurasia & Culurciello, 2017): decoder blocks summed with encoder laterals.
 
 Per stage: 1x1 conv to in/4 channels, 3x3 transposed conv x2, 1x1 conv to the
-lateral's channels, then add the encoder tap (the "link").  From stride 4 the
-head is one more decoder block (x2), a 3x3 transposed conv x2 to 32 channels,
-a 3x3 conv and a 1x1 classifier at full resolution.  All blocks use the
-decoder arg_scope (BN + ReLU).  The FCN skip flags do not apply: LinkNet
-always links the 16, 8 and 4 taps.
+lateral's channels, then add the encoder tap (the "link").  From stride 4 two
+more decoder blocks (x2 each, to 64 and 32 channels) reach full resolution and a
+1x1 conv classifies, as in segmentation_models' LinkNet (the paper's encoder
+downsamples once more, so its head has one stride fewer to recover).  All
+blocks use the decoder arg_scope (BN + ReLU).  The FCN skip flags do not apply:
+LinkNet always links the 16, 8 and 4 taps.
 """
 from arch import BaseFcnArch, register
 from utils.tf1 import slim, tf
@@ -24,9 +25,8 @@ class LinkNet(BaseFcnArch):
         return net + skip
 
     def final_upsample(self, net, size):
-        net = self.decoder_block(net, int(net.shape[-1]), upsample=True, scope="block_final")
-        net = slim.conv2d_transpose(net, 32, 3, stride=2, scope="full_conv")
-        net = slim.conv2d(net, 32, 3, scope="conv")
+        net = self.decoder_block(net, int(net.shape[-1]), upsample=True, scope="block_stride2")
+        net = self.decoder_block(net, 32, upsample=True, scope="block_stride1")
         logits = slim.conv2d(net, self.num_classes, 1, activation_fn=None, normalizer_fn=None,
                              biases_initializer=tf.zeros_initializer(), scope="logits")
         same_size = net.shape[1:3].as_list() == list(size) if not tf.is_tensor(size) else False

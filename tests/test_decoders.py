@@ -92,3 +92,15 @@ def test_decoder_learns_a_fixed_camvid_batch(decoder, sample_datapath):
         losses.append(sess.run(loss))
     assert np.all(np.isfinite(losses))
     assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_encoder_stride_truncates_the_encoder_like_smp_encoder_depth():
+    from utils import model_summary
+    model = arch.build_arch("resnet_v1_18", "PSPNet", 4, encoder_stride=8)
+    logits = model.build(tf.placeholder(tf.float32, [1, 128, 128, 3]))
+    needed = {op.name for op in model_summary.ancestors([logits])}
+    assert any(name.startswith("resnet_v1_18/block2/") for name in needed)
+    assert not any(name.startswith("resnet_v1_18/block3/") for name in needed)  # never computed
+    assert model.active_skip_strides() == ()
+    linknet = arch.build_arch("resnet_v1_18", "LinkNet", 4, encoder_stride=16)
+    assert linknet.active_skip_strides() == (8, 4)

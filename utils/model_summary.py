@@ -32,10 +32,26 @@ SEG_MENTOR_TABLE = [
 ]
 
 
-def count_macs(graph):
-    """Multiply-accumulates of the conv / matmul ops in `graph` (static shapes required)."""
+def ancestors(tensors):
+    """Ops that computing `tensors` runs (what TensorFlow executes; unused branches are pruned)."""
+    seen, stack = set(), [t.op for t in tensors]
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        stack.extend(t.op for t in op.inputs)
+        stack.extend(op.control_inputs)
+    return seen
+
+
+def count_macs(graph, outputs=None):
+    """Multiply-accumulates of the conv / matmul ops in `graph` that `outputs` need (static shapes required)."""
     total = 0
+    needed = ancestors(outputs) if outputs is not None else None
     for op in graph.get_operations():
+        if needed is not None and op not in needed:
+            continue
         if op.type == "Conv2D":
             out = op.outputs[0].shape.as_list()
             kh, kw, cin, _ = op.inputs[1].shape.as_list()
@@ -97,7 +113,7 @@ def summarize(basenet, extended_arch="FCN", height=512, width=512, num_classes=2
             "params_all": _params(tf.global_variables()),
             "fe_params": _params([v for v in trainable if v.op.name.startswith(fe_scope)]),
             "decoder_params": _params([v for v in trainable if not v.op.name.startswith(fe_scope)]),
-            "gmacs": count_macs(graph) / 1e9,
+            "gmacs": count_macs(graph, [logits]) / 1e9,
             "logits_shape": logits.shape.as_list(),
         }
         if model.fe.name == "inception_v1":
@@ -161,6 +177,8 @@ def build_parser():
     add_bool_flag(parser, "fcn4", False, "FCN: add the stride-4 skip")
     add_bool_flag(parser, "trainable_upsampling", False, "learnable x2 upsampling (bilinear init)")
     parser.add_argument("--output_stride", type=int, default=None, choices=[8, 16, 32])
+    parser.add_argument("--encoder_stride", type=int, default=32, choices=[8, 16, 32],
+                        help="use the encoder only up to this stride")
     parser.add_argument("--table", action="store_true", help="print the comparison with seg-mentor's published table")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log")
@@ -176,7 +194,8 @@ def main(argv=None):
         return 0
     height, width = (int(v) for v in args.size.lower().split("x")) if args.size else (args.pixels, args.pixels)
     flags = dict(fcn16=args.fcn16, fcn8=args.fcn8, fcn4=args.fcn4,
-                 trainable_upsampling=args.trainable_upsampling, output_stride=args.output_stride)
+                 trainable_upsampling=args.trainable_upsampling, output_stride=args.output_stride,
+                 encoder_stride=args.encoder_stride)
     import arch
     try:
         arch.get_arch_class(args.extended_arch)
