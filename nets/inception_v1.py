@@ -9,6 +9,8 @@ output_stride 8/16: MaxPool_4a_3x3 / MaxPool_5a_2x2 lose their stride
 (max_pool2d_dense keeps their windows), and every later 3x3 conv and 3x3
 branch pool is dilated, so the weights see the same neighbourhoods.
 """
+import contextlib
+
 from utils.tf1 import tf, slim
 from nets import resnet_utils
 from nets.resnet_utils import max_pool2d_dense
@@ -60,7 +62,8 @@ def _mixed(net, depths, rate, scope):
 def inception_v1_base(inputs, output_stride=None, scope="InceptionV1"):
     """Conv2d_1a_7x7 .. Mixed_5c; returns (net, end_points) with slim's bare end-point names."""
     end_points = {}
-    with tf.variable_scope(scope, "InceptionV1", [inputs]):
+    # scope=None: build in the current scope (the full net already opened it).
+    with tf.variable_scope(scope, "InceptionV1", [inputs]) if scope else contextlib.nullcontext():
         with slim.arg_scope([slim.conv2d], weights_initializer=tf.truncated_normal_initializer(stddev=0.01)), \
                 slim.arg_scope([slim.conv2d, slim.max_pool2d], stride=1, padding="SAME"):
             net = end_points["Conv2d_1a_7x7"] = slim.conv2d(inputs, 64, [7, 7], stride=2, scope="Conv2d_1a_7x7")
@@ -90,9 +93,9 @@ def inception_v1(inputs, num_classes=1001, is_training=True, base_only=False, ou
     """Inception v1.  base_only: Mixed_5c (1024 channels, no Logits variables); else
     global average pool, dropout and the `Logits/Conv2d_0c_1x1` classifier."""
     resnet_utils.check_output_stride(output_stride, scope)
-    with tf.variable_scope(scope, "InceptionV1", [inputs], reuse=reuse) as sc:
+    with tf.variable_scope(scope, "InceptionV1", [inputs], reuse=reuse):
         with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-            net, end_points = inception_v1_base(inputs, output_stride, scope=sc)
+            net, end_points = inception_v1_base(inputs, output_stride, scope=None)
             if base_only:
                 return net, end_points
             with tf.variable_scope("Logits"):

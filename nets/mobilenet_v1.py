@@ -9,6 +9,7 @@ output_stride 8/16 works as in the original models/research code: once
 reached, depthwise layers get stride 1 and a growing atrous rate.
 """
 import collections
+import contextlib
 
 from utils.tf1 import tf, slim
 from nets import resnet_utils
@@ -38,7 +39,8 @@ def mobilenet_v1_base(inputs, output_stride=None, conv_defs=MOBILENET_V1_CONV_DE
                       scope="MobilenetV1"):
     """Conv2d_0 .. Conv2d_13_pointwise; end points keyed by layer name (slim's bare names)."""
     end_points = {}
-    with tf.variable_scope(scope, "MobilenetV1", [inputs]):
+    # scope=None: build in the current scope (the full net already opened it).
+    with tf.variable_scope(scope, "MobilenetV1", [inputs]) if scope else contextlib.nullcontext():
         with slim.arg_scope([slim.conv2d, slim.separable_conv2d], padding="SAME"):
             current_stride, rate = 1, 1
             net = inputs
@@ -69,9 +71,9 @@ def mobilenet_v1(inputs, num_classes=1001, is_training=True, base_only=False, ou
     """MobileNet v1.  base_only: Conv2d_13_pointwise (1024 channels), no Logits variables;
     else global average pool, dropout, `Logits/Conv2d_1c_1x1`."""
     resnet_utils.check_output_stride(output_stride, scope)
-    with tf.variable_scope(scope, "MobilenetV1", [inputs], reuse=reuse) as sc:
+    with tf.variable_scope(scope, "MobilenetV1", [inputs], reuse=reuse):
         with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-            net, end_points = mobilenet_v1_base(inputs, output_stride, scope=sc)
+            net, end_points = mobilenet_v1_base(inputs, output_stride, scope=None)
             if base_only:
                 return net, end_points
             with tf.variable_scope("Logits"):

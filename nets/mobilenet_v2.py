@@ -10,6 +10,7 @@ End points follow models/research: `layer_<n>` is the output of the n-th op
 and `layer_<n>/depthwise_output` inside blocks.
 """
 import collections
+import contextlib
 
 from utils.tf1 import tf, slim
 from nets import resnet_utils
@@ -64,7 +65,8 @@ def expanded_conv(inputs, depth, expansion, stride=1, rate=1, end_points=None, p
 def mobilenet_v2_base(inputs, output_stride=None, scope="MobilenetV2"):
     """Conv .. Conv_1 with output_stride handling as in models/research mobilenet.py."""
     end_points = {}
-    with tf.variable_scope(scope, "MobilenetV2", [inputs]):
+    # scope=None: build in the current scope (the full net already opened it).
+    with tf.variable_scope(scope, "MobilenetV2", [inputs]) if scope else contextlib.nullcontext():
         with slim.arg_scope([slim.conv2d, slim.separable_conv2d], padding="SAME"):
             net = end_points["layer_1"] = slim.conv2d(inputs, STEM_DEPTH, [3, 3], stride=2, scope="Conv")
             current_stride, rate = 2, 1
@@ -90,9 +92,9 @@ def mobilenet_v2(inputs, num_classes=1001, is_training=True, base_only=False, ou
     """MobileNet v2.  base_only: Conv_1 (1280 channels), no Logits variables; else global
     average pool, dropout, `Logits/Conv2d_1c_1x1`."""
     resnet_utils.check_output_stride(output_stride, scope)
-    with tf.variable_scope(scope, "MobilenetV2", [inputs], reuse=reuse) as sc:
+    with tf.variable_scope(scope, "MobilenetV2", [inputs], reuse=reuse):
         with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-            net, end_points = mobilenet_v2_base(inputs, output_stride, scope=sc)
+            net, end_points = mobilenet_v2_base(inputs, output_stride, scope=None)
             if base_only:
                 return net, end_points
             with tf.variable_scope("Logits"):

@@ -6,8 +6,10 @@ reached, later strides are dropped and later 3x3 kernels are dilated instead,
 so the same (checkpoint-compatible) weights see the same neighbourhoods on a
 finer grid.  `stack_blocks_dense` does that for ResNet blocks, the
 `*_same`/`*_dense` ops make the strided and the dense versions of a layer look
-at the same pixels, so that, for inputs divisible by 32, the dense output taken
-every `2**k` pixels equals the strided output (tests check this).
+at the same pixels, so that, for inputs divisible by 32, the dense ResNet /
+Inception output taken every `32 / output_stride` pixels equals the strided
+output (tests check this).  The MobileNets keep TF 'SAME' strided convs, as
+their checkpoints were trained with, so for them it holds only approximately.
 """
 import collections
 

@@ -94,15 +94,17 @@ def vgg_16(inputs, num_classes=1000, is_training=True, base_only=False, output_s
             realign = base_only and fc_conv_padding == "VALID"
             if realign:
                 pads = [_valid_fc6_paddings(net.shape[axis], rate) for axis in (1, 2)]
-                for axis, (pre, _) in zip((1, 2), pads):
-                    net = replicate_border(net, axis, *pre)
+                with tf.name_scope("fc6_pre_pad"):
+                    for axis, (pre, _) in zip((1, 2), pads):
+                        net = replicate_border(net, axis, *pre)
             net = slim.conv2d(net, 4096, [_FC6_KERNEL, _FC6_KERNEL], rate=rate,
                               padding=fc_conv_padding, scope="fc6")
             net = slim.dropout(net, dropout_keep_prob, is_training=is_training, scope="dropout6")
             net = slim.conv2d(net, 4096, [1, 1], scope="fc7")
             if realign:
-                for axis, (_, post) in zip((1, 2), pads):
-                    net = replicate_border(net, axis, *post)
+                with tf.name_scope("fc7_aligned"):
+                    for axis, (_, post) in zip((1, 2), pads):
+                        net = replicate_border(net, axis, *post)
             if not base_only:
                 net = slim.dropout(net, dropout_keep_prob, is_training=is_training, scope="dropout7")
                 if num_classes:

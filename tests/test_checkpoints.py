@@ -85,14 +85,10 @@ def test_net_under_an_outer_scope(full_checkpoint):
     path, saved = full_checkpoint
     build(base_only=True, outer_scope="encoder")
     with tf.Session() as sess:
-        report = restore_registry_entry_under(sess, path, "encoder/" + ENTRY.scope)
+        report = checkpoints.restore_registry_entry(sess, path, ENTRY, graph_scope="encoder/" + ENTRY.scope)
         value = sess.run(tf.model_variables("encoder/MobilenetV1/Conv2d_13_pointwise/weights")[0])
     assert len(report.restored) == 135
     np.testing.assert_array_equal(value, saved["MobilenetV1/Conv2d_13_pointwise/weights"])
-
-
-def restore_registry_entry_under(sess, path, graph_scope):
-    return checkpoints.restore_registry_entry(sess, path, ENTRY, graph_scope=graph_scope)
 
 
 def test_missing_and_mis_shaped_variables_raise_one_clear_error(tmp_path):

@@ -208,17 +208,22 @@ def copy_variables_op(src_scope, dst_scope):
     return tf.group(*[dst[k].assign(src[k].read_value()) for k in dst])
 
 
-def run_against_reference(pairs, images, ref_scope, our_scope):
+def run_against_reference(pairs, images, ref_scope, our_scope, transform=None):
+    """Random weights in `ref_scope`, copied to `our_scope`; each (ref, ours) pair must agree to 1e-4.
+
+    transform(i, ref_value) maps the i-th reference value onto ours' layout (default: reshape).
+    """
     with session() as sess:
         sess.run(tf.global_variables_initializer())
         sess.run(randomize_variables_op(ref_scope))
         sess.run(copy_variables_op(ref_scope, our_scope))
         x = np.random.RandomState(1).uniform(-1, 1, images.shape.as_list())
         results = sess.run(pairs, {images: x})
-    for ref, ours in results:
-        ref = ref.reshape(ours.shape)
+    for i, (ref, ours) in enumerate(results):
+        ref = transform(i, ref) if transform else ref.reshape(ours.shape)
+        assert ref.shape == ours.shape, (i, ref.shape, ours.shape)
         scale = max(1.0, np.abs(ref).max())
-        assert np.abs(ref - ours).max() <= 1e-4 * scale, (np.abs(ref - ours).max(), scale)
+        assert np.abs(ref - ours).max() <= 1e-4 * scale, (i, np.abs(ref - ours).max(), scale)
 
 
 def test_resnet_v1_50_matches_tf_slim_and_dilates_exactly():
@@ -248,18 +253,21 @@ def test_inception_v1_matches_tf_slim():
 
 
 def test_vgg_16_matches_tf_slim_and_realigns_fc7():
-    """Same convs and fc6/fc7 as slim; base_only's 7x7 fc7 is slim's 1x1 fc7 replicated (224 input)."""
+    """Same convs and fc6/fc7 as slim; base_only's fc7 is slim's 'VALID' fc7 edge-padded by 3 (256 input: 2x2 -> 8x8)."""
     from tf_slim.nets import vgg as slim_vgg
-    images = tf.placeholder(tf.float32, [1, 224, 224, 3])
+    images = tf.placeholder(tf.float32, [1, 256, 256, 3])
     with slim.arg_scope(slim_vgg.vgg_arg_scope()):
-        _, ref_points = slim_vgg.vgg_16(images, 10, is_training=False, scope="ref")
+        _, ref_points = slim_vgg.vgg_16(images, 10, is_training=False, spatial_squeeze=False, scope="ref")
     with slim.arg_scope(vgg.vgg_arg_scope()):
         ours, points = vgg.vgg_16(images, is_training=False, base_only=True, scope="ours")
-    assert ours.shape.as_list() == [1, 7, 7, 4096]
-    ref_fc7 = ref_points["ref/fc7"]
-    assert ref_fc7.shape.as_list() == [1, 1, 1, 4096]
-    run_against_reference([(ref_points["ref/pool5"], points["ours/pool5"]),
-                           (tf.tile(ref_fc7, [1, 7, 7, 1]), ours)], images, "ref", "ours")
+    assert ours.shape.as_list() == [1, 8, 8, 4096]
+    assert ref_points["ref/fc7"].shape.as_list() == [1, 2, 2, 4096]
+
+    def edge_pad_fc7(i, ref):
+        return np.pad(ref, [(0, 0), (3, 3), (3, 3), (0, 0)], mode="edge") if i == 1 else ref
+
+    run_against_reference([(ref_points["ref/pool5"], points["ours/pool5"]), (ref_points["ref/fc7"], ours)],
+                          images, "ref", "ours", transform=edge_pad_fc7)
 
 
 # ---------------------------------------------------------------- VGG alignment details
