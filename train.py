@@ -165,7 +165,6 @@ class TrainGraph:
     """Everything the loop runs: one graph, a feedable iterator over train and val data."""
 
     def __init__(self, settings):
-        import arch
         import nets
         from utils import input_pipeline, training
         from utils.tf1 import tf
@@ -188,28 +187,10 @@ class TrainGraph:
         self.images, self.labels = batch["image"], batch["label"]
         self.is_training = tf.placeholder_with_default(False, [], name="is_training")
 
-        self.model = arch.build_arch(
-            s["basenet"], s["extended_arch"], s["num_classes"], is_training=self.is_training,
-            fcn16=s["fcn16"], fcn8=s["fcn8"], fcn4=s["fcn4"], trainable_upsampling=s["trainable_upsampling"],
-            zero_init_skips=s["zero_init_skips"], output_stride=s["output_stride"], weight_decay=s["weight_decay"],
-            aux_loss_weight=s["aux_loss_weight"], encoder_stride=s.get("encoder_stride", 32))
-        self.logits = self.model.build(self.images)
-
-        n, ignore = s["num_classes"], s["ignore_label"]
-        self.loss = training.segmentation_loss(self.logits, self.labels, n, ignore)
-        aux = [training.segmentation_loss(a, self.labels, n, ignore) for a in self.model.aux_logits]
-        self.total_loss = self.loss + s["aux_loss_weight"] * tf.add_n(aux) if aux else self.loss
-        self.total_loss += tf.losses.get_regularization_loss()
-        self.confusion = training.batch_confusion(self.logits, self.labels, n, ignore)
-        self.predictions = tf.argmax(self.logits, axis=-1, output_type=tf.int32)
-
-        self.global_step = tf.train.get_or_create_global_step()
-        self.learning_rate = training.learning_rate(self.global_step, s["learnrate"], s["total_steps"], s["decaylr"])
-        trainable = set(tf.trainable_variables())
-        encoder_vars = [v for v in self.model.fe_variables() if v in trainable]
-        decoder_vars = [v for v in tf.trainable_variables() if v not in set(encoder_vars)]
-        self.train_op = training.train_op(self.total_loss, self.global_step, self.learning_rate, s["momentum"],
-                                          encoder_vars, decoder_vars, s["difflr"])
+        step = training.TrainStep(self.images, self.labels, self.is_training, s)
+        self.model, self.logits, self.loss, self.confusion = step.model, step.logits, step.loss, step.confusion
+        self.predictions, self.global_step = step.predictions, step.global_step
+        self.learning_rate, self.train_op = step.learning_rate, step.train_op
         self.init = tf.global_variables_initializer()
         self.latest_saver = tf.train.Saver(max_to_keep=1, name="latest_saver")
         self.milestone_saver = tf.train.Saver(max_to_keep=None, name="milestone_saver")
@@ -231,7 +212,7 @@ class StopRequest:
 
 
 def train(settings):
-    from utils import runfolder
+    from utils import runfolder, training
     from utils.monitor import Monitor
     from utils.tf1 import tf
 
@@ -239,11 +220,7 @@ def train(settings):
     if not settings["resume"]:
         runfolder.write_runargs(folder, {k: v for k, v in settings.items() if k not in ("resume",)})
     graph = TrainGraph(settings)
-    config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=settings["threads"],
-                            inter_op_parallelism_threads=settings["threads"])
-    config.gpu_options.allow_growth = True
-    if settings.get("xla"):
-        config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
+    config = training.session_config(settings["threads"], settings.get("xla"))
 
     monitor = Monitor(folder, settings, graph)
     stop = StopRequest()

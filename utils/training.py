@@ -71,3 +71,46 @@ def train_op(total_loss, global_step, lr, beta1, encoder_vars, decoder_vars, dif
         decoder_step = tf.train.AdamOptimizer(lr * difflr, beta1=beta1, name="AdamDecoder").apply_gradients(
             list(zip(grads[n:], variables[n:])), global_step=global_step)
         return tf.group(encoder_step, decoder_step, name="train_op")
+
+
+class TrainStep:
+    """Model, loss and optimizer on given batch tensors: what train.py and bench/ both run.
+
+    settings: the run's resolved settings (train.py's runargs keys).
+    """
+
+    def __init__(self, images, labels, is_training, settings):
+        import arch
+        s = settings
+        self.model = arch.build_arch(
+            s["basenet"], s["extended_arch"], s["num_classes"], is_training=is_training,
+            fcn16=s["fcn16"], fcn8=s["fcn8"], fcn4=s["fcn4"], trainable_upsampling=s["trainable_upsampling"],
+            zero_init_skips=s["zero_init_skips"], output_stride=s["output_stride"], weight_decay=s["weight_decay"],
+            aux_loss_weight=s["aux_loss_weight"], encoder_stride=s.get("encoder_stride") or 32)
+        self.logits = self.model.build(images)
+
+        n, ignore = s["num_classes"], s["ignore_label"]
+        self.loss = segmentation_loss(self.logits, labels, n, ignore)
+        aux = [segmentation_loss(a, labels, n, ignore) for a in self.model.aux_logits]
+        self.total_loss = self.loss + s["aux_loss_weight"] * tf.add_n(aux) if aux else self.loss
+        self.total_loss += tf.losses.get_regularization_loss()
+        self.confusion = batch_confusion(self.logits, labels, n, ignore)
+        self.predictions = tf.argmax(self.logits, axis=-1, output_type=tf.int32)
+
+        self.global_step = tf.train.get_or_create_global_step()
+        self.learning_rate = learning_rate(self.global_step, s["learnrate"], s["total_steps"], s["decaylr"])
+        trainable = set(tf.trainable_variables())
+        encoder_vars = [v for v in self.model.fe_variables() if v in trainable]
+        decoder_vars = [v for v in tf.trainable_variables() if v not in set(encoder_vars)]
+        self.train_op = train_op(self.total_loss, self.global_step, self.learning_rate, s["momentum"],
+                                 encoder_vars, decoder_vars, s["difflr"])
+
+
+def session_config(threads=0, xla=False):
+    """ConfigProto shared by training, testing and benchmarks."""
+    config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=threads,
+                            inter_op_parallelism_threads=threads)
+    config.gpu_options.allow_growth = True
+    if xla:
+        config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
+    return config
