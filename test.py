@@ -1,0 +1,297 @@
+"""Test a trained run: `python test.py --traindir tmp/<YYYYMMDD>_<NETNAME>__<#RUN> [--g 1]`
+
+Every net and dataset setting comes from the run folder's runargs and the
+weights from its checkpoint, so any training run can be tested as it was
+trained.  Scores the whole validation (or test) split at each image's
+original resolution: mIoU with a bootstrap 95 % CI, per-class IoU, pixel and
+mean class accuracy, the confusion matrix (CSV + PNG), and pictures of the
+images asked for (--first2viz..--last2viz); all of it lands in results.json
+and friends under <traindir>/test_<split>_<step>/.
+
+    --afteriter 3000          a milestone checkpoint (an unknown step lists the saved ones)
+    --afteriter 3000,6000     several checkpoints: each scored, plus the spread of the mIoU
+    --afteriter last:3        the three newest milestones
+    --scales 0.75,1,1.25 --flip   multi-scale + flip testing (averaged probabilities)
+    --imagepath 'pics/*.jpg'  segment images of your fancy (no labels) -> overlay PNGs
+    --moviepath drive.mp4     segment a movie -> overlay movie with the same frame rate
+"""
+import argparse
+import glob
+import os
+import re
+import sys
+import time
+
+from utils.flags import add_bool_flag, add_gpu_flag, apply_gpu_flag
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+SPLITS = ("validation", "test", "training")
+
+
+class UsageError(Exception):
+    """A problem with the command line or the run folder: printed without a traceback, exit code 2."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--traindir", required=True, help="run folder made by train.py (holds runargs)")
+    parser.add_argument("--afteriter", default=None,
+                        help="checkpoint saved after X steps (default: newest); 'X,Y,...' or 'last:K' for several")
+    parser.add_argument("--pixels", type=int, default=None,
+                        help="larger image side fed to the net (default: as trained; 0 = native resolution)")
+    parser.add_argument("--scales", default="1", help="comma list of test scales (factors on --pixels)")
+    add_bool_flag(parser, "flip", False, "also segment the mirrored image and average")
+    parser.add_argument("--split", default="validation", help="split to score: %s" % ", ".join(SPLITS))
+    parser.add_argument("--datapath", default=None, help="root of <family>/<split>.tfrecords (default: runargs')")
+    parser.add_argument("--num_images", type=int, default=None, help="score only the first N images of the split")
+    parser.add_argument("--first2viz", type=int, default=0, help="first image index to draw")
+    parser.add_argument("--last2viz", type=int, default=2, help="last image index to draw (-1: none)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the mIoU CI (0 = off)")
+    parser.add_argument("--imagepath", default=None, help="image file, folder or glob to segment (no scoring)")
+    parser.add_argument("--moviepath", default=None, help="video file to segment into an overlay movie")
+    parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours in overlays")
+    parser.add_argument("--outdir", default=None,
+                        help="output folder (default: <traindir>/test_<split>_<step> or <traindir>/segmented_<step>)")
+    parser.add_argument("--batch_size", type=int, default=None, help="images per net call (default: training's)")
+    parser.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0 = TF default)")
+    add_gpu_flag(parser)
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log")
+    return parser
+
+
+# ------------------------------------------------------------------------ arguments, before TF
+def select_steps(afteriter, available):
+    """--afteriter -> list of milestone steps; None -> [None] (the newest checkpoint).
+
+    Accepts 'X', 'X,Y,...' and 'last:K'.  An unknown step raises UsageError naming the saved ones.
+    """
+    if afteriter is None or str(afteriter).strip() == "":
+        return [None]
+    text = str(afteriter).strip()
+    saved = ", ".join(map(str, available)) or "none"
+    last = re.fullmatch(r"last:(\d+)", text)
+    if last:
+        count = int(last.group(1))
+        if count < 1 or not available:
+            raise UsageError("--afteriter %s: need K >= 1 and saved milestones; saved steps: %s" % (text, saved))
+        return available[-count:]
+    try:
+        steps = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError("--afteriter %r: expected a step, a comma list of steps or last:K" % text) from None
+    unknown = [s for s in steps if s not in available]
+    if unknown or not steps:
+        raise UsageError("no checkpoint after %s steps; saved steps: %s"
+                         % (", ".join(map(str, unknown or steps)), saved))
+    return steps
+
+
+def resolve_datapath(path):
+    """A relative runargs datapath is tried from the working directory, then from the repository root."""
+    if path and not os.path.isabs(path) and not os.path.exists(path) and os.path.exists(os.path.join(HERE, path)):
+        return os.path.join(HERE, path)
+    return path
+
+
+def find_images(path):
+    """Image files named by a file, a folder (its images, sorted) or a glob pattern."""
+    if os.path.isdir(path):
+        found = [os.path.join(path, name) for name in sorted(os.listdir(path))]
+    elif os.path.isfile(path):
+        return [path]
+    else:
+        found = sorted(glob.glob(path))
+    images = [p for p in found if os.path.isfile(p) and p.lower().endswith(IMAGE_EXTENSIONS)]
+    if not images:
+        raise UsageError("no images found at %s (a file, a folder or a glob such as 'pics/*.jpg')" % path)
+    return images
+
+
+def stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+# ------------------------------------------------------------------------ scoring
+def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
+    """Score the split with the loaded weights; write results.json, confusion CSV/PNG and pictures."""
+    from utils import evaluation, result_pictures
+    os.makedirs(outdir, exist_ok=True)
+    names, palette, ignore = segmenter.class_names, segmenter.palette, segmenter.ignore_label
+    pictures = []
+
+    def draw(index, example, prediction):
+        if viz_range[0] <= index <= viz_range[1]:
+            picture_dir = os.path.join(outdir, "viz")
+            os.makedirs(picture_dir, exist_ok=True)
+            base = os.path.join(picture_dir, "%03d_%s" % (index, stem(example["filename"] or str(index))))
+            result_pictures.prediction_panel(example["image"], prediction, names, palette, example["label"],
+                                             ignore, title=example["filename"]).save(base + "_panel.png")
+            result_pictures.overlay_picture(example["image"], prediction, palette, settings["alpha"],
+                                            ignore).save(base + "_overlay.png")
+            pictures.append(base + "_panel.png")
+
+    examples = evaluation.split_examples(settings["datapath"], settings["dataset_family"], settings["split"],
+                                         settings["num_images"])
+    scored = evaluation.score_split(segmenter, examples, on_image=draw)
+    report = evaluation.summarize(scored.confusions, names, bootstrap=bootstrap)
+    speed = len(scored.filenames) / scored.seconds if scored.seconds > 0 else float("nan")
+    results = {"run": os.path.abspath(segmenter.traindir), "net": segmenter.name,
+               "checkpoint": segmenter.checkpoint, "step": segmenter.step, "split": settings["split"],
+               "dataset_family": settings["dataset_family"], "datapath": settings["datapath"],
+               "pixels": segmenter.pixels, "scales": list(segmenter.scales), "flip": segmenter.flip,
+               "images_per_second": speed, "segmentation_seconds": scored.seconds,
+               "filenames": scored.filenames, "pictures": [os.path.relpath(p, outdir) for p in pictures]}
+    results.update(report)
+    evaluation.write_json(os.path.join(outdir, "results.json"), results)
+    evaluation.write_confusion_csv(os.path.join(outdir, "confusion_matrix.csv"), report["confusion_matrix"], names)
+    result_pictures.confusion_heatmap(os.path.join(outdir, "confusion_matrix.png"), report["confusion_matrix"],
+                                      names, title="%s step %s, %s (%s)" % (segmenter.name, segmenter.step,
+                                                                            settings["split"],
+                                                                            evaluation.headline(report)))
+    return results
+
+
+def segment_image_files(segmenter, paths, outdir, alpha):
+    """Overlay and panel PNGs for images without labels; returns images per second."""
+    import numpy as np
+    from PIL import Image
+    from utils import result_pictures
+    os.makedirs(outdir, exist_ok=True)
+    seconds = 0.0
+    for start in range(0, len(paths), segmenter.batch_size):
+        chunk = paths[start:start + segmenter.batch_size]
+        images = [np.asarray(Image.open(p).convert("RGB")) for p in chunk]
+        tic = time.time()
+        predictions = segmenter.segment(images)
+        seconds += time.time() - tic
+        for path, image, prediction in zip(chunk, images, predictions):
+            base = os.path.join(outdir, stem(path))
+            result_pictures.overlay_picture(image, prediction, segmenter.palette, alpha,
+                                            segmenter.ignore_label).save(base + "_overlay.png")
+            result_pictures.prediction_panel(image, prediction, segmenter.class_names, segmenter.palette,
+                                             ignore_label=segmenter.ignore_label,
+                                             title=os.path.basename(path)).save(base + "_panel.png")
+            print("  %s -> %s_overlay.png" % (path, base))
+    return len(paths) / seconds if seconds > 0 else float("nan")
+
+
+# ------------------------------------------------------------------------ main
+def run(args):
+    from utils import runfolder
+    if not os.path.isdir(args.traindir):
+        raise UsageError("--traindir %s does not exist" % args.traindir)
+    try:
+        runargs = runfolder.read_runargs(args.traindir)
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
+    steps = select_steps(args.afteriter, runfolder.milestone_steps(args.traindir))
+    try:
+        latest_step = None if steps != [None] else _step_of(runfolder.checkpoint_path(args.traindir))
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
+    fancy = args.imagepath or args.moviepath
+    image_paths = find_images(args.imagepath) if args.imagepath else []
+    if args.moviepath and not os.path.isfile(args.moviepath):
+        raise UsageError("--moviepath %s: no such file" % args.moviepath)
+    try:
+        from utils.datasets import canonical_split
+        split = canonical_split(args.split)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    settings = {"split": split, "dataset_family": runargs["dataset_family"], "num_images": args.num_images,
+                "datapath": resolve_datapath(args.datapath or runargs.get("datapath")), "alpha": args.alpha}
+    if not fancy:
+        from utils import input_pipeline
+        try:
+            input_pipeline.dataset_files(settings["datapath"], settings["dataset_family"], split)
+        except FileNotFoundError as error:
+            raise UsageError(str(error)) from None
+
+    from utils import evaluation
+    from utils.inference import Segmenter, parse_scales
+    try:
+        scales = parse_scales(args.scales)
+    except ValueError as error:
+        raise UsageError("--scales: %s" % error) from None
+    segmenter = Segmenter(args.traindir, step=steps[0], pixels=args.pixels, batch_size=args.batch_size,
+                          scales=scales, flip=args.flip, threads=args.threads)
+    print("loaded %s" % segmenter.describe())
+    if fancy:
+        outdir = args.outdir or os.path.join(args.traindir, "segmented_%s" % (steps[-1] or latest_step))
+        if len(steps) > 1:
+            segmenter.restore(steps[-1])
+        if image_paths:
+            speed = segment_image_files(segmenter, image_paths, outdir, args.alpha)
+            print("segmented %d image(s) into %s: %.1f images/s" % (len(image_paths), outdir, speed))
+        if args.moviepath:
+            from utils.movie import segment_movie
+            out_movie = os.path.join(outdir, stem(args.moviepath) + "_segmented.mp4")
+            stats = segment_movie(segmenter, args.moviepath, out_movie, alpha=args.alpha)
+            print("segmented movie: %d frames -> %s, %.2f frames/s measured (%.1f s)"
+                  % (stats["frames"], out_movie, stats["frames_per_second"], stats["seconds"]))
+        return 0
+
+    viz_range = (args.first2viz, args.last2viz)
+    if len(steps) == 1:
+        outdir = args.outdir or os.path.join(args.traindir, "test_%s_%s" % (split, steps[0] or latest_step))
+        results = evaluate_checkpoint(segmenter, settings, outdir, viz_range, args.bootstrap)
+        _print_results(results)
+        print("results: %s" % outdir)
+        return 0
+
+    outdir = args.outdir or os.path.join(args.traindir, "test_%s_steps_%s" % (split, "-".join(map(str, steps))))
+    per_step = {}
+    for step in steps:
+        if segmenter.step != step:
+            segmenter.restore(step)
+        step_dir = os.path.join(outdir, "step_%d" % step)
+        results = evaluate_checkpoint(segmenter, settings, step_dir, viz_range if step == steps[-1] else (0, -1),
+                                      args.bootstrap)
+        print("step %d: %s" % (step, evaluation.headline(results)))
+        per_step[step] = results
+    _print_results(per_step[steps[-1]])
+    spread = evaluation.checkpoint_spread({s: r["mIoU"] for s, r in per_step.items()})
+    spread["mIoU_ci"] = {str(s): r["mIoU_ci"] for s, r in per_step.items()}
+    summary = {"run": os.path.abspath(args.traindir), "net": segmenter.name, "split": split, "steps": steps,
+               "checkpoint_spread": spread,
+               "per_step": {str(s): {k: r[k] for k in ("mIoU", "mIoU_ci", "pixel_accuracy", "mean_class_accuracy",
+                                                       "per_class_iou", "checkpoint")}
+                            for s, r in per_step.items()}}
+    evaluation.write_json(os.path.join(outdir, "results.json"), summary)
+    print(evaluation.format_spread(spread))
+    print("results: %s" % outdir)
+    return 0
+
+
+def _step_of(checkpoint):
+    match = re.search(r"-(\d+)$", checkpoint)
+    return int(match.group(1)) if match else "latest"
+
+
+def _print_results(results):
+    from utils import evaluation
+    print("%s step %s on %s %s (%d images, pixels %s, scales %s%s)"
+          % (results["net"], results["step"], results["dataset_family"], results["split"], results["num_images"],
+             results["pixels"] or "native", ",".join("%g" % s for s in results["scales"]),
+             ", flip" if results["flip"] else ""))
+    print(evaluation.format_report(results))
+    print("speed: %.1f images/s (segmentation at original resolution)" % results["images_per_second"])
+
+
+def main(argv=None):
+    early = argparse.ArgumentParser(add_help=False)
+    add_gpu_flag(early)
+    apply_gpu_flag(early.parse_known_args(argv)[0].gpu)  # before anything imports TensorFlow
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UsageError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""Segment numpy images with a trained run: load the run folder once, then `segment()` as often as you like.
+
+    seg = Segmenter("tmp/20250101_resnet_v1_18_LinkNet__1")          # runargs + latest checkpoint
+    maps = seg.segment([image_a, image_b])          # HxW class maps at each image's own size
+    maps, probs = seg.segment(images, probabilities=True, scales=(0.75, 1, 1.25), flip=True)
+    seg.class_names, seg.palette, seg.ignore_label, seg.step
+    seg.restore(step=3000)                          # another milestone, same graph and session
+
+Why this shape: test.py, the notebook, movies and media/ all need the same
+thing - the net exactly as trained (is_training=False, the net's input
+normalisation inside the graph) fed the way training fed it - and building a
+graph or restoring a checkpoint per image would dominate the run time.
+
+The geometry is the input pipeline's (utils/input_pipeline.py) run forwards
+and then backwards inside the graph: the image's larger side is scaled to
+`pixels` (bilinear, half-pixel centres), normalised, placed top-left on a
+PxP canvas padded with zeros; the logits are cropped back to the valid
+`scaled_size(h, w, pixels)` region and resized bilinearly to h x w, so class
+maps and probabilities always come back at the original resolution.
+`pixels=0` keeps the native size.  Multi-scale / flip testing averages the
+softmax probabilities over `scales` (factors on `pixels`) and horizontal flips.
+
+Images of one size are batched together (`batch_size`); every net input
+size gets its own static-shape copy of the net in the same graph (shared
+variables), built once on first use.
+"""
+import os
+import re
+
+import numpy as np
+
+from utils.input_pipeline import scaled_size
+from utils.tf1 import tf
+
+
+def scaled_canvas(height, width, pixels, scale=1.0):
+    """(resized (h, w), canvas (h, w)) fed to the net for one image size and test scale.
+
+    pixels > 0: larger side -> round(pixels * scale), canvas is square;
+    pixels = 0: native size times `scale`, no canvas padding.
+    """
+    if pixels:
+        side = max(1, int(round(pixels * scale)))
+        return scaled_size(height, width, side), (side, side)
+    resized = (max(1, int(round(height * scale))), max(1, int(round(width * scale))))
+    return resized, resized
+
+
+def to_original_resolution(logits, valid_size, original_size):
+    """Crop canvas logits [N, P, P, C] to the valid region and resize them bilinearly to the original size.
+
+    The exact inverse of the pipeline's geometry: the valid region is the
+    top-left `valid_size` = scaled_size(h, w, P), everything beyond is padding.
+    """
+    cropped = logits[:, :valid_size[0], :valid_size[1], :]
+    return tf.image.resize_bilinear(cropped, original_size, half_pixel_centers=True)
+
+
+class _NetCopy:
+    """The inference ops for one net input size (None = dynamic): images in, probabilities at input size out."""
+
+    def __init__(self, logits_fn, preprocess, canvas):
+        self.images = tf.placeholder(tf.float32, [None, None, None, 3], name="images")
+        self.resized_size = tf.placeholder(tf.int32, [2], name="resized_size")
+        original_size = tf.shape(self.images)[1:3]
+        net_input = preprocess(tf.image.resize_bilinear(self.images, self.resized_size, half_pixel_centers=True))
+        if canvas is not None:
+            pad = [[0, 0], [0, canvas[0] - self.resized_size[0]], [0, canvas[1] - self.resized_size[1]], [0, 0]]
+            net_input = tf.pad(net_input, pad)
+            net_input.set_shape([None, canvas[0], canvas[1], 3])
+        logits = to_original_resolution(logits_fn(net_input), self.resized_size, original_size)
+        self.probabilities = tf.nn.softmax(logits)
+        self.classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+
+class Segmenter:
+    """A trained run (or any logits function) ready to segment numpy RGB images of any size."""
+
+    def __init__(self, traindir, step=None, pixels=None, batch_size=None, scales=(1.0,), flip=False,
+                 checkpoint=None, threads=0):
+        """traindir: run folder; step: milestone (None = newest checkpoint); pixels: None = as trained, 0 = native.
+
+        checkpoint: a checkpoint prefix to restore instead of the run's (rare).
+        threads: TF intra/inter-op threads (0 = TF default).
+        """
+        import arch
+        import nets
+        from utils import runfolder
+        self.traindir = traindir
+        self.runargs = runfolder.read_runargs(traindir)
+        args = self.runargs
+        # Every architecture flag training saw (fcn16, output_stride, ...) goes to the decoder; it ignores the rest.
+        flags = {key: value for key, value in args.items()
+                 if key not in ("basenet", "extended_arch", "num_classes", "is_training")}
+        model = arch.build_arch(args["basenet"], args["extended_arch"], args["num_classes"], is_training=False,
+                                **flags)
+        self._setup(lambda images: model.build(images), nets.get(args["basenet"]).preprocess,
+                    num_classes=args["num_classes"], class_names=args.get("class_names"),
+                    palette=args.get("palette"), ignore_label=args.get("ignore_label"),
+                    pixels=args.get("pixels", 0) if pixels is None else pixels,
+                    batch_size=batch_size or args.get("batch_size") or 8, scales=scales, flip=flip,
+                    threads=threads)
+        self.name = args.get("net_name") or "%s_%s" % (args["basenet"], args["extended_arch"])
+        self.restore(step=step, checkpoint=checkpoint)
+
+    @classmethod
+    def from_logits_fn(cls, logits_fn, num_classes, pixels, preprocess=None, batch_size=8, scales=(1.0,),
+                       flip=False, class_names=None, palette=None, ignore_label=None):
+        """A Segmenter around any `logits_fn(preprocessed [N, H, W, 3]) -> logits [N, H, W, C]` (no checkpoint).
+
+        For tests and experiments: the same resize / pad / crop / resize-back path with a known model.
+        """
+        self = cls.__new__(cls)
+        self.traindir, self.runargs, self.name = None, {}, "custom"
+        self._setup(logits_fn, preprocess or (lambda images: images), num_classes, class_names, palette,
+                    ignore_label, pixels, batch_size, scales, flip, threads=0)
+        with self.graph.as_default():
+            self._ensure_net((8, 8) if pixels else None)  # create any variables now
+            self.session.run(tf.global_variables_initializer())
+        self.checkpoint, self.step = None, None
+        return self
+
+    def _setup(self, logits_fn, preprocess, num_classes, class_names, palette, ignore_label, pixels,
+               batch_size, scales, flip, threads):
+        from utils import viz
+        self.num_classes = int(num_classes)
+        self.class_names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
+        self.palette = [tuple(c) for c in palette] if palette else viz.voc_colormap(self.num_classes)
+        self.ignore_label = ignore_label
+        self.pixels = int(pixels or 0)
+        if self.pixels < 0:
+            raise ValueError("pixels must be >= 0 (0 = native resolution), got %d" % self.pixels)
+        self.batch_size = int(batch_size)
+        self.scales = parse_scales(scales)
+        self.flip = bool(flip)
+        self._logits_fn, self._preprocess = logits_fn, preprocess
+        self._nets = {}
+        self._dynamic_ok = True
+        self.graph = tf.Graph()
+        config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=threads,
+                                inter_op_parallelism_threads=threads)
+        config.gpu_options.allow_growth = True
+        self.session = tf.Session(graph=self.graph, config=config)
+        self._saver = None
+
+    # ------------------------------------------------------------------ graph
+    def _ensure_net(self, canvas):
+        """The net copy for a static canvas (h, w), or the dynamic one for None; built on first use."""
+        if canvas is None and not self._dynamic_ok:
+            raise LookupError("dynamic shapes unsupported")
+        if canvas not in self._nets:
+            with self.graph.as_default(), tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
+                before = len(tf.global_variables())
+                with tf.name_scope("net_%s" % ("x".join(map(str, canvas)) if canvas else "any")):
+                    try:
+                        self._nets[canvas] = _NetCopy(self._logits_fn, self._preprocess, canvas)
+                    except ValueError:  # some decoders need static shapes (e.g. DeepLab's true_stride)
+                        if canvas is not None:
+                            raise
+                        self._dynamic_ok = False
+                        raise LookupError("dynamic shapes unsupported")
+                if before and len(tf.global_variables()) != before:
+                    raise RuntimeError("a second copy of the net created new variables instead of sharing them")
+        return self._nets[canvas]
+
+    def restore(self, step=None, checkpoint=None):
+        """Load the weights of milestone `step` (None: newest checkpoint) into the graph; returns the path."""
+        from utils import runfolder
+        path = checkpoint or runfolder.checkpoint_path(self.traindir, step)
+        with self.graph.as_default():
+            if self._saver is None:
+                self._ensure_net((self.pixels, self.pixels) if self.pixels else (32, 32))
+                self._saver = tf.train.Saver(var_list=tf.global_variables(), name="inference_saver")
+                for scale in self.scales if self.pixels else ():  # build every copy up front, not mid-timing
+                    self._ensure_net(scaled_canvas(1, 1, self.pixels, scale)[1])
+            self._saver.restore(self.session, path)
+        self.checkpoint = path
+        self.step = checkpoint_step(path)
+        return path
+
+    # ---------------------------------------------------------------- running
+    def _run(self, batch, scale, fetch):
+        """One same-size uint8/float batch [N, H, W, 3] at one scale -> probabilities or classes at H x W."""
+        height, width = batch.shape[1:3]
+        resized, canvas = scaled_canvas(height, width, self.pixels, scale)
+        if not self.pixels and self._dynamic_ok:
+            try:
+                net = self._ensure_net(None)
+            except LookupError:
+                net = self._ensure_net(canvas)
+        else:
+            net = self._ensure_net(canvas)
+        tensor = net.probabilities if fetch == "probabilities" else net.classes
+        return self.session.run(tensor, {net.images: batch.astype(np.float32, copy=False),
+                                         net.resized_size: resized})
+
+    def _batch_probabilities(self, batch, scales, flip):
+        total = None
+        for scale in scales:
+            for flipped in ((False, True) if flip else (False,)):
+                probs = self._run(batch[:, :, ::-1] if flipped else batch, scale, "probabilities")
+                probs = probs[:, :, ::-1] if flipped else probs
+                total = probs if total is None else total + probs
+        return total / float(len(scales) * (2 if flip else 1))
+
+    def segment(self, images, probabilities=False, scales=None, flip=None):
+        """Class maps (uint8 when the classes fit, else int32) at each image's own size.
+
+        images: one HxWx3 RGB array, an [N, H, W, 3] array, or a list of HxWx3
+        arrays of any sizes (uint8 or float in [0, 255]).  Returns the same
+        structure: one map, or a list of maps.  probabilities=True also returns
+        the softmax probabilities (float32 HxWxC) alongside.  scales / flip
+        override the Segmenter's defaults for this call.
+        """
+        single = isinstance(images, np.ndarray) and images.ndim == 3
+        items = [images] if single else list(images)
+        for item in items:
+            if np.ndim(item) != 3 or np.shape(item)[-1] != 3:
+                raise ValueError("expected HxWx3 RGB images, got shape %s" % (np.shape(item),))
+        scales = self.scales if scales is None else parse_scales(scales)
+        flip = self.flip if flip is None else bool(flip)
+        single_pass = len(scales) == 1 and not flip and not probabilities
+        maps, probs = [None] * len(items), [None] * len(items)
+        for indices in same_size_batches([np.shape(item)[:2] for item in items], self.batch_size):
+            batch = np.stack([np.asarray(items[i]) for i in indices])
+            if single_pass:
+                classes = self._run(batch, scales[0], "classes")
+            else:
+                batch_probs = self._batch_probabilities(batch, scales, flip)
+                classes = np.argmax(batch_probs, axis=-1)
+            for j, i in enumerate(indices):
+                maps[i] = classes[j].astype(np.uint8 if self.num_classes <= 256 else np.int32)
+                if probabilities:
+                    probs[i] = batch_probs[j]
+        if single:
+            return (maps[0], probs[0]) if probabilities else maps[0]
+        return (maps, probs) if probabilities else maps
+
+    def close(self):
+        self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def describe(self):
+        """One line: which net, checkpoint and test settings."""
+        return "%s step %s, pixels %s, scales %s%s" % (
+            self.name, self.step, self.pixels or "native", ",".join("%g" % s for s in self.scales),
+            ", flip" if self.flip else "")
+
+
+def same_size_batches(sizes, batch_size):
+    """Index lists of at most batch_size images sharing one (h, w), in first-appearance order."""
+    groups = {}
+    for index, size in enumerate(sizes):
+        groups.setdefault(tuple(size), []).append(index)
+    batches = []
+    for indices in groups.values():
+        batches.extend(indices[i:i + batch_size] for i in range(0, len(indices), batch_size))
+    return batches
+
+
+def parse_scales(scales):
+    """'0.75,1,1.25' or a sequence of numbers -> tuple of positive floats."""
+    if isinstance(scales, str):
+        scales = [s for s in scales.replace(" ", "").split(",") if s]
+    values = tuple(float(s) for s in (scales if scales is not None else (1.0,)))
+    if not values or any(s <= 0 for s in values):
+        raise ValueError("scales must be positive numbers, got %r" % (scales,))
+    return values
+
+
+def checkpoint_step(path):
+    """Training step encoded in a checkpoint prefix 'model.ckpt-<step>', or None."""
+    match = re.search(r"-(\d+)$", os.path.basename(path or ""))
+    return int(match.group(1)) if match else None
