@@ -115,7 +115,7 @@ class Segmenter:
         self._setup(logits_fn, preprocess or (lambda images: images), num_classes, class_names, palette,
                     ignore_label, pixels, batch_size, scales, flip, threads=0)
         with self.graph.as_default():
-            self._ensure_net((8, 8) if pixels else None)  # create any variables now
+            self._build_configured_nets()
             self.session.run(tf.global_variables_initializer())
         self.checkpoint, self.step = None, None
         return self
@@ -163,16 +163,25 @@ class Segmenter:
                     raise RuntimeError("a second copy of the net created new variables instead of sharing them")
         return self._nets[canvas]
 
+    def _build_configured_nets(self):
+        """Create the variables, and every net copy the configured scales need (not mid-timing, later)."""
+        if self.pixels:
+            for scale in self.scales:
+                self._ensure_net(scaled_canvas(1, 1, self.pixels, scale)[1])
+            return
+        try:
+            self._ensure_net(None)
+        except LookupError:
+            self._ensure_net((32, 32))
+
     def restore(self, step=None, checkpoint=None):
         """Load the weights of milestone `step` (None: newest checkpoint) into the graph; returns the path."""
         from utils import runfolder
         path = checkpoint or runfolder.checkpoint_path(self.traindir, step)
         with self.graph.as_default():
             if self._saver is None:
-                self._ensure_net((self.pixels, self.pixels) if self.pixels else (32, 32))
+                self._build_configured_nets()
                 self._saver = tf.train.Saver(var_list=tf.global_variables(), name="inference_saver")
-                for scale in self.scales if self.pixels else ():  # build every copy up front, not mid-timing
-                    self._ensure_net(scaled_canvas(1, 1, self.pixels, scale)[1])
             self._saver.restore(self.session, path)
         self.checkpoint = path
         self.step = checkpoint_step(path)

@@ -1,0 +1,171 @@
+"""test.py on the tiny trained sample run: scores, files, pictures, checkpoints, images and movies."""
+import glob
+import importlib.util
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT, SAMPLE, run_script
+from utils import evaluation
+
+MIOU_LINE = re.compile(r"mIoU (\d+\.\d) % \(95 % CI (\d+\.\d)-(\d+\.\d)\)")
+
+
+def _load_test_script():
+    """test.py by path: `import test` could find the standard library's test package instead."""
+    spec = importlib.util.spec_from_file_location("segmentor_test_script", os.path.join(ROOT, "test.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+test_script = _load_test_script()
+
+
+def _sample_val_labels():
+    return [np.asarray(Image.open(p)) for p in sorted(glob.glob(os.path.join(SAMPLE, "valannot", "*.png")))]
+
+
+@pytest.fixture(scope="module")
+def scored_run(tiny_run, tmp_path_factory):
+    """One real command-line run over the sample validation split, shared by the checks below."""
+    outdir = str(tmp_path_factory.mktemp("scored"))
+    proc = run_script("test.py", "--traindir", tiny_run["folder"], "--bootstrap", "200", "--first2viz", "1",
+                      "--last2viz", "2", "--outdir", outdir)
+    return {"stdout": proc.stdout, "outdir": outdir, "results": json.load(open(os.path.join(outdir, "results.json")))}
+
+
+def test_prints_miou_with_interval_and_per_class_iou(scored_run):
+    out = scored_run["stdout"]
+    match = MIOU_LINE.search(out)
+    assert match, out
+    miou, low, high = (float(g) for g in match.groups())
+    assert low <= miou <= high
+    assert "resnet_v1_18_LinkNet step 6 on camvid validation (8 images, pixels 64" in out
+    assert "per-class IoU:" in out and "Road" in out and "images/s" in out
+
+
+def test_results_json_scores_every_labelled_pixel_at_original_resolution(scored_run):
+    results = scored_run["results"]
+    labels = _sample_val_labels()
+    # every non-ignore pixel of the 480x360 labels is scored: nothing lost to the 64-pixel net input
+    assert results["scored_pixels"] == sum(int((label != 11).sum()) for label in labels)
+    assert results["num_images"] == 8 and len(results["filenames"]) == 8 and len(results["per_image_mIoU"]) == 8
+    assert results["step"] == 6 and results["pixels"] == 64 and results["split"] == "validation"
+    confusion = np.asarray(results["confusion_matrix"])
+    assert confusion.shape == (11, 11) and confusion.sum() == results["scored_pixels"]
+    np.testing.assert_array_equal(confusion.sum(1), [np.bincount(np.concatenate([l[l != 11] for l in labels]),
+                                                                 minlength=11)[c] for c in range(11)])
+    assert 0.0 <= results["mIoU"] <= 1.0
+    low, high = results["mIoU_ci"]
+    assert low <= results["mIoU"] <= high and results["bootstrap_samples"] == 200
+    assert set(results["per_class_iou"]) == set(results["class_names"]) and len(results["class_names"]) == 11
+    for key in ("pixel_accuracy", "mean_class_accuracy", "per_class_accuracy", "images_per_second", "checkpoint"):
+        assert key in results
+
+
+def test_confusion_csv_png_and_panels(scored_run):
+    outdir, results = scored_run["outdir"], scored_run["results"]
+    matrix, names = evaluation.read_confusion_csv(os.path.join(outdir, "confusion_matrix.csv"))
+    np.testing.assert_array_equal(matrix, results["confusion_matrix"])
+    assert names == results["class_names"]
+    heat = Image.open(os.path.join(outdir, "confusion_matrix.png"))
+    assert heat.size[0] > 300 and heat.size[1] > 300
+    panels = sorted(glob.glob(os.path.join(outdir, "viz", "*_panel.png")))
+    overlays = sorted(glob.glob(os.path.join(outdir, "viz", "*_overlay.png")))
+    assert [os.path.basename(p)[:3] for p in panels] == ["001", "002"] and len(overlays) == 2
+    panel = Image.open(panels[0])
+    assert panel.size[0] > 3 * 480 and panel.size[1] >= 360        # image | prediction | truth + legend
+    assert Image.open(overlays[0]).size == (480, 360)               # original resolution
+    assert results["pictures"] == [os.path.relpath(p, outdir) for p in panels]
+
+
+def test_unknown_afteriter_lists_the_saved_steps(tiny_run, capsys):
+    assert test_script.main(["--traindir", tiny_run["folder"], "--afteriter", "4"]) == 2
+    assert "saved steps: 3, 6" in capsys.readouterr().err
+
+
+def test_select_steps():
+    saved = [3, 6, 9]
+    assert test_script.select_steps(None, saved) == [None]
+    assert test_script.select_steps("6", saved) == [6]
+    assert test_script.select_steps("3,9", saved) == [3, 9]
+    assert test_script.select_steps("last:2", saved) == [6, 9]
+    with pytest.raises(test_script.UsageError, match="saved steps: 3, 6, 9"):
+        test_script.select_steps("3,4", saved)
+    with pytest.raises(test_script.UsageError):
+        test_script.select_steps("soon", saved)
+
+
+def test_afteriter_list_gives_the_spread_across_checkpoints(tiny_run, tmp_path, capsys):
+    outdir = str(tmp_path / "spread")
+    assert test_script.main(["--traindir", tiny_run["folder"], "--afteriter", "3,6", "--num_images", "4",
+                             "--bootstrap", "50", "--last2viz", "-1", "--outdir", outdir]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"step 3: mIoU \d+\.\d % \(95 % CI", out) and re.search(r"step 6: mIoU \d+\.\d %", out)
+    assert "mIoU over checkpoints 3, 6: min" in out
+    summary = json.load(open(os.path.join(outdir, "results.json")))
+    spread = summary["checkpoint_spread"]
+    per_step = {step: json.load(open(os.path.join(outdir, "step_%d" % step, "results.json")))["mIoU"]
+                for step in (3, 6)}
+    assert spread["steps"] == [3, 6] and spread["mIoU"] == [per_step[3], per_step[6]]
+    assert spread["min"] == min(per_step.values()) and spread["max"] == max(per_step.values())
+    assert spread["std"] == pytest.approx(abs(per_step[3] - per_step[6]) / 2)
+    assert set(spread["mIoU_ci"]) == {"3", "6"}
+    assert per_step[3] != per_step[6]  # two different checkpoints really were restored
+
+
+def test_native_resolution_without_bootstrap(tiny_run, tmp_path, capsys):
+    outdir = str(tmp_path / "native")
+    assert test_script.main(["--traindir", tiny_run["folder"], "--pixels", "0", "--num_images", "2",
+                             "--bootstrap", "0", "--last2viz", "-1", "--outdir", outdir]) == 0
+    results = json.load(open(os.path.join(outdir, "results.json")))
+    assert results["pixels"] == 0 and results["num_images"] == 2 and results["mIoU_ci"] is None
+    assert re.search(r"^mIoU \d+\.\d %$", capsys.readouterr().out, re.M)
+
+
+def test_imagepath_folder_with_multiscale_and_flip(tiny_run, tmp_path, capsys):
+    import shutil
+    outdir, folder = str(tmp_path / "pics"), str(tmp_path / "mine")
+    os.makedirs(folder)
+    for path in sorted(glob.glob(os.path.join(SAMPLE, "val", "*")))[:3]:
+        shutil.copy(path, folder)
+    Image.open(os.path.join(folder, os.listdir(folder)[0])).resize((200, 150)).save(os.path.join(folder, "small.png"))
+    assert test_script.main(["--traindir", tiny_run["folder"], "--imagepath", folder, "--scales", "0.75,1.25",
+                             "--flip", "--outdir", outdir]) == 0
+    out = capsys.readouterr().out
+    assert "scales 0.75,1.25, flip" in out and "segmented 4 image(s)" in out
+    for image in sorted(os.listdir(folder)):
+        stem = os.path.splitext(image)[0]
+        overlay = Image.open(os.path.join(outdir, stem + "_overlay.png"))
+        assert overlay.size == Image.open(os.path.join(folder, image)).size
+        assert os.path.isfile(os.path.join(outdir, stem + "_panel.png"))
+
+
+def test_movie_comes_back_segmented_with_the_same_frames(tiny_run, tmp_path, capsys):
+    from utils.movie import read_frames, video_info, write_video
+    frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(glob.glob(os.path.join(SAMPLE, "val", "*")))[:5]]
+    movie = str(tmp_path / "drive.mp4")
+    assert write_video(movie, frames, fps=12) == 5
+    outdir = str(tmp_path / "movie")
+    assert test_script.main(["--traindir", tiny_run["folder"], "--moviepath", movie, "--outdir", outdir]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"segmented movie: 5 frames -> .*drive_segmented\.mp4, \d+\.\d+ frames/s measured", out)
+    segmented = os.path.join(outdir, "drive_segmented.mp4")
+    info = video_info(segmented)
+    assert (info.frame_count, info.width, info.height) == (5, 480, 360) and info.fps == pytest.approx(12)
+    decoded = list(read_frames(segmented))
+    assert len(decoded) == 5
+    assert np.abs(decoded[0].astype(int) - frames[0].astype(int)).mean() > 5  # colours were painted on
+
+
+def test_bad_arguments_fail_cleanly(tiny_run, tmp_path, capsys):
+    assert test_script.main(["--traindir", str(tmp_path / "nowhere")]) == 2
+    assert test_script.main(["--traindir", tiny_run["folder"], "--imagepath", str(tmp_path / "*.jpg")]) == 2
+    assert test_script.main(["--traindir", tiny_run["folder"], "--datapath", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "no images found" in err and "tfrecordify.py" in err
