@@ -100,7 +100,8 @@ class BaseFcnArch(abc.ABC):
 
     def __init__(self, basenet, num_classes, is_training=False, fcn16=True, fcn8=False, fcn4=False,
                  trainable_upsampling=False, zero_init_skips=False, output_stride=None,
-                 weight_decay=0.0, aux_loss_weight=0.0, encoder_stride=32, **unused_flags):
+                 weight_decay=0.0, aux_loss_weight=0.0, encoder_stride=32, batch_norm_decay=None,
+                 decoder_scope=DECODER_SCOPE, **unused_flags):
         self.fe = nets.get(basenet)
         self.num_classes = int(num_classes)
         self.is_training = is_training
@@ -113,6 +114,8 @@ class BaseFcnArch(abc.ABC):
         if encoder_stride not in (None, 4, 8, 16, 32):
             raise ValueError("encoder_stride must be 4, 8, 16 or 32, got %r" % (encoder_stride,))
         self.encoder_stride = int(encoder_stride or 32)
+        self.batch_norm_decay = batch_norm_decay
+        self.decoder_scope = decoder_scope
         self.features = None
         self.aux_logits = []   # extra heads (e.g. PSPNet's) that training adds to the loss
 
@@ -153,7 +156,8 @@ class BaseFcnArch(abc.ABC):
     def decoder_arg_scope(self):
         """arg_scope for decoder layers: L2 decay, fused batch norm following `is_training`."""
         from utils.tf1 import slim, tf
-        batch_norm_params = {"is_training": self.is_training, "decay": 0.997, "epsilon": 1e-5,
+        decay = 0.997 if self.batch_norm_decay is None else self.batch_norm_decay
+        batch_norm_params = {"is_training": self.is_training, "decay": decay, "epsilon": 1e-5,
                              "scale": True, "fused": True}
         with slim.arg_scope([slim.conv2d, slim.conv2d_transpose],
                             weights_regularizer=slim.l2_regularizer(self.weight_decay) if self.weight_decay else None,
@@ -193,12 +197,15 @@ class BaseFcnArch(abc.ABC):
                                      scope=scope or "upsample_x%d" % factor)
 
     # ------------------------------------------------------------------- build
-    def build(self, images):
+    def build(self, images, features=None):
+        """Logits for `images`.  `features`: another model's encoder output for these same
+        images, to hang a second decoder on one encoder (give it its own decoder_scope)."""
         from utils.tf1 import slim, tf
         padded, size = _pad_to_multiple(images, PAD_MULTIPLE)
-        self.features = self.fe.build(padded, self.is_training, weight_decay=self.weight_decay,
-                                      output_stride=self.output_stride, preprocess=False)
-        with tf.variable_scope(DECODER_SCOPE):
+        self.features = features or self.fe.build(
+            padded, self.is_training, weight_decay=self.weight_decay, output_stride=self.output_stride,
+            preprocess=False, batch_norm_decay=self.batch_norm_decay)
+        with tf.variable_scope(self.decoder_scope):
             with slim.arg_scope(self.decoder_arg_scope()):
                 net = self.decode_top(self.features.taps[self.encoder_stride])
                 for stride in self.active_skip_strides():
@@ -224,7 +231,7 @@ class BaseFcnArch(abc.ABC):
     def decoder_variables(self):
         """New variables created by the decoder (random / bilinear init)."""
         from utils.tf1 import tf
-        return tf.global_variables(DECODER_SCOPE + "/")
+        return tf.global_variables(self.decoder_scope + "/")
 
 
 def _spatial_size(tensor):

@@ -25,7 +25,7 @@ DEFAULT_RUNS_ROOT = os.path.join(HERE, "tmp")
 RUN_SETTINGS = ("basenet", "extended_arch", "trainable_upsampling", "fcn16", "fcn8", "fcn4", "zero_init_skips",
                 "output_stride", "encoder_stride", "batch_size", "epochs", "max_steps", "learnrate", "momentum", "difflr", "decaylr",
                 "pixels", "datapath", "num_classes", "total_train_images", "dataset_family", "modelspath",
-                "pretrained", "weight_decay", "seed", "val_every", "val_fraction", "save_every", "augment",
+                "pretrained", "weight_decay", "batch_norm_decay", "seed", "val_every", "val_fraction", "save_every", "augment",
                 "aux_loss_weight", "xla", "mixed_precision")
 
 EXIT_NAN = 3
@@ -61,6 +61,9 @@ def build_parser():
     opt.add_argument("--difflr", type=float, default=1.0, help="decoder learning rate = learnrate * difflr")
     add_bool_flag(opt, "decaylr", False, "divide the rate by 10 at 1/3 and 2/3 of training")
     opt.add_argument("--weight_decay", type=float, default=1e-4, help="L2 weight decay")
+    opt.add_argument("--batch_norm_decay", type=float, default=None,
+                     help="moving-average decay of batch norm statistics (default: each net's slim value, "
+                          "~0.997; use ~0.9 for runs of a few hundred steps)")
     opt.add_argument("--seed", type=int, default=None, help="random seed (graph, data order, augmentation)")
 
     data = parser.add_argument_group("data")

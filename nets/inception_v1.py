@@ -117,10 +117,10 @@ inception_v1.default_image_size = 224
 
 
 def inception_v1_arg_scope(weight_decay=0.00004, use_batch_norm=True,
-                           batch_norm_var_collection="moving_vars"):
+                           batch_norm_var_collection="moving_vars", batch_norm_decay=0.9997):
     """slim's Inception v1 defaults: BN (decay 0.9997, eps 1e-3, no gamma: scale=False), fused."""
     batch_norm_params = {
-        "decay": 0.9997,
+        "decay": batch_norm_decay,
         "epsilon": 0.001,
         "fused": True,
         "updates_collections": resnet_utils.BATCH_NORM_UPDATES,

@@ -115,12 +115,12 @@ def mobilenet_v2(inputs, num_classes=1001, is_training=True, base_only=False, ou
 mobilenet_v2.default_image_size = 224
 
 
-def mobilenet_v2_arg_scope(weight_decay=0.00004, stddev=0.09, bn_decay=0.997, batch_norm_epsilon=0.001):
+def mobilenet_v2_arg_scope(weight_decay=0.00004, stddev=0.09, batch_norm_decay=0.997, batch_norm_epsilon=0.001):
     """models/research `training_scope` defaults: ReLU6, BN with gamma, fused; no L2 on depthwise kernels."""
     batch_norm_params = {
         "center": True,
         "scale": True,
-        "decay": bn_decay,
+        "decay": batch_norm_decay,
         "epsilon": batch_norm_epsilon,
         "fused": True,
         "updates_collections": resnet_utils.BATCH_NORM_UPDATES,

@@ -6,6 +6,7 @@ module in `nets/` plus one entry here.
 """
 import dataclasses
 import importlib
+import inspect
 from typing import Dict, Mapping, Optional
 
 
@@ -59,15 +60,21 @@ class FeatureExtractor:
         from nets import preprocessing
         return preprocessing.PREPROCESSORS[self.preprocessing](images)
 
-    def build(self, images, is_training, weight_decay=0.0, output_stride=None, preprocess=True):
+    def build(self, images, is_training, weight_decay=0.0, output_stride=None, preprocess=True,
+              batch_norm_decay=None):
         """Build the base net (no classifier head) under its own arg_scope.
 
         images: float32 [N, H, W, 3] RGB in [0, 255] (preprocess=True) or already
         preprocessed.  is_training: Python bool or scalar bool tensor.
+        batch_norm_decay: moving-average decay of its batch norms (None: the
+        checkpoint's slim default, e.g. 0.997; short runs want less, e.g. 0.9).
         """
         from utils.tf1 import slim
         inputs = self.preprocess(images) if preprocess else images
-        with slim.arg_scope(self.arg_scope_fn(weight_decay=weight_decay)):
+        scope_args = {"weight_decay": weight_decay}
+        if batch_norm_decay is not None and "batch_norm_decay" in inspect.signature(self.arg_scope_fn).parameters:
+            scope_args["batch_norm_decay"] = batch_norm_decay
+        with slim.arg_scope(self.arg_scope_fn(**scope_args)):
             top, end_points = self.net_fn(
                 inputs, num_classes=None, is_training=is_training,
                 base_only=True, output_stride=output_stride)

@@ -71,15 +71,19 @@ def test_zero_init_skips_start_at_zero():
 @pytest.mark.parametrize("size", [(360, 480), (512, 512)])
 @pytest.mark.parametrize("basenet", nets.NAMES)
 def test_every_net_and_decoder_builds_full_resolution_logits(basenet, size):
+    """One encoder per graph, every decoder variant hung on it (building encoders dominates test time)."""
+    images = tf.placeholder(tf.float32, [1, size[0], size[1], 3])
+    first = None
     for variant, (decoder, flags) in DECODER_VARIANTS.items():
-        with tf.Graph().as_default():
-            images = tf.placeholder(tf.float32, [1, size[0], size[1], 3])
-            model = arch.build_arch(basenet, decoder, 12, is_training=False, **flags)
-            logits = model.build(images)
-            assert logits.shape.as_list() == [1, size[0], size[1], 12], (basenet, variant)
-            fe, dec = set(model.fe_variables()), set(model.decoder_variables())
-            assert fe and dec and not fe & dec
-            assert fe | dec == set(tf.global_variables())
+        model = arch.build_arch(basenet, decoder, 12, is_training=False, decoder_scope="decoder_" + variant,
+                                **flags)
+        logits = model.build(images, features=first.features if first else None)
+        assert logits.shape.as_list() == [1, size[0], size[1], 12], (basenet, variant)
+        assert model.decoder_variables()
+        first = first or model
+    fe, dec = set(first.fe_variables()), set(tf.global_variables()) - set(first.fe_variables())
+    assert fe and all(v.op.name.startswith(first.fe.scope + "/") for v in fe)
+    assert all(v.op.name.startswith("decoder_") for v in dec)
 
 
 def test_fcn_variants_use_the_requested_skips():

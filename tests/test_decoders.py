@@ -20,17 +20,23 @@ def test_help_lists_every_decoder_and_unknown_lists_valid_names():
 
 @pytest.mark.parametrize("basenet", nets.NAMES)
 def test_every_encoder_with_every_new_decoder_builds(basenet):
-    size = (224, 288) if basenet == "vgg_16" else (96, 128)
+    """Decoders share encoders (building those dominates): one at stride 32, one dilated for DeepLab."""
+    size = (96, 128)
+    images = tf.placeholder(tf.float32, [2, size[0], size[1], 3])
+    is_training = tf.placeholder_with_default(False, [])
+    shared = {}
     for decoder in NEW_DECODERS:
-        with tf.Graph().as_default():
-            images = tf.placeholder(tf.float32, [2, size[0], size[1], 3])
-            model = arch.build_arch(basenet, decoder, 5, is_training=tf.placeholder_with_default(False, []),
-                                    aux_loss_weight=0.4)
-            logits = model.build(images)
-            assert logits.shape.as_list() == [2, size[0], size[1], 5], (basenet, decoder)
-            for aux in model.aux_logits:
-                assert aux.shape.as_list() == [2, size[0], size[1], 5]
-            assert bool(model.aux_logits) == (decoder == "PSPNet")
+        dilated = decoder.startswith("DeepLab")  # DeepLab dilates its encoder to output stride 16
+        model = arch.build_arch(basenet, decoder, 5, is_training=is_training, aux_loss_weight=0.4,
+                                decoder_scope="decoder_" + decoder)
+        with tf.variable_scope("dilated" if dilated else "plain"):
+            logits = model.build(images, features=shared.get(dilated))
+        shared.setdefault(dilated, model.features)
+        assert logits.shape.as_list() == [2, size[0], size[1], 5], (basenet, decoder)
+        for aux in model.aux_logits:
+            assert aux.shape.as_list() == [2, size[0], size[1], 5]
+        assert bool(model.aux_logits) == (decoder == "PSPNet")
+    assert shared[True].true_stride(32) == 16 and shared[False].true_stride(32) == 32
 
 
 @pytest.mark.parametrize("output_stride,rates", [(8, (12, 24, 36)), (16, (6, 12, 18)), (32, (3, 6, 9))])

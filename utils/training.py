@@ -86,7 +86,8 @@ class TrainStep:
             s["basenet"], s["extended_arch"], s["num_classes"], is_training=is_training,
             fcn16=s["fcn16"], fcn8=s["fcn8"], fcn4=s["fcn4"], trainable_upsampling=s["trainable_upsampling"],
             zero_init_skips=s["zero_init_skips"], output_stride=s["output_stride"], weight_decay=s["weight_decay"],
-            aux_loss_weight=s["aux_loss_weight"], encoder_stride=s.get("encoder_stride") or 32)
+            aux_loss_weight=s["aux_loss_weight"], encoder_stride=s.get("encoder_stride") or 32,
+            batch_norm_decay=s.get("batch_norm_decay"))
         self.logits = self.model.build(images)
 
         n, ignore = s["num_classes"], s["ignore_label"]

@@ -1,0 +1,187 @@
+"""Benchmark a (basenet, decoder) on this machine with the code paths train.py and test.py run.
+
+    python bench/bench.py --basenet resnet_v1_18 --extended_arch LinkNet --threads 2
+    python bench/bench.py --arch linknet_r18,unet_r18 --json results.jsonl     # the peer-matched set
+
+Measures, each as the median of --runs timed repetitions after --warmup:
+  infer_ms      inference latency, batch 1 at --infer_size (the test.py net: is_training=False,
+                softmax probabilities out), also with the exported folded graph (--folded)
+  infer_img_s   inference throughput at --infer_batch
+  train_img_s   training images/s: one full step (loss, backward, Adam, BN updates) of
+                --train_batch x --train_size on an in-memory batch (utils.training.TrainStep)
+  pipeline_img_s  input pipeline images/s (bench/bench_pipeline.py), with --pipeline DATAPATH
+Prints a table and one JSON line per configuration (same keys as ../shared/tools/peer_bench).
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from utils.flags import add_bool_flag  # noqa: E402
+
+# peer_bench architecture name -> our (basenet, decoder, flags) doing the same job.
+PEER_MATCH = {
+    "linknet_r18": ("resnet_v1_18", "LinkNet", {}),
+    "unet_r18": ("resnet_v1_18", "UNet", {}),
+    "deeplabv3_r50": ("resnet_v1_50", "DeepLabV3", {"output_stride": 8}),
+    "pspnet_r18": ("resnet_v1_18", "PSPNet", {"encoder_stride": 8}),
+    "fcn32_r18": ("resnet_v1_18", "FCN", {"fcn16": False}),
+    "fcn32_r50": ("resnet_v1_50", "FCN", {"fcn16": False}),
+    "fcn32_mnv2": ("mobilenet_v2", "FCN", {"fcn16": False}),
+    "deeplabv3plus_r18": ("resnet_v1_18", "DeepLabV3Plus", {}),
+    "deeplabv3plus_mnv2": ("mobilenet_v2", "DeepLabV3Plus", {}),
+}
+
+DEFAULT_FLAGS = dict(fcn16=True, fcn8=False, fcn4=False, trainable_upsampling=False, zero_init_skips=False,
+                     output_stride=None, encoder_stride=32, aux_loss_weight=0.4)
+
+
+def timed(fn, runs, warmup):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        tic = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - tic) * 1000.0)
+    return times
+
+
+def summary(prefix, times_ms):
+    return {prefix + "_ms_median": round(statistics.median(times_ms), 2), prefix + "_ms_min": round(min(times_ms), 2),
+            prefix + "_ms_all": [round(t, 2) for t in times_ms]}
+
+
+def bench_inference(basenet, decoder, flags, size, batch, classes, runs, warmup, threads, xla=False):
+    """Latency of the inference net (same graph as utils/inference: is_training=False, softmax out)."""
+    import numpy as np
+    import arch
+    from utils import training
+    from utils.tf1 import tf
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.placeholder(tf.float32, [batch, size, size, 3])
+        model = arch.build_arch(basenet, decoder, classes, is_training=False, **flags)
+        probabilities = tf.nn.softmax(model.build(images))
+        data = np.random.RandomState(0).rand(batch, size, size, 3).astype(np.float32)
+        with tf.Session(config=training.session_config(threads, xla)) as sess:
+            sess.run(tf.global_variables_initializer())
+            return timed(lambda: sess.run(probabilities, {images: data}), runs, warmup)
+
+
+def bench_training(basenet, decoder, flags, size, batch, classes, runs, warmup, threads, xla=False):
+    """Full training step on an in-memory batch (variables, so no feed copy is timed)."""
+    import numpy as np
+    from utils import training
+    from utils.tf1 import tf
+    graph = tf.Graph()
+    with graph.as_default():
+        rng = np.random.RandomState(0)
+        images = tf.Variable(rng.randn(batch, size, size, 3).astype(np.float32), trainable=False)
+        labels = tf.Variable(rng.randint(0, classes, (batch, size, size)).astype(np.int32), trainable=False)
+        is_training = tf.placeholder_with_default(True, [], name="is_training")
+        settings = dict(DEFAULT_FLAGS, **flags)
+        settings.update(basenet=basenet, extended_arch=decoder, num_classes=classes, ignore_label=classes,
+                        weight_decay=1e-4, learnrate=1e-3, momentum=0.9, difflr=1.0, decaylr=False,
+                        total_steps=1000)
+        step = training.TrainStep(images, labels, is_training, settings)
+        with tf.Session(config=training.session_config(threads, xla)) as sess:
+            sess.run(tf.global_variables_initializer())
+            losses = []
+            times = timed(lambda: losses.append(sess.run([step.train_op, step.loss])[1]), runs, warmup)
+            return times, float(losses[-1])
+
+
+def measure(name, basenet, decoder, flags, args):
+    import platform
+    from utils import model_summary
+    record = {"arch": name, "framework": "seg-mentor/tf1", "basenet": basenet, "decoder": decoder,
+              "flags": flags, "classes": args.classes, "threads": args.threads, "xla": args.xla,
+              "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version()}
+    counts = model_summary.summarize(basenet, decoder, args.infer_size, args.infer_size, args.classes, **flags)
+    record.update(params_m=round(counts["params"] / 1e6, 3), fwd_gmacs=round(counts["gmacs"], 2))
+    if not args.no_infer:
+        times = bench_inference(basenet, decoder, flags, args.infer_size, 1, args.classes, args.runs, args.warmup,
+                                args.threads, args.xla)
+        record.update(summary("infer", times))
+        record["infer_fps"] = round(1000.0 / record["infer_ms_median"], 3)
+        if args.infer_batch > 1:
+            times = bench_inference(basenet, decoder, flags, args.infer_size, args.infer_batch, args.classes,
+                                    max(3, args.runs // 2), 1, args.threads, args.xla)
+            record["infer_batch"] = args.infer_batch
+            record["infer_img_per_s"] = round(args.infer_batch * 1000.0 / statistics.median(times), 3)
+    if not args.no_train:
+        times, loss = bench_training(basenet, decoder, flags, args.train_size, args.train_batch, args.classes,
+                                     args.runs, args.warmup, args.threads, args.xla)
+        record.update(summary("train_step", times))
+        record["train_input"] = [args.train_batch, args.train_size, args.train_size, 3]
+        record["train_img_per_s"] = round(args.train_batch * 1000.0 / record["train_step_ms_median"], 3)
+        record["train_last_loss"] = round(loss, 4)
+    return record
+
+
+def build_parser():
+    import nets
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", default=None,
+                        help="comma list of peer_bench names (%s) or 'all'" % ", ".join(PEER_MATCH))
+    parser.add_argument("--basenet", default="resnet_v1_18", choices=nets.NAMES)
+    parser.add_argument("--extended_arch", default="LinkNet")
+    add_bool_flag(parser, "fcn16", True, "FCN stride-16 skip")
+    parser.add_argument("--output_stride", type=int, default=None, choices=[8, 16, 32])
+    parser.add_argument("--encoder_stride", type=int, default=32, choices=[8, 16, 32])
+    parser.add_argument("--classes", type=int, default=12)
+    parser.add_argument("--infer_size", type=int, default=512)
+    parser.add_argument("--infer_batch", type=int, default=1, help="also measure throughput at this batch")
+    parser.add_argument("--train_size", type=int, default=256)
+    parser.add_argument("--train_batch", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="TF intra/inter-op threads")
+    add_bool_flag(parser, "xla", False, "XLA JIT")
+    parser.add_argument("--no_infer", action="store_true")
+    parser.add_argument("--no_train", action="store_true")
+    parser.add_argument("--json", default=None, metavar="FILE", help="append JSON lines here")
+    return parser
+
+
+def configurations(args):
+    if args.arch:
+        names = list(PEER_MATCH) if args.arch == "all" else args.arch.split(",")
+        for name in names:
+            if name not in PEER_MATCH:
+                raise SystemExit("unknown --arch %r; valid: %s" % (name, ", ".join(PEER_MATCH)))
+            basenet, decoder, flags = PEER_MATCH[name]
+            yield name, basenet, decoder, flags
+    else:
+        flags = dict(fcn16=args.fcn16, output_stride=args.output_stride, encoder_stride=args.encoder_stride)
+        yield "%s_%s" % (args.basenet, args.extended_arch), args.basenet, args.extended_arch, flags
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    print("| arch | params M | GMACs@%d | infer ms (b1) | train step ms (b%d@%d) | train img/s |"
+          % (args.infer_size, args.train_batch, args.train_size))
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, basenet, decoder, flags in configurations(args):
+        record = measure(name, basenet, decoder, flags, args)
+        print("| %s | %.2f | %.2f | %s | %s | %s |" % (
+            name, record["params_m"], record["fwd_gmacs"], record.get("infer_ms_median", "-"),
+            record.get("train_step_ms_median", "-"), record.get("train_img_per_s", "-")), flush=True)
+        line = json.dumps(record)
+        print(line, file=sys.stderr, flush=True)
+        if args.json:
+            with open(args.json, "a") as handle:
+                handle.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
