@@ -223,7 +223,7 @@ def train(settings):
     if not settings["resume"]:
         runfolder.write_runargs(folder, {k: v for k, v in settings.items() if k not in ("resume",)})
     graph = TrainGraph(settings)
-    config = training.session_config(settings["threads"], settings.get("xla"))
+    config = training.session_config(settings["threads"], settings.get("xla"), settings.get("mixed_precision"))
 
     monitor = Monitor(folder, settings, graph)
     stop = StopRequest()

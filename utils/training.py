@@ -51,26 +51,41 @@ def learning_rate_at(step, base_lr, total_steps, decay):
     return base_lr if step <= first else base_lr / 10.0 if step <= second else base_lr / 100.0
 
 
-def train_op(total_loss, global_step, lr, beta1, encoder_vars, decoder_vars, difflr=1.0):
+def train_op(total_loss, global_step, lr, beta1, encoder_vars, decoder_vars, difflr=1.0, loss_scaling=False):
     """Adam on all trainable variables; with difflr != 1 the decoder gets lr * difflr.
 
     Adam is invariant to gradient scale, so a differential rate needs a second
     optimizer rather than scaled gradients.  Batch-norm moving averages are
-    updated with the step (UPDATE_OPS).
+    updated with the step (UPDATE_OPS).  loss_scaling: dynamic loss scaling for
+    float16 training (--mixed_precision): the loss is multiplied by a scale
+    before backprop, gradients divided back, and a step whose gradients
+    overflow is skipped while the scale halves.
     """
     update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
     variables = list(encoder_vars) + list(decoder_vars)
+    split = len(encoder_vars) if difflr != 1.0 and encoder_vars and decoder_vars else 0
+    optimizers = [tf.train.AdamOptimizer(lr, beta1=beta1, name="Adam")]
+    if split:
+        optimizers.append(tf.train.AdamOptimizer(lr * difflr, beta1=beta1, name="AdamDecoder"))
     with tf.control_dependencies(update_ops):
-        if difflr == 1.0 or not encoder_vars or not decoder_vars:
-            return tf.train.AdamOptimizer(lr, beta1=beta1).minimize(
-                total_loss, global_step=global_step, var_list=variables)
-        grads = tf.gradients(total_loss, variables)
-        n = len(encoder_vars)
-        encoder_step = tf.train.AdamOptimizer(lr, beta1=beta1, name="Adam").apply_gradients(
-            list(zip(grads[:n], variables[:n])))
-        decoder_step = tf.train.AdamOptimizer(lr * difflr, beta1=beta1, name="AdamDecoder").apply_gradients(
-            list(zip(grads[n:], variables[n:])), global_step=global_step)
-        return tf.group(encoder_step, decoder_step, name="train_op")
+        loss_scale = tf.train.experimental.DynamicLossScale() if loss_scaling else None
+        scaled_loss = total_loss * loss_scale() if loss_scale else total_loss
+        grads = tf.gradients(scaled_loss, variables)
+        if loss_scale:
+            grads = [None if g is None else g / loss_scale() for g in grads]
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        groups = [pairs[:split], pairs[split:]] if split else [pairs]
+
+        def apply():
+            steps = [opt.apply_gradients(group) for opt, group in zip(optimizers, groups)]
+            with tf.control_dependencies(steps):
+                return tf.assign_add(global_step, 1).op
+
+        if not loss_scale:
+            return apply()
+        update_scale, finite = loss_scale.update([g for g, _ in pairs])
+        step = tf.cond(finite, apply, lambda: tf.assign_add(global_step, 1).op)
+        return tf.group(step, update_scale, name="train_op")
 
 
 class TrainStep:
@@ -104,14 +119,29 @@ class TrainStep:
         encoder_vars = [v for v in self.model.fe_variables() if v in trainable]
         decoder_vars = [v for v in tf.trainable_variables() if v not in set(encoder_vars)]
         self.train_op = train_op(self.total_loss, self.global_step, self.learning_rate, s["momentum"],
-                                 encoder_vars, decoder_vars, s["difflr"])
+                                 encoder_vars, decoder_vars, s["difflr"], loss_scaling=s.get("mixed_precision"))
 
 
-def session_config(threads=0, xla=False):
-    """ConfigProto shared by training, testing and benchmarks."""
+def session_config(threads=0, xla=False, mixed_precision=False):
+    """ConfigProto shared by training, testing and benchmarks.
+
+    mixed_precision: Grappler's automatic mixed precision rewrite, float32
+    master weights (the variables are untouched): float16 compute on GPUs
+    where numerically safe (with the dynamic loss scaling of `train_op`);
+    without a GPU, oneDNN's bfloat16 rewrite, which pays off on CPUs with
+    AMX / AVX512-BF16 and is emulated (slower) elsewhere.  TF 2.21's float16
+    CPU emulation (auto_mixed_precision_cpu) crashes, so it is not used.
+    """
+    from tensorflow.core.protobuf import rewriter_config_pb2
     config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=threads,
                             inter_op_parallelism_threads=threads)
     config.gpu_options.allow_growth = True
     if xla:
         config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
+    if mixed_precision:
+        rewrite = config.graph_options.rewrite_options
+        if tf.config.list_physical_devices("GPU"):
+            rewrite.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+        else:
+            rewrite.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
     return config

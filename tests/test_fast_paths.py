@@ -1,0 +1,71 @@
+"""Fast paths shared by train.py, test.py and bench/: fused batch norm, mixed precision, XLA flag."""
+import numpy as np
+
+import arch
+from utils import training
+from utils.tf1 import tf
+
+TINY = dict(basenet="resnet_v1_18", extended_arch="LinkNet", num_classes=4, ignore_label=4, fcn16=True,
+            fcn8=False, fcn4=False, trainable_upsampling=False, zero_init_skips=False, output_stride=None,
+            weight_decay=1e-4, aux_loss_weight=0.4, learnrate=1e-3, momentum=0.9, difflr=1.0, decaylr=False,
+            total_steps=10)
+
+
+def _batch():
+    rng = np.random.RandomState(0)
+    return (tf.constant(rng.randn(2, 64, 64, 3).astype(np.float32)),
+            tf.constant(rng.randint(0, 4, (2, 64, 64)).astype(np.int32)))
+
+
+def _op_types(graph):
+    """Op types of the graph and of every function in its library (cond branches live there)."""
+    types = [op.type for op in graph.get_operations()]
+    for function in graph.as_graph_def().library.function:
+        types.extend(node.op for node in function.node_def)
+    return types
+
+
+def test_every_batch_norm_is_fused_in_training_and_inference_graphs():
+    images, labels = _batch()
+    step = training.TrainStep(images, labels, tf.placeholder_with_default(True, []), TINY)
+    layers = len([v for v in tf.global_variables() if v.op.name.endswith("BatchNorm/moving_mean")])
+    types = _op_types(tf.get_default_graph())
+    assert layers > 20
+    assert "FusedBatchNorm" not in types and types.count("FusedBatchNormV3") >= 2 * layers  # train + inference branch
+    assert not {"Moments", "SquaredDifference"} & set(types)  # no unfused batch norm math anywhere
+    with tf.Graph().as_default():
+        model = arch.build_arch("mobilenet_v2", "DeepLabV3Plus", 4, is_training=False)
+        model.build(tf.placeholder(tf.float32, [1, 64, 64, 3]))
+        layers = len([v for v in tf.global_variables() if v.op.name.endswith("BatchNorm/moving_mean")])
+        assert _op_types(tf.get_default_graph()).count("FusedBatchNormV3") == layers
+    assert step.train_op is not None
+
+
+def test_mixed_precision_rewrites_to_low_precision_and_scales_the_loss():
+    images, labels = _batch()
+    step = training.TrainStep(images, labels, tf.placeholder_with_default(True, []), dict(TINY, mixed_precision=True))
+    assert {"current_loss_scale", "good_steps"} <= {v.op.name for v in tf.global_variables()}
+    with tf.Session(config=training.session_config(2, mixed_precision=True)) as sess:
+        sess.run(tf.global_variables_initializer())
+        metadata = tf.RunMetadata()
+        _, loss = sess.run([step.train_op, step.loss], options=tf.RunOptions(output_partition_graphs=True),
+                           run_metadata=metadata)
+        assert np.isfinite(loss) and sess.run(step.global_step) == 1
+    low = {tf.bfloat16.as_datatype_enum, tf.float16.as_datatype_enum}
+    casts = [n for g in metadata.partition_graphs for n in g.node if n.op == "Cast" and n.attr["DstT"].type in low]
+    assert len(casts) > 20  # the rewrite ran: convolutions compute in 16-bit
+    assert all(v.dtype.base_dtype == tf.float32 for v in tf.global_variables() if "weights" in v.op.name)
+
+
+def test_loss_scaling_skips_overflowing_steps_and_halves_the_scale():
+    weight = tf.Variable(1.0)
+    global_step = tf.train.get_or_create_global_step()
+    loss = weight * 1e36  # x 32768 (initial scale) overflows float32
+    op = training.train_op(loss, global_step, 0.1, 0.9, [], [weight], loss_scaling=True)
+    scale = [v for v in tf.global_variables() if v.op.name == "current_loss_scale"][0]
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        before = sess.run(scale)
+        sess.run(op)
+        assert sess.run(weight) == 1.0  # step skipped, weights untouched
+        assert sess.run(scale) == before / 2 and sess.run(global_step) == 1
