@@ -159,7 +159,7 @@ class BaseFcnArch(abc.ABC):
         decay = 0.997 if self.batch_norm_decay is None else self.batch_norm_decay
         batch_norm_params = {"is_training": self.is_training, "decay": decay, "epsilon": 1e-5,
                              "scale": True, "fused": True}
-        with slim.arg_scope([slim.conv2d, slim.conv2d_transpose],
+        with slim.arg_scope([slim.conv2d, slim.conv2d_transpose, slim.separable_conv2d],
                             weights_regularizer=slim.l2_regularizer(self.weight_decay) if self.weight_decay else None,
                             weights_initializer=slim.variance_scaling_initializer(),
                             activation_fn=tf.nn.relu, normalizer_fn=slim.batch_norm,
