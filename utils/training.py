@@ -13,14 +13,20 @@ def valid_pixels(labels, num_classes, ignore_label):
     return valid
 
 
-def segmentation_loss(logits, labels, num_classes, ignore_label):
-    """Mean softmax cross-entropy over the valid pixels; ignore pixels carry no loss."""
+def segmentation_loss_terms(logits, labels, num_classes, ignore_label):
+    """(summed cross-entropy, count) over the valid pixels: replicas all-sum the count (utils/distribute.py)."""
     valid = valid_pixels(labels, num_classes, ignore_label)
     safe_labels = tf.where(valid, labels, tf.zeros_like(labels))
     per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels,
                                                                logits=tf.cast(logits, tf.float32))
     weights = tf.cast(valid, tf.float32)
-    return tf.reduce_sum(per_pixel * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+    return tf.reduce_sum(per_pixel * weights), tf.reduce_sum(weights)
+
+
+def segmentation_loss(logits, labels, num_classes, ignore_label):
+    """Mean softmax cross-entropy over the valid pixels; ignore pixels carry no loss."""
+    total, count = segmentation_loss_terms(logits, labels, num_classes, ignore_label)
+    return total / tf.maximum(count, 1.0)
 
 
 def batch_confusion(logits, labels, num_classes, ignore_label):
@@ -51,7 +57,8 @@ def learning_rate_at(step, base_lr, total_steps, decay):
     return base_lr if step <= first else base_lr / 10.0 if step <= second else base_lr / 100.0
 
 
-def train_op(total_loss, global_step, lr, beta1, encoder_vars, decoder_vars, difflr=1.0, loss_scaling=False):
+def train_op(total_loss, global_step, lr, beta1, encoder_vars, decoder_vars, difflr=1.0, loss_scaling=False,
+             update_ops=None):
     """Adam on all trainable variables; with difflr != 1 the decoder gets lr * difflr.
 
     Adam is invariant to gradient scale, so a differential rate needs a second
@@ -59,9 +66,10 @@ def train_op(total_loss, global_step, lr, beta1, encoder_vars, decoder_vars, dif
     updated with the step (UPDATE_OPS).  loss_scaling: dynamic loss scaling for
     float16 training (--mixed_precision): the loss is multiplied by a scale
     before backprop, gradients divided back, and a step whose gradients
-    overflow is skipped while the scale halves.
+    overflow is skipped while the scale halves.  update_ops: default UPDATE_OPS;
+    a replica of utils/distribute.py passes its own.
     """
-    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS) if update_ops is None else update_ops
     variables = list(encoder_vars) + list(decoder_vars)
     split = len(encoder_vars) if difflr != 1.0 and encoder_vars and decoder_vars else 0
     optimizers = [tf.train.AdamOptimizer(lr, beta1=beta1, name="Adam")]
