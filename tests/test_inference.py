@@ -97,6 +97,23 @@ def test_native_resolution_is_identity_geometry():
         seg.close()
 
 
+def test_native_resolution_falls_back_to_static_shapes_when_the_net_needs_them():
+    """Decoders such as DeepLab need static shapes: one copy per image size instead of a dynamic one."""
+    def static_only(images):
+        if None in images.shape[1:3].as_list():
+            raise ValueError("needs static spatial shapes")
+        return red_channel_model(images)
+
+    seg = Segmenter.from_logits_fn(static_only, NUM_CLASSES, pixels=0)
+    try:
+        for height, width in ((40, 72), (24, 24)):
+            image, classes = block_scene(height, width, 4, 7)
+            np.testing.assert_array_equal(seg.segment(image), classes)
+        assert not seg._dynamic_ok
+    finally:
+        seg.close()
+
+
 def test_helpers():
     assert same_size_batches([(2, 2), (3, 3), (2, 2), (2, 2), (3, 3)], 2) == [[0, 2], [3], [1, 4]]
     assert parse_scales("0.75, 1,1.25") == (0.75, 1.0, 1.25)
@@ -222,10 +239,10 @@ def test_net_input_equals_the_training_pipeline(tiny_run):
                                                   training=False)
             pipeline = sess.run(tf.data.make_one_shot_iterator(dataset).get_next())
             decoded = sess.run(parse_record(next(iter(tf.io.tf_record_iterator(files[0])))))
-        net = seg._nets[(64, 64)]
+        ensemble = seg._ensemble((1.0,), False, (360, 480))
         canvas = [t for t in captured if t.shape[1] == 64][0]
-        fed = seg.session.run(canvas, {net.images: decoded["image"][None].astype(np.float32),
-                                            net.resized_size: scaled_size(360, 480, 64)})
+        fed = seg.session.run(canvas, {ensemble.images: decoded["image"][None].astype(np.float32),
+                                       ensemble.resized_sizes[0]: scaled_size(360, 480, 64)})
         np.testing.assert_allclose(fed, pipeline["image"], atol=1e-4)
     finally:
         seg.close()

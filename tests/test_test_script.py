@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, SAMPLE, run_script
+from tests.conftest import CAMVID, ROOT, SAMPLE, requires, run_script
 from utils import evaluation
 
 MIOU_LINE = re.compile(r"mIoU (\d+\.\d) % \(95 % CI (\d+\.\d)-(\d+\.\d)\)")
@@ -169,3 +169,15 @@ def test_bad_arguments_fail_cleanly(tiny_run, tmp_path, capsys):
     assert test_script.main(["--traindir", tiny_run["folder"], "--datapath", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "no images found" in err and "tfrecordify.py" in err
+
+
+@requires(CAMVID)
+def test_make_media_regenerates_the_readme_pictures(tiny_run, tmp_path):
+    outdir = str(tmp_path / "media")
+    run_script("media/make_media.py", "--traindir", tiny_run["folder"], "--camvid_path", CAMVID, "--frames", "3",
+               "--outdir", outdir)
+    made = json.load(open(os.path.join(outdir, "made_with.json")))
+    assert made["step"] == 6 and len(made["sequence_gif"]["frames"]) == 3
+    gif = Image.open(os.path.join(outdir, "camvid_sequence.gif"))
+    assert gif.n_frames == 3 and gif.size == (240, 180)
+    assert Image.open(os.path.join(outdir, "camvid_prediction.png")).size[0] > 3 * 360

@@ -20,9 +20,11 @@ maps and probabilities always come back at the original resolution.
 `pixels=0` keeps the native size.  Multi-scale / flip testing averages the
 softmax probabilities over `scales` (factors on `pixels`) and horizontal flips.
 
-Images of one size are batched together (`batch_size`); every net input
-size gets its own static-shape copy of the net in the same graph (shared
-variables), built once on first use.
+Images of one size are batched together (`batch_size`).  Each set of test
+settings is one graph call: a copy of the net per (scale, flip), static input
+shapes, variables shared, averaging and argmax inside the graph, so only the
+class maps travel back to numpy unless probabilities are asked for.  Copies are
+built once, on first use (the configured settings when the run is loaded).
 """
 import os
 import re
@@ -56,21 +58,37 @@ def to_original_resolution(logits, valid_size, original_size):
     return tf.image.resize_bilinear(cropped, original_size, half_pixel_centers=True)
 
 
-class _NetCopy:
-    """The inference ops for one net input size (None = dynamic): images in, probabilities at input size out."""
+def net_probabilities(logits_fn, preprocess, images, resized_size, canvas):
+    """Softmax probabilities at the size of `images` for one test scale: resize, normalise, pad, net, undo.
 
-    def __init__(self, logits_fn, preprocess, canvas):
+    canvas: static (h, w) of the padded net input, or None to feed the resized image as it is.
+    """
+    net_input = preprocess(tf.image.resize_bilinear(images, resized_size, half_pixel_centers=True))
+    if canvas is not None:
+        pad = [[0, 0], [0, canvas[0] - resized_size[0]], [0, canvas[1] - resized_size[1]], [0, 0]]
+        net_input = tf.pad(net_input, pad)
+        net_input.set_shape([None, canvas[0], canvas[1], 3])
+    return tf.nn.softmax(to_original_resolution(logits_fn(net_input), resized_size, tf.shape(images)[1:3]))
+
+
+class _Ensemble:
+    """One graph call: probabilities averaged over test scales (and flips) at the input size, plus the argmax.
+
+    One net copy per (scale, flip), all sharing the variables; a single scale without flip is an ensemble of one.
+    """
+
+    def __init__(self, logits_fn, preprocess, canvases, flip):
         self.images = tf.placeholder(tf.float32, [None, None, None, 3], name="images")
-        self.resized_size = tf.placeholder(tf.int32, [2], name="resized_size")
-        original_size = tf.shape(self.images)[1:3]
-        net_input = preprocess(tf.image.resize_bilinear(self.images, self.resized_size, half_pixel_centers=True))
-        if canvas is not None:
-            pad = [[0, 0], [0, canvas[0] - self.resized_size[0]], [0, canvas[1] - self.resized_size[1]], [0, 0]]
-            net_input = tf.pad(net_input, pad)
-            net_input.set_shape([None, canvas[0], canvas[1], 3])
-        logits = to_original_resolution(logits_fn(net_input), self.resized_size, original_size)
-        self.probabilities = tf.nn.softmax(logits)
-        self.classes = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        self.resized_sizes = [tf.placeholder(tf.int32, [2], name="resized_size") for _ in canvases]
+        total = []
+        for canvas, resized_size in zip(canvases, self.resized_sizes):
+            total.append(net_probabilities(logits_fn, preprocess, self.images, resized_size, canvas))
+            if flip:  # mirror the input, mirror the answer back
+                mirrored = net_probabilities(logits_fn, preprocess, tf.reverse(self.images, [2]), resized_size,
+                                             canvas)
+                total.append(tf.reverse(mirrored, [2]))
+        self.probabilities = tf.add_n(total) / float(len(total)) if len(total) > 1 else total[0]
+        self.classes = tf.argmax(self.probabilities, axis=-1, output_type=tf.int32)
 
 
 class Segmenter:
@@ -134,7 +152,7 @@ class Segmenter:
         self.scales = parse_scales(scales)
         self.flip = bool(flip)
         self._logits_fn, self._preprocess = logits_fn, preprocess
-        self._nets = {}
+        self._ensembles = {}
         self._dynamic_ok = True
         self.graph = tf.Graph()
         config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=threads,
@@ -144,35 +162,38 @@ class Segmenter:
         self._saver = None
 
     # ------------------------------------------------------------------ graph
-    def _ensure_net(self, canvas):
-        """The net copy for a static canvas (h, w), or the dynamic one for None; built on first use."""
-        if canvas is None and not self._dynamic_ok:
-            raise LookupError("dynamic shapes unsupported")
-        if canvas not in self._nets:
+    def _ensemble(self, scales, flip, size):
+        """The _Ensemble for these test settings and image size (h, w), built on first use.
+
+        With pixels > 0 the canvases depend only on the scales; at native
+        resolution the net input is dynamic, unless the decoder needs static
+        shapes (e.g. DeepLab's true_stride): then one copy per image size.
+        """
+        if self.pixels:
+            canvases = tuple(scaled_canvas(1, 1, self.pixels, scale)[1] for scale in scales)
+        elif self._dynamic_ok:
+            canvases = (None,) * len(scales)
+        else:
+            canvases = tuple(scaled_canvas(size[0], size[1], 0, scale)[1] for scale in scales)
+        key = (canvases, bool(flip))
+        if key not in self._ensembles:
             with self.graph.as_default(), tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
                 before = len(tf.global_variables())
-                with tf.name_scope("net_%s" % ("x".join(map(str, canvas)) if canvas else "any")):
-                    try:
-                        self._nets[canvas] = _NetCopy(self._logits_fn, self._preprocess, canvas)
-                    except ValueError:  # some decoders need static shapes (e.g. DeepLab's true_stride)
-                        if canvas is not None:
-                            raise
-                        self._dynamic_ok = False
-                        raise LookupError("dynamic shapes unsupported")
+                try:
+                    with tf.name_scope("ensemble"):
+                        self._ensembles[key] = _Ensemble(self._logits_fn, self._preprocess, canvases, flip)
+                except ValueError:
+                    if not any(c is None for c in canvases):
+                        raise
+                    self._dynamic_ok = False  # this decoder needs static shapes
+                    return self._ensemble(scales, flip, size)
                 if before and len(tf.global_variables()) != before:
                     raise RuntimeError("a second copy of the net created new variables instead of sharing them")
-        return self._nets[canvas]
+        return self._ensembles[key]
 
     def _build_configured_nets(self):
-        """Create the variables, and every net copy the configured scales need (not mid-timing, later)."""
-        if self.pixels:
-            for scale in self.scales:
-                self._ensure_net(scaled_canvas(1, 1, self.pixels, scale)[1])
-            return
-        try:
-            self._ensure_net(None)
-        except LookupError:
-            self._ensure_net((32, 32))
+        """Create the variables and the configured ensemble now (not later, mid-timing)."""
+        self._ensemble(self.scales, self.flip, (32, 32))
 
     def restore(self, step=None, checkpoint=None):
         """Load the weights of milestone `step` (None: newest checkpoint) into the graph; returns the path."""
@@ -188,29 +209,16 @@ class Segmenter:
         return path
 
     # ---------------------------------------------------------------- running
-    def _run(self, batch, scale, fetch):
-        """One same-size uint8/float batch [N, H, W, 3] at one scale -> probabilities or classes at H x W."""
+    def _run(self, batch, scales, flip, probabilities):
+        """One same-size batch [N, H, W, 3] -> classes [N, H, W] (and probabilities [N, H, W, C]) at H x W."""
         height, width = batch.shape[1:3]
-        resized, canvas = scaled_canvas(height, width, self.pixels, scale)
-        if not self.pixels and self._dynamic_ok:
-            try:
-                net = self._ensure_net(None)
-            except LookupError:
-                net = self._ensure_net(canvas)
-        else:
-            net = self._ensure_net(canvas)
-        tensor = net.probabilities if fetch == "probabilities" else net.classes
-        return self.session.run(tensor, {net.images: batch.astype(np.float32, copy=False),
-                                         net.resized_size: resized})
-
-    def _batch_probabilities(self, batch, scales, flip):
-        total = None
-        for scale in scales:
-            for flipped in ((False, True) if flip else (False,)):
-                probs = self._run(batch[:, :, ::-1] if flipped else batch, scale, "probabilities")
-                probs = probs[:, :, ::-1] if flipped else probs
-                total = probs if total is None else total + probs
-        return total / float(len(scales) * (2 if flip else 1))
+        ensemble = self._ensemble(scales, flip, (height, width))
+        feed = {ensemble.images: batch.astype(np.float32, copy=False)}
+        for placeholder, scale in zip(ensemble.resized_sizes, scales):
+            feed[placeholder] = scaled_canvas(height, width, self.pixels, scale)[0]
+        if probabilities:
+            return self.session.run([ensemble.classes, ensemble.probabilities], feed)
+        return self.session.run(ensemble.classes, feed), None
 
     def segment(self, images, probabilities=False, scales=None, flip=None):
         """Class maps (uint8 when the classes fit, else int32) at each image's own size.
@@ -228,15 +236,10 @@ class Segmenter:
                 raise ValueError("expected HxWx3 RGB images, got shape %s" % (np.shape(item),))
         scales = self.scales if scales is None else parse_scales(scales)
         flip = self.flip if flip is None else bool(flip)
-        single_pass = len(scales) == 1 and not flip and not probabilities
         maps, probs = [None] * len(items), [None] * len(items)
         for indices in same_size_batches([np.shape(item)[:2] for item in items], self.batch_size):
             batch = np.stack([np.asarray(items[i]) for i in indices])
-            if single_pass:
-                classes = self._run(batch, scales[0], "classes")
-            else:
-                batch_probs = self._batch_probabilities(batch, scales, flip)
-                classes = np.argmax(batch_probs, axis=-1)
+            classes, batch_probs = self._run(batch, scales, flip, probabilities)
             for j, i in enumerate(indices):
                 maps[i] = classes[j].astype(np.uint8 if self.num_classes <= 256 else np.int32)
                 if probabilities:
