@@ -14,6 +14,7 @@ and friends under <traindir>/test_<split>_<step>/.
     --scales 0.75,1,1.25 --flip   multi-scale + flip testing (averaged probabilities)
     --imagepath 'pics/*.jpg'  segment images of your fancy (no labels) -> overlay PNGs
     --moviepath drive.mp4     segment a movie -> overlay movie with the same frame rate
+    --export exported/        a SavedModel (batch norm folded) that plain TensorFlow can load and run
 """
 import argparse
 import glob
@@ -52,6 +53,8 @@ def build_parser():
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the mIoU 95 %% CI, 0 = off (default: 1000)")
     parser.add_argument("--imagepath", default=None, help="image file, folder or glob to segment (no scoring)")
     parser.add_argument("--moviepath", default=None, help="video file to segment into an overlay movie")
+    parser.add_argument("--export", default=None, metavar="DIR",
+                        help="write the checkpoint as a SavedModel (batch norm folded, runs without this code) and stop")
     parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours in overlays (default: 0.5)")
     parser.add_argument("--outdir", default=None,
                         help="output folder (default: <traindir>/test_<split>_<step> or <traindir>/segmented_<step>)")
@@ -192,6 +195,19 @@ def run(args):
         latest_step = None if steps != [None] else _step_of(runfolder.checkpoint_path(args.traindir))
     except FileNotFoundError as error:
         raise UsageError(str(error)) from None
+    if args.export:
+        from utils import export
+        if len(steps) > 1:
+            raise UsageError("--export takes one checkpoint: give --afteriter a single step")
+        try:
+            info = export.export_saved_model(args.traindir, args.export, step=steps[0], pixels=args.pixels)
+        except (FileExistsError, ValueError) as error:
+            raise UsageError(str(error)) from None
+        print("exported %s (%s) to %s: %d -> %d graph nodes, %d batch norms folded into convolutions"
+              % (info["net"], info["checkpoint"], info["export_dir"], info["nodes_before"], info["nodes_after"],
+                 info["batch_norms_before"] - info["batch_norms_after"]))
+        print("inputs: images float32 [N, H, W, 3] RGB 0-255; outputs: classes [N, H, W], probabilities [N, H, W, C]")
+        return 0
     fancy = args.imagepath or args.moviepath
     image_paths = find_images(args.imagepath) if args.imagepath else []
     if args.moviepath and not os.path.isfile(args.moviepath):
