@@ -23,7 +23,7 @@ import re
 import sys
 import time
 
-from utils.flags import add_bool_flag, add_gpu_flag, apply_gpu_flag
+from utils.flags import add_bool_flag, add_gpu_flag, apply_gpu_flag_early
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -298,9 +298,7 @@ def _print_results(results):
 
 
 def main(argv=None):
-    early = argparse.ArgumentParser(add_help=False)
-    add_gpu_flag(early)
-    apply_gpu_flag(early.parse_known_args(argv)[0].gpu)  # before anything imports TensorFlow
+    apply_gpu_flag_early(argv)  # before anything imports TensorFlow
     args = build_parser().parse_args(argv)
     try:
         return run(args)

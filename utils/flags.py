@@ -35,6 +35,13 @@ def add_gpu_flag(parser):
                         help="GPU index or comma list (sets CUDA_VISIBLE_DEVICES); no GPU means CPU")
 
 
+def apply_gpu_flag_early(argv=None):
+    """Read only --gpu from the command line and apply it, before TensorFlow (or argparse help) is loaded."""
+    early = argparse.ArgumentParser(add_help=False)
+    add_gpu_flag(early)
+    apply_gpu_flag(early.parse_known_args(argv)[0].gpu)
+
+
 def apply_gpu_flag(gpu):
     """Must run before TensorFlow is imported: that is when CUDA devices are enumerated."""
     import os
