@@ -12,7 +12,7 @@ branch pool is dilated, so the weights see the same neighbourhoods.
 import contextlib
 
 from utils.tf1 import tf, slim
-from nets import resnet_utils
+from nets import heads, resnet_utils
 from nets.resnet_utils import max_pool2d_dense
 
 # name: (branch_0 1x1, (branch_1 1x1, 3x3), (branch_2 1x1, 3x3), branch_3 1x1 after pool)
@@ -98,18 +98,8 @@ def inception_v1(inputs, num_classes=1001, is_training=True, base_only=False, ou
             net, end_points = inception_v1_base(inputs, output_stride, scope=None)
             if base_only:
                 return net, end_points
-            with tf.variable_scope("Logits"):
-                net = tf.reduce_mean(net, [1, 2], keepdims=True, name="AvgPool_0a_7x7")
-                end_points["AvgPool_0a_7x7"] = net
-                if not num_classes:
-                    return net, end_points
-                net = slim.dropout(net, dropout_keep_prob, scope="Dropout_0b")
-                logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None,
-                                     normalizer_fn=None, scope="Conv2d_0c_1x1")
-                if spatial_squeeze:
-                    logits = tf.squeeze(logits, [1, 2], name="SpatialSqueeze")
-                end_points["Logits"] = logits
-                end_points["Predictions"] = slim.softmax(logits, scope="Predictions")
+            return heads.pooled_conv_classifier(net, end_points, num_classes, dropout_keep_prob, spatial_squeeze,
+                                                "AvgPool_0a_7x7", "Dropout_0b", "Conv2d_0c_1x1")
     return logits, end_points
 
 

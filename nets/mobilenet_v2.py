@@ -13,7 +13,7 @@ import collections
 import contextlib
 
 from utils.tf1 import tf, slim
-from nets import resnet_utils
+from nets import heads, resnet_utils
 
 Block = collections.namedtuple("Block", ["stride", "depth", "expansion"])
 
@@ -97,18 +97,8 @@ def mobilenet_v2(inputs, num_classes=1001, is_training=True, base_only=False, ou
             net, end_points = mobilenet_v2_base(inputs, output_stride, scope=None)
             if base_only:
                 return net, end_points
-            with tf.variable_scope("Logits"):
-                net = tf.reduce_mean(net, [1, 2], keepdims=True, name="global_pool")
-                end_points["global_pool"] = net
-                if not num_classes:
-                    return net, end_points
-                net = slim.dropout(net, keep_prob=dropout_keep_prob, scope="Dropout")
-                logits = slim.conv2d(net, num_classes, [1, 1], activation_fn=None, normalizer_fn=None,
-                                     biases_initializer=tf.zeros_initializer(), scope="Conv2d_1c_1x1")
-                if spatial_squeeze:
-                    logits = tf.squeeze(logits, [1, 2], name="SpatialSqueeze")
-            end_points["Logits"] = logits
-            end_points["Predictions"] = slim.softmax(logits, scope="Predictions")
+            return heads.pooled_conv_classifier(net, end_points, num_classes, dropout_keep_prob, spatial_squeeze,
+                                                "global_pool", "Dropout", "Conv2d_1c_1x1")
     return logits, end_points
 
 
