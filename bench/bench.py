@@ -43,14 +43,36 @@ DEFAULT_FLAGS = dict(fcn16=True, fcn8=False, fcn4=False, trainable_upsampling=Fa
                      output_stride=None, encoder_stride=32, aux_loss_weight=0.4)
 
 
-def timed(fn, runs, warmup):
+def _busy_ticks():
+    """Busy CPU ticks of the whole machine (all processes), from /proc/stat; None elsewhere."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+        return sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)  # minus idle, iowait
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def timed(fn, runs, warmup, probe=None):
+    """Wall times (ms) of `runs` calls after `warmup`; `probe` (a dict) gets own / foreign CPU cores used.
+
+    foreign_cores > ~0.25 means other processes competed for the CPU while timing:
+    on a 2-core machine that disturbs the numbers a lot, rerun.
+    """
     for _ in range(warmup):
         fn()
     times = []
+    wall0, own0, busy0 = time.perf_counter(), time.process_time(), _busy_ticks()
     for _ in range(runs):
         tic = time.perf_counter()
         fn()
         times.append((time.perf_counter() - tic) * 1000.0)
+    wall, own, busy1 = time.perf_counter() - wall0, time.process_time() - own0, _busy_ticks()
+    if probe is not None:
+        probe["own_cores"] = round(own / wall, 2)
+        if busy0 is not None and busy1 is not None:
+            ticks = os.sysconf("SC_CLK_TCK")
+            probe["foreign_cores"] = round(max(0.0, (busy1 - busy0) / ticks - own) / wall, 2)
     return times
 
 
@@ -59,7 +81,7 @@ def summary(prefix, times_ms):
             prefix + "_ms_all": [round(t, 2) for t in times_ms]}
 
 
-def bench_inference(basenet, decoder, flags, size, batch, classes, runs, warmup, threads, xla=False):
+def bench_inference(basenet, decoder, flags, size, batch, classes, runs, warmup, threads, xla=False, probe=None):
     """Latency of the inference net (same graph as utils/inference: is_training=False, softmax out)."""
     import numpy as np
     import arch
@@ -73,10 +95,11 @@ def bench_inference(basenet, decoder, flags, size, batch, classes, runs, warmup,
         data = np.random.RandomState(0).rand(batch, size, size, 3).astype(np.float32)
         with tf.Session(config=training.session_config(threads, xla)) as sess:
             sess.run(tf.global_variables_initializer())
-            return timed(lambda: sess.run(probabilities, {images: data}), runs, warmup)
+            return timed(lambda: sess.run(probabilities, {images: data}), runs, warmup, probe)
 
 
-def bench_training(basenet, decoder, flags, size, batch, classes, runs, warmup, threads, xla=False):
+def bench_training(basenet, decoder, flags, size, batch, classes, runs, warmup, threads, xla=False, probe=None,
+                   mixed_precision=False):
     """Full training step on an in-memory batch (variables, so no feed copy is timed)."""
     import numpy as np
     from utils import training
@@ -90,12 +113,12 @@ def bench_training(basenet, decoder, flags, size, batch, classes, runs, warmup, 
         settings = dict(DEFAULT_FLAGS, **flags)
         settings.update(basenet=basenet, extended_arch=decoder, num_classes=classes, ignore_label=classes,
                         weight_decay=1e-4, learnrate=1e-3, momentum=0.9, difflr=1.0, decaylr=False,
-                        total_steps=1000)
+                        total_steps=1000, mixed_precision=mixed_precision)
         step = training.TrainStep(images, labels, is_training, settings)
-        with tf.Session(config=training.session_config(threads, xla)) as sess:
+        with tf.Session(config=training.session_config(threads, xla, mixed_precision)) as sess:
             sess.run(tf.global_variables_initializer())
             losses = []
-            times = timed(lambda: losses.append(sess.run([step.train_op, step.loss])[1]), runs, warmup)
+            times = timed(lambda: losses.append(sess.run([step.train_op, step.loss])[1]), runs, warmup, probe)
             return times, float(losses[-1])
 
 
@@ -104,13 +127,16 @@ def measure(name, basenet, decoder, flags, args):
     from utils import model_summary
     record = {"arch": name, "framework": "seg-mentor/tf1", "basenet": basenet, "decoder": decoder,
               "flags": flags, "classes": args.classes, "threads": args.threads, "xla": args.xla,
+              "mixed_precision": args.mixed_precision, "loadavg_start": list(os.getloadavg()),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version()}
     counts = model_summary.summarize(basenet, decoder, args.infer_size, args.infer_size, args.classes, **flags)
     record.update(params_m=round(counts["params"] / 1e6, 3), fwd_gmacs=round(counts["gmacs"], 2))
     if not args.no_infer:
+        probe = {}
         times = bench_inference(basenet, decoder, flags, args.infer_size, 1, args.classes, args.runs, args.warmup,
-                                args.threads, args.xla)
+                                args.threads, args.xla, probe)
         record.update(summary("infer", times))
+        record.update({"infer_" + k: v for k, v in probe.items()})
         record["infer_fps"] = round(1000.0 / record["infer_ms_median"], 3)
         if args.infer_batch > 1:
             times = bench_inference(basenet, decoder, flags, args.infer_size, args.infer_batch, args.classes,
@@ -118,9 +144,11 @@ def measure(name, basenet, decoder, flags, args):
             record["infer_batch"] = args.infer_batch
             record["infer_img_per_s"] = round(args.infer_batch * 1000.0 / statistics.median(times), 3)
     if not args.no_train:
+        probe = {}
         times, loss = bench_training(basenet, decoder, flags, args.train_size, args.train_batch, args.classes,
-                                     args.runs, args.warmup, args.threads, args.xla)
+                                     args.runs, args.warmup, args.threads, args.xla, probe, args.mixed_precision)
         record.update(summary("train_step", times))
+        record.update({"train_" + k: v for k, v in probe.items()})
         record["train_input"] = [args.train_batch, args.train_size, args.train_size, 3]
         record["train_img_per_s"] = round(args.train_batch * 1000.0 / record["train_step_ms_median"], 3)
         record["train_last_loss"] = round(loss, 4)
@@ -146,6 +174,7 @@ def build_parser():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="TF intra/inter-op threads")
     add_bool_flag(parser, "xla", False, "XLA JIT")
+    add_bool_flag(parser, "mixed_precision", False, "mixed precision rewrite (fp16 GPU / bf16 CPU) in training")
     parser.add_argument("--no_infer", action="store_true")
     parser.add_argument("--no_train", action="store_true")
     parser.add_argument("--json", default=None, metavar="FILE", help="append JSON lines here")
@@ -167,14 +196,15 @@ def configurations(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    print("| arch | params M | GMACs@%d | infer ms (b1) | train step ms (b%d@%d) | train img/s |"
+    print("| arch | params M | GMACs@%d | infer ms (b1) | train step ms (b%d@%d) | train img/s | foreign cores |"
           % (args.infer_size, args.train_batch, args.train_size))
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, basenet, decoder, flags in configurations(args):
         record = measure(name, basenet, decoder, flags, args)
-        print("| %s | %.2f | %.2f | %s | %s | %s |" % (
+        print("| %s | %.2f | %.2f | %s | %s | %s | %s / %s |" % (
             name, record["params_m"], record["fwd_gmacs"], record.get("infer_ms_median", "-"),
-            record.get("train_step_ms_median", "-"), record.get("train_img_per_s", "-")), flush=True)
+            record.get("train_step_ms_median", "-"), record.get("train_img_per_s", "-"),
+            record.get("infer_foreign_cores", "-"), record.get("train_foreign_cores", "-")), flush=True)
         line = json.dumps(record)
         print(line, file=sys.stderr, flush=True)
         if args.json:
