@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 
-from utils.flags import add_bool_flag, add_gpu_flag, apply_gpu_flag
+from utils.flags import add_bool_flag, add_gpu_flag, apply_gpu_flag_early
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_RUNS_ROOT = os.path.join(HERE, "tmp")
@@ -26,7 +26,7 @@ RUN_SETTINGS = ("basenet", "extended_arch", "trainable_upsampling", "fcn16", "fc
                 "output_stride", "encoder_stride", "batch_size", "epochs", "max_steps", "learnrate", "momentum", "difflr", "decaylr",
                 "pixels", "datapath", "num_classes", "total_train_images", "dataset_family", "modelspath",
                 "pretrained", "weight_decay", "batch_norm_decay", "seed", "val_every", "val_fraction", "save_every", "augment",
-                "aux_loss_weight", "xla", "mixed_precision")
+                "aux_loss_weight", "xla", "mixed_precision", "sync_batch_norm", "lr_scaling")
 
 EXIT_NAN = 3
 
@@ -34,7 +34,7 @@ EXIT_NAN = 3
 def build_parser():
     import arch
     import nets
-    from utils import datasets
+    from utils import datasets, distribute
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     net = parser.add_argument_group("net")
@@ -91,22 +91,23 @@ def build_parser():
     add_bool_flag(run, "mixed_precision", False, "float16 compute with loss scaling (GPUs)")
     add_gpu_flag(run)
     run.add_argument("--verbose", action="store_true", help="show TensorFlow's own log")
+    distribute.add_flags(parser)
     return parser
 
 
 # ----------------------------------------------------------------------------- settings
 def resolve_settings(args):
     """Fill defaults the data knows, or take everything from runargs when resuming."""
-    from utils import input_pipeline, runfolder
+    from utils import distribute, input_pipeline, runfolder
     if args.resume:
         saved = runfolder.read_runargs(args.resume)
         settings = dict(saved)
         settings.update(resume=args.resume, runs_root=args.runs_root, log_every=args.log_every,
-                        threads=args.threads, gpu=args.gpu)
+                        threads=args.threads, gpu=args.gpu, **distribute.execution_flags(args))
         return settings
     settings = {key: getattr(args, key) for key in RUN_SETTINGS}
     settings.update(runs_root=args.runs_root, log_every=args.log_every, threads=args.threads, gpu=args.gpu,
-                    resume=None)
+                    resume=None, **distribute.execution_flags(args))
     # A missing tfrecords file stops here with the tfrecordify command that makes it.
     for split in ("training", "validation"):
         input_pipeline.dataset_files(args.datapath, args.dataset_family, split)
@@ -121,7 +122,7 @@ def resolve_settings(args):
     settings["class_names"] = info["class_names"]
     settings["palette"] = info["palette"]
     if args.seed is None:
-        settings["seed"] = int(time.time()) % 100000
+        settings["seed"] = distribute.default_seed(args)
     settings["pretrained"] = resolve_pretrained(args)
     settings["total_steps"] = total_steps(settings)
     settings["net_name"] = net_name(settings)
@@ -167,9 +168,9 @@ def resolve_pretrained(args):
 class TrainGraph:
     """Everything the loop runs: one graph, a feedable iterator over train and val data."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, placement=None):
         import nets
-        from utils import input_pipeline, training
+        from utils import distribute, input_pipeline, training
         from utils.tf1 import tf
 
         s = settings
@@ -190,7 +191,11 @@ class TrainGraph:
         self.images, self.labels = batch["image"], batch["label"]
         self.is_training = tf.placeholder_with_default(False, [], name="is_training")
 
-        step = training.TrainStep(self.images, self.labels, self.is_training, s)
+        replicated = placement is not None and placement.replicated
+        step = (distribute.ReplicatedTrainStep(placement, self.images, self.labels, s) if replicated
+                else training.TrainStep(self.images, self.labels, self.is_training, s))
+        # What the quarter-validation monitor runs: this graph, or the replicated step's single-device copy.
+        self.monitor_graph = step.monitor_view(self) if replicated else self
         self.model, self.logits, self.loss, self.confusion = step.model, step.logits, step.loss, step.confusion
         self.predictions, self.global_step = step.predictions, step.global_step
         self.learning_rate, self.train_op = step.learning_rate, step.train_op
@@ -215,24 +220,32 @@ class StopRequest:
 
 
 def train(settings):
-    from utils import runfolder, training
+    from utils import distribute, runfolder, training
     from utils.monitor import Monitor
     from utils.tf1 import tf
 
-    folder = settings["resume"] or runfolder.create(settings["runs_root"], settings["net_name"])
-    if not settings["resume"]:
+    placement = distribute.resolve_placement(settings)
+    settings = dict(settings, **distribute.describe(placement, settings))
+    chief = placement.is_chief  # only the chief writes the run folder; other workers' monitors write to scratch
+    folder = (settings["resume"] or runfolder.create(settings["runs_root"], settings["net_name"])) if chief \
+        else distribute.scratch_folder()
+    if chief and not settings["resume"]:
         runfolder.write_runargs(folder, {k: v for k, v in settings.items() if k not in ("resume",)})
-    graph = TrainGraph(settings)
-    config = training.session_config(settings["threads"], settings.get("xla"), settings.get("mixed_precision"))
+    graph = TrainGraph(settings, placement)
+    config = placement.session_config(
+        training.session_config(settings["threads"], settings.get("xla"), settings.get("mixed_precision")))
 
-    monitor = Monitor(folder, settings, graph)
+    monitor = Monitor(folder, settings, graph.monitor_graph)
     stop = StopRequest()
-    with tf.Session(config=config) as sess:
+    with tf.Session(placement.session_target(config), config=config) as sess:
         sess.run(graph.init)
+        if placement.replicated and not settings["resume"]:
+            distribute.start_like_single_device(sess, graph.latest_saver, lambda: TrainGraph(settings))
         start_step = restore(sess, graph, settings, folder, monitor)
         handles = graph.feed.start(sess)
         train_feed = {graph.handle: handles[0], graph.is_training: True}
         monitor.start(sess, handles[1], start_step)
+        monitor.log(distribute.summary_line(placement, settings))
         step = start_step
         last_good = None
         while step < settings["total_steps"]:
@@ -247,18 +260,19 @@ def train(settings):
                 monitor.close()
                 return EXIT_NAN
             monitor.after_step(sess, step, loss, lr, confusion, time.time() - tic)
-            if step % settings["val_every"] == 0 or step == settings["total_steps"]:
+            if chief and (step % settings["val_every"] == 0 or step == settings["total_steps"]):
                 monitor.validate(sess, step)
                 last_good = save(sess, graph, folder, step, settings, latest=True)
-            if step % settings["save_every"] == 0:
+            if chief and step % settings["save_every"] == 0:
                 last_good = save(sess, graph, folder, step, settings, latest=False)
             if stop.signal is not None:
-                last_good = save(sess, graph, folder, step, settings, latest=True)
+                last_good = save(sess, graph, folder, step, settings, latest=True) if chief else None
                 monitor.log("stopped by signal %d at step %d; checkpoint %s; continue with: "
                             "python train.py --resume %s" % (stop.signal, step, last_good, folder))
                 monitor.close()
                 return 0
-        save(sess, graph, folder, step, settings, latest=True)
+        if chief:
+            save(sess, graph, folder, step, settings, latest=True)
         monitor.log("done: %d steps, run folder %s" % (step, folder))
         monitor.close()
     return 0
@@ -269,7 +283,7 @@ def restore(sess, graph, settings, folder, monitor):
     from nets import checkpoints
     from utils import runfolder
     if settings["resume"]:
-        path = runfolder.checkpoint_path(folder)
+        path = runfolder.checkpoint_path(settings["resume"])  # == folder, except on a non-chief worker
         graph.latest_saver.restore(sess, path)
         step = int(sess.run(graph.global_step))
         monitor.log("resumed from %s at step %d" % (path, step))
@@ -302,9 +316,7 @@ def save(sess, graph, folder, step, settings, latest):
 
 
 def main(argv=None):
-    early = argparse.ArgumentParser(add_help=False)
-    add_gpu_flag(early)
-    apply_gpu_flag(early.parse_known_args(argv)[0].gpu)  # before anything imports TensorFlow
+    apply_gpu_flag_early(argv)  # before anything imports TensorFlow
     args = build_parser().parse_args(argv)
     try:
         settings = resolve_settings(args)
