@@ -318,11 +318,14 @@ _IGNORED = ("fused", "renorm_clipping", "renorm_decay", "is_training")
 def _replica_batch_norm(inputs, original, synchronised, **kwargs):
     """slim.batch_norm as a replica trains it; anything but training goes to slim itself.
 
-    Not synchronised: slim's own fused batch norm, also where a net would get
-    tf-slim's Keras-layer path (the decoders' arg scope): that layer keeps its
-    moving averages in on-read variables, whose every read outside the
-    replicas (the chief's monitor, its Saver) is an all-reduce that the other
-    workers never join.  Mirrored moving averages are read locally.
+    tf-slim takes its own fused path when updates_collections is a list (the
+    nets), and a Keras layer when it is the UPDATE_OPS string (the decoders'
+    arg scope).  That layer keeps its moving averages in on-read variables,
+    whose every read outside the replicas (the chief's monitor, its Saver) is
+    an all-reduce the other workers never join; so per-replica batch norm
+    takes the fused path for both, with mirrored (locally read) averages, and
+    synchronised batch norm mirrors them too.  Both paths average the unbiased
+    batch variance, and so does `_batch_norm_training`.
     """
     if kwargs.get("is_training", True) is not True:
         return original(inputs, **kwargs)
@@ -341,8 +344,8 @@ def _batch_norm_training(inputs, decay=0.999, center=True, scale=False, epsilon=
                          param_initializers=None, param_regularizers=None,
                          updates_collections=tf.GraphKeys.UPDATE_OPS, reuse=None, variables_collections=None,
                          outputs_collections=None, trainable=True, scope=None):
-    """Same variables (names, initialisers, collections) as tf-slim's fused batch norm; the moving
-    variance tracks the unbiased batch variance, as the fused kernel's does."""
+    """Batch norm over all replicas' batches, with the variables (names, initialisers, collections)
+    of tf-slim's batch norm."""
     from tensorflow.python.training import moving_averages
     from tf_slim.layers import utils as slim_utils
     inputs = tf.convert_to_tensor(inputs)
