@@ -49,9 +49,8 @@ from utils.flags import add_bool_flag
 from utils.tf1 import slim, tf
 
 LR_SCALING = ("none", "linear")
-# Saved in runargs (they define the training); --resume takes them from there.
-RUN_SETTINGS = ("sync_batch_norm", "lr_scaling")
 # Where to run: always from the command line, also when resuming (so a run can move to another replica count).
+# (--sync_batch_norm and --lr_scaling define the training: train.py's RUN_SETTINGS, kept in runargs.)
 EXECUTION_FLAGS = ("num_gpus", "num_cpu_replicas", "worker_hosts", "task_index")
 # tf.nn.fused_batch_norm raises smaller epsilons to this (a cuDNN limit); synchronised batch norm does the same.
 FUSED_MIN_EPSILON = 1.001e-5
