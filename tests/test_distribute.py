@@ -19,6 +19,7 @@ from utils import distribute, runfolder
 from utils.tf1 import slim, tf
 
 STEPS_COMPARED = 3
+LAST_STEP = 12  # of the 2-replica run, stopped by SIGTERM after step 3 and resumed on one device
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -37,12 +38,18 @@ def _finish(proc, log_path, timeout):
     try:
         proc.wait(timeout=timeout)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill([proc])
     output = open(log_path).read()
     assert proc.returncode == 0, output[-4000:]
     return output
+
+
+def _kill(procs):
+    """Whatever still runs (a failed or timed-out test) goes, so no training outlives its test."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _only_folder(root):
@@ -196,7 +203,7 @@ def one_and_two_replicas(sample_datapath, tmp_path_factory):
     single_log, double_log = root / "single.log", root / "double.log"
     with open(single_log, "w") as log1, open(double_log, "w") as log2:
         single = _start(*common, "--max_steps", STEPS_COMPARED, "--runs_root", root / "single", log=log1)
-        double = _start(*common, "--max_steps", 20, "--val_every", 3, "--save_every", 3,
+        double = _start(*common, "--max_steps", LAST_STEP, "--val_every", 3, "--save_every", 3,
                         "--num_cpu_replicas", 2, "--sync_batch_norm", "--runs_root", root / "double", log=log2)
         try:
             deadline, runlog = time.time() + 240, None
@@ -209,8 +216,9 @@ def one_and_two_replicas(sample_datapath, tmp_path_factory):
             assert runlog, "the 2-replica run never reached step %d:\n%s" % (STEPS_COMPARED, open(double_log).read())
             double.send_signal(signal.SIGTERM)
             _finish(double, double_log, timeout=120)
-        finally:
             _finish(single, single_log, timeout=240)
+        finally:
+            _kill([single, double])
     return {"single": _only_folder(root / "single"), "double": _only_folder(root / "double")}
 
 
@@ -234,7 +242,7 @@ def test_two_synchronised_replicas_train_like_one_device(one_and_two_replicas):
 def test_two_replica_checkpoints_restore_on_one_device(one_and_two_replicas, tmp_path):
     folder = one_and_two_replicas["double"]
     stopped_at = _global_step(runfolder.checkpoint_path(folder))
-    assert STEPS_COMPARED <= stopped_at < 20
+    assert STEPS_COMPARED <= stopped_at < LAST_STEP
     test_log = tmp_path / "test.log"
     with open(test_log, "w") as log:  # test.py scores a milestone while --resume goes on from latest/
         scoring = subprocess.Popen(
@@ -243,13 +251,14 @@ def test_two_replica_checkpoints_restore_on_one_device(one_and_two_replicas, tmp
             cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
             run_script("train.py", "--resume", folder, timeout=240, env={"TF_CONFIG": ""})
-        finally:
             _finish(scoring, test_log, timeout=240)
+        finally:
+            _kill([scoring])
     results = json.load(open(tmp_path / "scores" / "results.json"))
     assert 0.0 <= results["mIoU"] <= 1.0
     log = open(os.path.join(folder, runfolder.RUNLOG)).read()
     assert "at step %d" % stopped_at in log and "replicas: 1 replica (CPU:0)" in log
-    assert _global_step(runfolder.checkpoint_path(folder)) == 20
+    assert _global_step(runfolder.checkpoint_path(folder)) == LAST_STEP
 
 
 def test_two_workers_train_and_only_the_chief_writes(sample_datapath, one_and_two_replicas, tmp_path):
@@ -262,10 +271,7 @@ def test_two_workers_train_and_only_the_chief_writes(sample_datapath, one_and_tw
     try:
         outputs = [_finish(worker, path, timeout=240) for worker, path in zip(workers, logs)]
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+        _kill(workers)
         for handle in handles:
             handle.close()
     folder = _only_folder(tmp_path / "runs")

@@ -462,19 +462,12 @@ class ReplicatedTrainStep:
     """
 
     def __init__(self, placement, images, labels, settings):
-        import arch
         from utils import training
         self.placement, self.settings = placement, settings
         strategy = placement.strategy
         s = settings
         self.per_replica = s["batch_size"] // strategy.num_replicas_in_sync
-        arch_flags = dict(
-            fcn16=s["fcn16"], fcn8=s["fcn8"], fcn4=s["fcn4"], trainable_upsampling=s["trainable_upsampling"],
-            zero_init_skips=s["zero_init_skips"], output_stride=s["output_stride"], weight_decay=s["weight_decay"],
-            aux_loss_weight=s["aux_loss_weight"], encoder_stride=s.get("encoder_stride") or 32,
-            batch_norm_decay=s.get("batch_norm_decay"))
-        self._build_model = functools.partial(arch.build_arch, s["basenet"], s["extended_arch"], s["num_classes"],
-                                              **arch_flags)
+        self._build_model = functools.partial(training.build_model, s)
         with strategy.scope():
             self.global_step = tf.train.get_or_create_global_step()
             self.learning_rate = training.learning_rate(self.global_step, s["effective_learnrate"],

@@ -96,6 +96,18 @@ def train_op(total_loss, global_step, lr, beta1, encoder_vars, decoder_vars, dif
         return tf.group(step, update_scale, name="train_op")
 
 
+def build_model(settings, is_training):
+    """The run's model (not yet built on images): TrainStep's, and each replica's in utils/distribute.py."""
+    import arch
+    s = settings
+    return arch.build_arch(
+        s["basenet"], s["extended_arch"], s["num_classes"], is_training=is_training,
+        fcn16=s["fcn16"], fcn8=s["fcn8"], fcn4=s["fcn4"], trainable_upsampling=s["trainable_upsampling"],
+        zero_init_skips=s["zero_init_skips"], output_stride=s["output_stride"], weight_decay=s["weight_decay"],
+        aux_loss_weight=s["aux_loss_weight"], encoder_stride=s.get("encoder_stride") or 32,
+        batch_norm_decay=s.get("batch_norm_decay"))
+
+
 class TrainStep:
     """Model, loss and optimizer on given batch tensors: what train.py and bench/ both run.
 
@@ -103,14 +115,8 @@ class TrainStep:
     """
 
     def __init__(self, images, labels, is_training, settings):
-        import arch
         s = settings
-        self.model = arch.build_arch(
-            s["basenet"], s["extended_arch"], s["num_classes"], is_training=is_training,
-            fcn16=s["fcn16"], fcn8=s["fcn8"], fcn4=s["fcn4"], trainable_upsampling=s["trainable_upsampling"],
-            zero_init_skips=s["zero_init_skips"], output_stride=s["output_stride"], weight_decay=s["weight_decay"],
-            aux_loss_weight=s["aux_loss_weight"], encoder_stride=s.get("encoder_stride") or 32,
-            batch_norm_decay=s.get("batch_norm_decay"))
+        self.model = build_model(s, is_training)
         self.logits = self.model.build(images)
 
         n, ignore = s["num_classes"], s["ignore_label"]
