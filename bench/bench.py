@@ -5,11 +5,12 @@
 
 Measures, each as the median of --runs timed repetitions after --warmup:
   infer_ms      inference latency, batch 1 at --infer_size (the test.py net: is_training=False,
-                softmax probabilities out), also with the exported folded graph (--folded)
+                softmax probabilities out); --folded times the graph test.py --export writes
   infer_img_s   inference throughput at --infer_batch
   train_img_s   training images/s: one full step (loss, backward, Adam, BN updates) of
                 --train_batch x --train_size on an in-memory batch (utils.training.TrainStep)
-  pipeline_img_s  input pipeline images/s (bench/bench_pipeline.py), with --pipeline DATAPATH
+  pipeline_img_s  input pipeline images/s at the training size (bench/bench_pipeline.py), with
+                --pipeline DATAPATH
 Prints a table and one JSON line per configuration (same keys as ../shared/tools/peer_bench).
 """
 import argparse
@@ -81,20 +82,40 @@ def summary(prefix, times_ms):
             prefix + "_ms_all": [round(t, 2) for t in times_ms]}
 
 
-def bench_inference(basenet, decoder, flags, size, batch, classes, runs, warmup, threads, xla=False, probe=None):
-    """Latency of the inference net (same graph as utils/inference: is_training=False, softmax out)."""
+def parse_size(text):
+    """'512' -> (512, 512); '360x480' -> (360, 480)."""
+    parts = [int(v) for v in str(text).lower().split("x")]
+    return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+
+
+def bench_inference(basenet, decoder, flags, size, batch, classes, runs, warmup, threads, xla=False, probe=None,
+                    folded=False):
+    """Latency of the inference net (same graph as utils/inference: is_training=False, softmax out).
+
+    folded: time the graph `test.py --export` writes instead (frozen, batch norm folded into convs).
+    """
     import numpy as np
     import arch
-    from utils import training
+    from utils import export, training
     from utils.tf1 import tf
+    height, width = parse_size(size)
+    data = np.random.RandomState(0).rand(batch, height, width, 3).astype(np.float32)
     graph = tf.Graph()
     with graph.as_default():
-        images = tf.placeholder(tf.float32, [batch, size, size, 3])
+        images = tf.placeholder(tf.float32, [batch, height, width, 3], name=export.INPUT)
         model = arch.build_arch(basenet, decoder, classes, is_training=False, **flags)
-        probabilities = tf.nn.softmax(model.build(images))
-        data = np.random.RandomState(0).rand(batch, size, size, 3).astype(np.float32)
+        probabilities = tf.nn.softmax(model.build(images), name=export.OUTPUTS[1])
+        tf.argmax(probabilities, axis=-1, name=export.OUTPUTS[0])
         with tf.Session(config=training.session_config(threads, xla)) as sess:
             sess.run(tf.global_variables_initializer())
+            if not folded:
+                return timed(lambda: sess.run(probabilities, {images: data}), runs, warmup, probe)
+            frozen = tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), list(export.OUTPUTS))
+    with tf.Graph().as_default() as folded_graph:
+        tf.import_graph_def(export.fold_and_strip(frozen), name="")
+        images = folded_graph.get_tensor_by_name(export.INPUT + ":0")
+        probabilities = folded_graph.get_tensor_by_name(export.OUTPUTS[1] + ":0")
+        with tf.Session(config=training.session_config(threads, xla)) as sess:
             return timed(lambda: sess.run(probabilities, {images: data}), runs, warmup, probe)
 
 
@@ -127,14 +148,15 @@ def measure(name, basenet, decoder, flags, args):
     from utils import model_summary
     record = {"arch": name, "framework": "seg-mentor/tf1", "basenet": basenet, "decoder": decoder,
               "flags": flags, "classes": args.classes, "threads": args.threads, "xla": args.xla,
-              "mixed_precision": args.mixed_precision, "loadavg_start": list(os.getloadavg()),
+              "mixed_precision": args.mixed_precision, "folded": args.folded, "loadavg_start": list(os.getloadavg()),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version()}
-    counts = model_summary.summarize(basenet, decoder, args.infer_size, args.infer_size, args.classes, **flags)
+    height, width = parse_size(args.infer_size)
+    counts = model_summary.summarize(basenet, decoder, height, width, args.classes, **flags)
     record.update(params_m=round(counts["params"] / 1e6, 3), fwd_gmacs=round(counts["gmacs"], 2))
     if not args.no_infer:
         probe = {}
         times = bench_inference(basenet, decoder, flags, args.infer_size, 1, args.classes, args.runs, args.warmup,
-                                args.threads, args.xla, probe)
+                                args.threads, args.xla, probe, folded=args.folded)
         record.update(summary("infer", times))
         record.update({"infer_" + k: v for k, v in probe.items()})
         record["infer_fps"] = round(1000.0 / record["infer_ms_median"], 3)
@@ -143,6 +165,16 @@ def measure(name, basenet, decoder, flags, args):
                                     max(3, args.runs // 2), 1, args.threads, args.xla)
             record["infer_batch"] = args.infer_batch
             record["infer_img_per_s"] = round(args.infer_batch * 1000.0 / statistics.median(times), 3)
+    if args.pipeline:
+        import bench_pipeline  # sibling script (bench/ is on sys.path when this runs as a script)
+        from utils import input_pipeline
+        import nets
+        files = input_pipeline.dataset_files(args.pipeline, args.dataset_family, "training")
+        result = bench_pipeline.bench(files, args.train_size, args.train_batch, args.threads, seconds=10, batches=0,
+                                      warmup=5, preprocessing=nets.get(basenet).preprocessing, augment=True,
+                                      seed=None)
+        record["pipeline_img_per_s"] = result["images_per_s"]
+        record["pipeline_img_per_cpu_s"] = result["images_per_cpu_s"]
     if not args.no_train:
         probe = {}
         times, loss = bench_training(basenet, decoder, flags, args.train_size, args.train_batch, args.classes,
@@ -166,7 +198,7 @@ def build_parser():
     parser.add_argument("--output_stride", type=int, default=None, choices=[8, 16, 32])
     parser.add_argument("--encoder_stride", type=int, default=32, choices=[8, 16, 32])
     parser.add_argument("--classes", type=int, default=12)
-    parser.add_argument("--infer_size", type=int, default=512)
+    parser.add_argument("--infer_size", default="512", help="inference input side, or HxW (e.g. 360x480)")
     parser.add_argument("--infer_batch", type=int, default=1, help="also measure throughput at this batch")
     parser.add_argument("--train_size", type=int, default=256)
     parser.add_argument("--train_batch", type=int, default=4)
@@ -174,7 +206,12 @@ def build_parser():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="TF intra/inter-op threads")
     add_bool_flag(parser, "xla", False, "XLA JIT")
+    add_bool_flag(parser, "folded", False, "time the exported inference graph (frozen, batch norm folded)")
     add_bool_flag(parser, "mixed_precision", False, "mixed precision rewrite (fp16 GPU / bf16 CPU) in training")
+    parser.add_argument("--pipeline", default=None, metavar="DATAPATH",
+                        help="also time the input pipeline on <DATAPATH>/<dataset_family>/training.tfrecords "
+                             "at --train_size / --train_batch with augmentation")
+    parser.add_argument("--dataset_family", default="camvid")
     parser.add_argument("--no_infer", action="store_true")
     parser.add_argument("--no_train", action="store_true")
     parser.add_argument("--json", default=None, metavar="FILE", help="append JSON lines here")
@@ -196,11 +233,14 @@ def configurations(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    print("| arch | params M | GMACs@%d | infer ms (b1) | train step ms (b%d@%d) | train img/s | foreign cores |"
+    print("| arch | params M | GMACs@%s | infer ms (b1) | train step ms (b%d@%d) | train img/s | foreign cores |"
           % (args.infer_size, args.train_batch, args.train_size))
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, basenet, decoder, flags in configurations(args):
         record = measure(name, basenet, decoder, flags, args)
+        if "pipeline_img_per_s" in record:
+            print("input pipeline: %.1f img/s at %d px with augmentation (%.1f per CPU-second)"
+                  % (record["pipeline_img_per_s"], args.train_size, record["pipeline_img_per_cpu_s"]))
         print("| %s | %.2f | %.2f | %s | %s | %s | %s / %s |" % (
             name, record["params_m"], record["fwd_gmacs"], record.get("infer_ms_median", "-"),
             record.get("train_step_ms_median", "-"), record.get("train_img_per_s", "-"),

@@ -72,39 +72,47 @@ def _final_step_line(folder):
 
 
 def test_sigterm_then_resume_matches_uninterrupted_run(sample_datapath, tmp_path):
-    common = list(TINY_TRAIN_ARGS) + ["--datapath", sample_datapath, "--max_steps", "40", "--decaylr",
+    common = list(TINY_TRAIN_ARGS) + ["--datapath", sample_datapath, "--max_steps", "24", "--decaylr",
                                       "--val_every", "20", "--save_every", "100", "--log_every", "1"]
     straight_root, stopped_root = tmp_path / "straight", tmp_path / "stopped"
-    run_script("train.py", *common, "--runs_root", straight_root)
-    straight = str(next(straight_root.iterdir()))
-
-    proc = subprocess.Popen([PYTHON, "train.py"] + common + ["--runs_root", str(stopped_root)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONPATH=ROOT))
-    deadline = time.time() + 300
-    runlog = None
-    while time.time() < deadline and proc.poll() is None:
-        logs = glob.glob(str(stopped_root / "*" / runfolder.RUNLOG))
-        if logs and "step 5 |" in open(logs[0]).read():
-            runlog = logs[0]
-            break
-        time.sleep(0.2)
-    assert runlog, "training never reached step 5"
-    proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, output
-    folder = os.path.dirname(runlog)
-    assert "stopped by signal %d" % signal.SIGTERM in open(runlog).read()
-    stopped_at = tf.train.load_checkpoint(runfolder.checkpoint_path(folder)).get_tensor("global_step")
-    assert 5 <= stopped_at < 40
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    straight_proc = subprocess.Popen([PYTHON, "train.py"] + common + ["--runs_root", str(straight_root)], cwd=ROOT,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = None
+    try:
+        proc = subprocess.Popen([PYTHON, "train.py"] + common + ["--runs_root", str(stopped_root)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        deadline = time.time() + 300
+        runlog = None
+        while time.time() < deadline and proc.poll() is None:
+            logs = glob.glob(str(stopped_root / "*" / runfolder.RUNLOG))
+            if logs and "step 5 |" in open(logs[0]).read():
+                runlog = logs[0]
+                break
+            time.sleep(0.2)
+        assert runlog, "training never reached step 5"
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, output
+        folder = os.path.dirname(runlog)
+        assert "stopped by signal %d" % signal.SIGTERM in open(runlog).read()
+        straight_output, _ = straight_proc.communicate(timeout=300)
+        assert straight_proc.returncode == 0, straight_output
+        straight = str(next(straight_root.iterdir()))
+        stopped_at = tf.train.load_checkpoint(runfolder.checkpoint_path(folder)).get_tensor("global_step")
+        assert 5 <= stopped_at < 24
+    finally:
+        for running in (straight_proc, proc):
+            if running is not None and running.poll() is None:
+                running.kill()
 
     run_script("train.py", "--resume", folder)
     log = open(runlog).read()
     assert "resumed from" in log and "at step %d" % stopped_at in log
-    assert _final_step_line(folder) == _final_step_line(straight) == "step 40 | epoch 3.33"
-    final_lr = [l for l in log.splitlines() if l.split(" ", 2)[2].startswith("step 40 |")][0]
-    assert "lr 1.00e-05" in final_lr  # same schedule: 1e-3, /10 at 1/3, /100 after 2/3 of 40 steps
-    assert tf.train.load_checkpoint(runfolder.checkpoint_path(folder)).get_tensor("global_step") == 40
+    assert _final_step_line(folder) == _final_step_line(straight) == "step 24 | epoch 2.00"
+    final_lr = [l for l in log.splitlines() if l.split(" ", 2)[2].startswith("step 24 |")][0]
+    assert "lr 1.00e-05" in final_lr  # same schedule: 1e-3, /10 at 1/3, /100 after 2/3 of 24 steps
+    assert tf.train.load_checkpoint(runfolder.checkpoint_path(folder)).get_tensor("global_step") == 24
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(sample_datapath, tmp_path):
