@@ -4,8 +4,9 @@
     python bench/bench.py --arch linknet_r18,unet_r18 --json results.jsonl     # the peer-matched set
 
 Measures, each as the median of --runs timed repetitions after --warmup:
-  infer_ms      inference latency, batch 1 at --infer_size (the test.py net: is_training=False,
-                softmax probabilities out); --folded times the graph test.py --export writes
+  infer_ms      inference latency, batch 1 at --infer_size (the test.py net: is_training=False) up to
+                full-size logits as peer_bench does; --folded times the graph test.py --export
+                writes (softmax included there)
   infer_img_s   inference throughput at --infer_batch
   train_img_s   training images/s: one full step (loss, backward, Adam, BN updates) of
                 --train_batch x --train_size on an in-memory batch (utils.training.TrainStep)
@@ -90,7 +91,8 @@ def parse_size(text):
 
 def bench_inference(basenet, decoder, flags, size, batch, classes, runs, warmup, threads, xla=False, probe=None,
                     folded=False):
-    """Latency of the inference net (same graph as utils/inference: is_training=False, softmax out).
+    """Latency of the inference net (the graph utils/inference builds: is_training=False) up to
+    full-resolution logits, the output peer_bench times; test.py's softmax / argmax come on top.
 
     folded: time the graph `test.py --export` writes instead (frozen, batch norm folded into convs).
     """
@@ -104,12 +106,13 @@ def bench_inference(basenet, decoder, flags, size, batch, classes, runs, warmup,
     with graph.as_default():
         images = tf.placeholder(tf.float32, [batch, height, width, 3], name=export.INPUT)
         model = arch.build_arch(basenet, decoder, classes, is_training=False, **flags)
-        probabilities = tf.nn.softmax(model.build(images), name=export.OUTPUTS[1])
+        logits = model.build(images)
+        probabilities = tf.nn.softmax(logits, name=export.OUTPUTS[1])
         tf.argmax(probabilities, axis=-1, name=export.OUTPUTS[0])
         with tf.Session(config=training.session_config(threads, xla)) as sess:
             sess.run(tf.global_variables_initializer())
             if not folded:
-                return timed(lambda: sess.run(probabilities, {images: data}), runs, warmup, probe)
+                return timed(lambda: sess.run(logits, {images: data}), runs, warmup, probe)
             frozen = tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), list(export.OUTPUTS))
     with tf.Graph().as_default() as folded_graph:
         tf.import_graph_def(export.fold_and_strip(frozen), name="")

@@ -108,6 +108,10 @@ def install_tf_slim_shim():
 
 SHIM_INSTALLED = install_tf_slim_shim()
 
+from utils import native_atrous  # noqa: E402  (dilated convs as one native Conv2D: a fast path, see there)
+
+native_atrous.install()
+
 import tf_slim as slim  # noqa: E402
 
 __all__ = ["tf", "slim", "VERBOSE", "SHIM_INSTALLED", "install_tf_slim_shim"]
