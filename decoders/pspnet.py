@@ -2,10 +2,12 @@
 
 The pyramid pooling module average-pools the top features into 1x1, 2x2, 3x3
 and 6x6 bins, reduces each to in/4 channels with a 1x1 conv, upsamples them
-back and concatenates them with the features; a 3x3 conv (512) and a 1x1
-classifier follow, then bilinear upsampling.  For training, an auxiliary head
-on the stride-16 tap (3x3 conv 256 + classifier) adds `--aux_loss_weight`
-(0.4 in the paper) times its loss; graphs built only for inference skip it.
+back and concatenates them with the features; a 3x3 conv (512, as in the
+official model; segmentation_models uses a cheaper 1x1) and a 1x1 classifier
+follow, then bilinear upsampling.  For training, an auxiliary head on the
+stage before the top (the stride-16 tap, or 8 with --encoder_stride 16, ...;
+3x3 conv 256 + classifier) adds `--aux_loss_weight` (0.4 in the paper) times
+its loss; graphs built only for inference skip it.
 """
 from arch import BaseFcnArch, register
 from utils.tf1 import slim, tf
@@ -67,7 +69,7 @@ class PSPNet(BaseFcnArch):
     def auxiliary_logits(self, features, size):
         if not self.building_for_training() or self.aux_loss_weight <= 0:
             return []
-        net = slim.conv2d(features.taps[16], AUX_DEPTH, 3, scope="conv")
+        net = slim.conv2d(features.taps[self.encoder_stride // 2], AUX_DEPTH, 3, scope="conv")
         net = slim.dropout(net, keep_prob=0.9, is_training=self.is_training, scope="dropout")
         logits = slim.conv2d(net, self.num_classes, 1, activation_fn=None, normalizer_fn=None,
                              biases_initializer=tf.zeros_initializer(), scope="logits")
