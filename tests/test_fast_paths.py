@@ -1,7 +1,12 @@
 """Fast paths shared by train.py, test.py and bench/: fused batch norm, mixed precision, XLA flag."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 
 import arch
+from tests.conftest import ROOT
 from utils import training
 from utils.tf1 import tf
 
@@ -69,3 +74,30 @@ def test_loss_scaling_skips_overflowing_steps_and_halves_the_scale():
         sess.run(op)
         assert sess.run(weight) == 1.0  # step skipped, weights untouched
         assert sess.run(scale) == before / 2 and sess.run(global_step) == 1
+
+
+XLA_PROBE = """
+import numpy as np
+import arch
+from utils import training
+from utils.tf1 import tf
+images = tf.placeholder(tf.float32, [1, 64, 64, 3])
+logits = arch.build_arch("resnet_v1_18", "FCN", 4).build(images)
+with tf.Session(config=training.session_config(2, xla=%s)) as sess:
+    sess.run(tf.global_variables_initializer())
+    metadata = tf.RunMetadata()
+    sess.run(logits, {images: np.zeros((1, 64, 64, 3), np.float32)},
+             options=tf.RunOptions(output_partition_graphs=True), run_metadata=metadata)
+print(sum(n.op.startswith("_Xla") for g in metadata.partition_graphs for n in g.node))
+"""
+
+
+def test_xla_flag_compiles_clusters_on_cpu_too():
+    # XLA reads its flags once per process, at the first session: probe in fresh interpreters.
+    counts = []
+    for xla in (False, True):
+        proc = subprocess.run([sys.executable, "-c", XLA_PROBE % xla], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
+        assert proc.returncode == 0, proc.stderr
+        counts.append(int(proc.stdout.split()[-1]))
+    assert counts[0] == 0 and counts[1] > 0

@@ -31,6 +31,7 @@ import re
 
 import numpy as np
 
+from utils import training
 from utils.input_pipeline import scaled_size
 from utils.tf1 import tf
 
@@ -95,11 +96,12 @@ class Segmenter:
     """A trained run (or any logits function) ready to segment numpy RGB images of any size."""
 
     def __init__(self, traindir, step=None, pixels=None, batch_size=None, scales=(1.0,), flip=False,
-                 checkpoint=None, threads=0):
+                 checkpoint=None, threads=0, xla=False, mixed_precision=False):
         """traindir: run folder; step: milestone (None = newest checkpoint); pixels: None = as trained, 0 = native.
 
         checkpoint: a checkpoint prefix to restore instead of the run's (rare).
         threads: TF intra/inter-op threads (0 = TF default).
+        xla, mixed_precision: the fast paths train.py has (utils.training.session_config).
         """
         import arch
         import nets
@@ -117,7 +119,7 @@ class Segmenter:
                     palette=args.get("palette"), ignore_label=args.get("ignore_label"),
                     pixels=args.get("pixels", 0) if pixels is None else pixels,
                     batch_size=batch_size or args.get("batch_size") or 8, scales=scales, flip=flip,
-                    threads=threads)
+                    threads=threads, xla=xla, mixed_precision=mixed_precision)
         self.name = args.get("net_name") or "%s_%s" % (args["basenet"], args["extended_arch"])
         self.restore(step=step, checkpoint=checkpoint)
 
@@ -139,7 +141,7 @@ class Segmenter:
         return self
 
     def _setup(self, logits_fn, preprocess, num_classes, class_names, palette, ignore_label, pixels,
-               batch_size, scales, flip, threads):
+               batch_size, scales, flip, threads, xla=False, mixed_precision=False):
         from utils import viz
         self.num_classes = int(num_classes)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
@@ -155,9 +157,7 @@ class Segmenter:
         self._ensembles = {}
         self._dynamic_ok = True
         self.graph = tf.Graph()
-        config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=threads,
-                                inter_op_parallelism_threads=threads)
-        config.gpu_options.allow_growth = True
+        config = training.session_config(threads, xla, mixed_precision)
         self.session = tf.Session(graph=self.graph, config=config)
         self._saver = None
 
