@@ -59,6 +59,9 @@ def build_parser():
     parser.add_argument("--outdir", default=None,
                         help="output folder (default: <traindir>/test_<split>_<step> or <traindir>/segmented_<step>)")
     parser.add_argument("--batch_size", type=int, default=None, help="images per net call (default: training's)")
+    add_bool_flag(parser, "fold_batch_norms", True,
+                  "run the frozen graph with batch norm folded into the convolutions, as --export writes it "
+                  "(--no-fold_batch_norms: the variable graph as trained)")
     add_bool_flag(parser, "xla", False, "XLA JIT compilation (as train.py --xla)")
     add_bool_flag(parser, "mixed_precision", False, "mixed precision rewrite: float16 on GPUs, bfloat16 on CPUs")
     parser.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0 = TF default)")
@@ -236,7 +239,7 @@ def run(args):
         raise UsageError("--scales: %s" % error) from None
     segmenter = Segmenter(args.traindir, step=steps[0], pixels=args.pixels, batch_size=args.batch_size,
                           scales=scales, flip=args.flip, threads=args.threads, xla=args.xla,
-                          mixed_precision=args.mixed_precision)
+                          mixed_precision=args.mixed_precision, fold_batch_norms=args.fold_batch_norms)
     print("loaded %s" % segmenter.describe())
     if fancy:
         outdir = args.outdir or os.path.join(args.traindir, "segmented_%s" % (steps[-1] or latest_step))

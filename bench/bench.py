@@ -4,9 +4,9 @@
     python bench/bench.py --arch linknet_r18,unet_r18 --json results.jsonl     # the peer-matched set
 
 Measures, each as the median of --runs timed repetitions after --warmup:
-  infer_ms      inference latency, batch 1 at --infer_size (the test.py net: is_training=False) up to
-                full-size logits as peer_bench does; --folded times the graph test.py --export
-                writes (softmax included there)
+  infer_ms      inference latency, batch 1 at --infer_size, up to full-size logits as peer_bench
+                does: the graph test.py runs (frozen, batch norm folded, as --export writes it);
+                --no-folded times the variable graph as trained (is_training=False)
   infer_img_s   inference throughput at --infer_batch
   train_img_s   training images/s: one full step (loss, backward, Adam, BN updates) of
                 --train_batch x --train_size on an in-memory batch (utils.training.TrainStep)
@@ -90,11 +90,12 @@ def parse_size(text):
 
 
 def bench_inference(basenet, decoder, flags, size, batch, classes, runs, warmup, threads, xla=False, probe=None,
-                    folded=False):
-    """Latency of the inference net (the graph utils/inference builds: is_training=False) up to
-    full-resolution logits, the output peer_bench times; test.py's softmax / argmax come on top.
+                    folded=True):
+    """Latency of the inference net up to full-resolution logits, the output peer_bench times
+    (test.py's softmax / argmax come on top).
 
-    folded: time the graph `test.py --export` writes instead (frozen, batch norm folded into convs).
+    folded: the frozen graph with batch norm folded into the convs that test.py runs and
+    `test.py --export` writes (utils/export.py); False: the variable graph (is_training=False).
     """
     import numpy as np
     import arch
@@ -104,22 +105,19 @@ def bench_inference(basenet, decoder, flags, size, batch, classes, runs, warmup,
     data = np.random.RandomState(0).rand(batch, height, width, 3).astype(np.float32)
     graph = tf.Graph()
     with graph.as_default():
-        images = tf.placeholder(tf.float32, [batch, height, width, 3], name=export.INPUT)
+        images = tf.placeholder(tf.float32, [batch, height, width, 3], name="images")
         model = arch.build_arch(basenet, decoder, classes, is_training=False, **flags)
-        logits = model.build(images)
-        probabilities = tf.nn.softmax(logits, name=export.OUTPUTS[1])
-        tf.argmax(probabilities, axis=-1, name=export.OUTPUTS[0])
+        logits = tf.identity(model.build(images), name="logits")
         with tf.Session(config=training.session_config(threads, xla)) as sess:
             sess.run(tf.global_variables_initializer())
             if not folded:
                 return timed(lambda: sess.run(logits, {images: data}), runs, warmup, probe)
-            frozen = tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), list(export.OUTPUTS))
+            folded_graph_def = export.freeze_and_fold(sess, [images], [logits])
     with tf.Graph().as_default() as folded_graph:
-        tf.import_graph_def(export.fold_and_strip(frozen), name="")
-        images = folded_graph.get_tensor_by_name(export.INPUT + ":0")
-        probabilities = folded_graph.get_tensor_by_name(export.OUTPUTS[1] + ":0")
+        tf.import_graph_def(folded_graph_def, name="")
+        images, logits = folded_graph.get_tensor_by_name(images.name), folded_graph.get_tensor_by_name(logits.name)
         with tf.Session(config=training.session_config(threads, xla)) as sess:
-            return timed(lambda: sess.run(probabilities, {images: data}), runs, warmup, probe)
+            return timed(lambda: sess.run(logits, {images: data}), runs, warmup, probe)
 
 
 def bench_training(basenet, decoder, flags, size, batch, classes, runs, warmup, threads, xla=False, probe=None,
@@ -165,7 +163,7 @@ def measure(name, basenet, decoder, flags, args):
         record["infer_fps"] = round(1000.0 / record["infer_ms_median"], 3)
         if args.infer_batch > 1:
             times = bench_inference(basenet, decoder, flags, args.infer_size, args.infer_batch, args.classes,
-                                    max(3, args.runs // 2), 1, args.threads, args.xla)
+                                    max(3, args.runs // 2), 1, args.threads, args.xla, folded=args.folded)
             record["infer_batch"] = args.infer_batch
             record["infer_img_per_s"] = round(args.infer_batch * 1000.0 / statistics.median(times), 3)
     if args.pipeline:
@@ -209,7 +207,8 @@ def build_parser():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="TF intra/inter-op threads")
     add_bool_flag(parser, "xla", False, "XLA JIT")
-    add_bool_flag(parser, "folded", False, "time the exported inference graph (frozen, batch norm folded)")
+    add_bool_flag(parser, "folded", True, "time test.py's inference graph: frozen, batch norm folded "
+                  "(--no-folded: the variable graph as trained)")
     add_bool_flag(parser, "mixed_precision", False, "mixed precision rewrite (fp16 GPU / bf16 CPU) in training")
     parser.add_argument("--pipeline", default=None, metavar="DATAPATH",
                         help="also time the input pipeline on <DATAPATH>/<dataset_family>/training.tfrecords "

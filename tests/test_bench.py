@@ -4,16 +4,23 @@ import json
 from tests.conftest import run_script
 
 
+def last_record(proc):
+    return json.loads([line for line in proc.stderr.splitlines() if line.startswith("{")][-1])
+
+
 def test_bench_reports_inference_training_pipeline_and_folded(sample_datapath):
-    proc = run_script("bench/bench.py", "--basenet", "resnet_v1_18", "--extended_arch", "FCN", "--infer_size",
-                      "64x96", "--train_size", "64", "--train_batch", "2", "--runs", "2", "--warmup", "1",
-                      "--pipeline", sample_datapath, "--folded")
-    record = json.loads([l for l in proc.stderr.splitlines() if l.startswith("{")][-1])
+    tiny = ("--basenet", "resnet_v1_18", "--extended_arch", "FCN", "--infer_size", "64x96", "--runs", "2",
+            "--warmup", "1")
+    proc = run_script("bench/bench.py", *tiny, "--train_size", "64", "--train_batch", "2",
+                      "--pipeline", sample_datapath)
+    record = last_record(proc)
     for key in ("params_m", "fwd_gmacs", "infer_ms_median", "infer_own_cores", "train_step_ms_median",
                 "train_img_per_s", "pipeline_img_per_s"):
         assert key in record, key
     assert record["folded"] is True and len(record["infer_ms_all"]) == 2
     assert "| resnet_v1_18_FCN |" in proc.stdout and "input pipeline:" in proc.stdout
+    unfolded = last_record(run_script("bench/bench.py", *tiny, "--no-folded", "--no_train"))
+    assert unfolded["folded"] is False and len(unfolded["infer_ms_all"]) == 2 and "train_img_per_s" not in unfolded
 
 
 def test_compare_peer_table_from_records(tmp_path):

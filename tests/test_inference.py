@@ -220,6 +220,16 @@ def test_trained_run_segments_any_size_and_restores_milestones(trained):
     np.testing.assert_allclose(trained.segment(images[0], probabilities=True)[1], probs[0], atol=1e-6)
 
 
+def test_folded_graph_equals_the_variable_graph_with_scales_and_flip(trained, tiny_run):
+    """test.py's default (batch norm folded, net copies sharing weights) against the graph as trained."""
+    image = np.random.RandomState(1).randint(0, 256, (70, 100, 3)).astype(np.uint8)
+    settings = dict(probabilities=True, scales=(0.75, 1.25), flip=True)
+    assert trained.fold_batch_norms and "batch norm folded" in trained.describe()
+    with Segmenter(tiny_run["folder"], fold_batch_norms=False) as plain:
+        expected = plain.segment(image, **settings)[1]
+    np.testing.assert_allclose(trained.segment(image, **settings)[1], expected, atol=1e-5)
+
+
 def test_net_input_equals_the_training_pipeline(tiny_run):
     """The canvas the net sees at test time is, value for value, what training fed it."""
     import nets

