@@ -217,10 +217,9 @@ class BaseFcnArch(abc.ABC):
                     logits = self.final_upsample(net, _spatial_size(padded))
                 with tf.variable_scope("aux"):
                     aux = self.auxiliary_logits(self.features, _spatial_size(padded))
-        self.aux_logits = [a[:, :size[0], :size[1], :] for a in aux]
-        logits = logits[:, :size[0], :size[1], :]
-        self.logits = logits
-        return logits
+        self.aux_logits = [_crop(a, size) for a in aux]
+        self.logits = _crop(logits, size)
+        return self.logits
 
     # --------------------------------------------------------------- variables
     def fe_variables(self):
@@ -238,6 +237,13 @@ def _spatial_size(tensor):
     from utils.tf1 import tf
     static = tensor.shape[1:3].as_list()
     return static if None not in static else tf.shape(tensor)[1:3]
+
+
+def _crop(tensor, size):
+    """Top-left size[0] x size[1] of `tensor`: undoes _pad_to_multiple (no op when nothing was padded)."""
+    if tensor.shape[1:3].as_list() == list(size):
+        return tensor
+    return tensor[:, :size[0], :size[1], :]
 
 
 def _pad_to_multiple(images, multiple):

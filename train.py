@@ -199,6 +199,7 @@ class TrainGraph:
         self.model, self.logits, self.loss, self.confusion = step.model, step.logits, step.loss, step.confusion
         self.predictions, self.global_step = step.predictions, step.global_step
         self.learning_rate, self.train_op = step.learning_rate, step.train_op
+        self.unused_variables = getattr(step, "unused_variables", [])
         self.init = tf.global_variables_initializer()
         self.latest_saver = tf.train.Saver(max_to_keep=1, name="latest_saver")
         self.milestone_saver = tf.train.Saver(max_to_keep=None, name="milestone_saver")
@@ -296,6 +297,10 @@ def restore(sess, graph, settings, folder, monitor):
         monitor.log_names("  new      ", _new_variable_names(restored))
     else:
         monitor.log("training from scratch (--pretrained none): all variables are new")
+    if graph.unused_variables:
+        monitor.log("%d variables the loss does not reach (beyond --encoder_stride %s) are saved but not trained:"
+                    % (len(graph.unused_variables), settings.get("encoder_stride")))
+        monitor.log_names("  unused   ", sorted(v.op.name for v in graph.unused_variables))
     return 0
 
 

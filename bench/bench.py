@@ -33,7 +33,7 @@ PEER_MATCH = {
     "linknet_r18": ("resnet_v1_18", "LinkNet", {}),
     "unet_r18": ("resnet_v1_18", "UNet", {}),
     "deeplabv3_r50": ("resnet_v1_50", "DeepLabV3", {"output_stride": 8}),
-    "pspnet_r18": ("resnet_v1_18", "PSPNet", {"encoder_stride": 8, "aux_loss_weight": 0.0}),  # smp: no aux head
+    "pspnet_r18": ("resnet_v1_18", "PSPNetLite", {"encoder_stride": 8, "aux_loss_weight": 0.0}),  # smp: its head, no aux
     "fcn32_r18": ("resnet_v1_18", "FCN", {"fcn16": False}),
     "fcn32_r50": ("resnet_v1_50", "FCN", {"fcn16": False}),
     "fcn32_mnv2": ("mobilenet_v2", "FCN", {"fcn16": False}),

@@ -3,8 +3,10 @@
 The pyramid pooling module average-pools the top features into 1x1, 2x2, 3x3
 and 6x6 bins, reduces each to in/4 channels with a 1x1 conv, upsamples them
 back and concatenates them with the features; a 3x3 conv (512, as in the
-official model; segmentation_models uses a cheaper 1x1) and a 1x1 classifier
-follow, then bilinear upsampling.  For training, an auxiliary head on the
+official model) and a 1x1 classifier follow, then bilinear upsampling.
+`PSPNetLite` is segmentation_models_pytorch's head instead: a 1x1 fuse conv
+and a 3x3 classifier, about 5x cheaper (for ResNet-18 at stride 8, 4.8 of the
+paper head's 10 GMACs at 512x512 go to the 3x3 fuse).  For training, an auxiliary head on the
 stage before the top (the stride-16 tap, or 8 with --encoder_stride 16, ...;
 3x3 conv 256 + classifier) adds `--aux_loss_weight` (0.4 in the paper) times
 its loss; graphs built only for inference skip it.
@@ -17,30 +19,62 @@ HEAD_DEPTH = 512
 AUX_DEPTH = 256
 
 
-def adaptive_average_pool(net, bins):
-    """Average over a bins x bins grid of (possibly overlapping) cells, as PyTorch's AdaptiveAvgPool2d.
+def spatial_dropout(net, keep_prob, is_training):
+    """Dropout of whole channels (PyTorch's Dropout2d, which PSPNet implementations use)."""
+    shape = tf.shape(net)
+    return slim.dropout(net, keep_prob=keep_prob, noise_shape=[shape[0], 1, 1, shape[3]], is_training=is_training,
+                        scope="dropout")
 
-    Cell i spans [floor(i*H/bins), ceil((i+1)*H/bins)); works for static and
-    dynamic sizes and, unlike ResizeArea, has a gradient.
+
+def pooling_matrix(size, bins):
+    """[bins, size] averaging weights of PyTorch's AdaptiveAvgPool along one axis.
+
+    Cell i spans [floor(i*size/bins), ceil((i+1)*size/bins)): cells may overlap
+    when size is not a multiple of bins.  `size` may be a tensor (dynamic shapes).
     """
-    with tf.name_scope("adaptive_pool%d" % bins):
+    size = tf.cast(size, tf.int32)
+    cells = tf.range(bins)[:, None]
+    start, end = (cells * size) // bins, ((cells + 1) * size + bins - 1) // bins
+    positions = tf.range(size)[None, :]
+    inside = tf.cast(tf.logical_and(positions >= start, positions < end), tf.float32)
+    return inside / tf.cast(end - start, tf.float32)
+
+
+def adaptive_average_pools(net, bin_counts):
+    """[adaptive_average_pool(net, bins) for bins in bin_counts] as one matmul over the flattened map."""
+    with tf.name_scope("adaptive_pools"):
         shape = tf.shape(net)
-        height, width = shape[1], shape[2]
-        rows = []
-        for i in range(bins):
-            top, bottom = (i * height) // bins, ((i + 1) * height + bins - 1) // bins
-            cells = []
-            for j in range(bins):
-                left, right = (j * width) // bins, ((j + 1) * width + bins - 1) // bins
-                cells.append(tf.reduce_mean(net[:, top:bottom, left:right, :], axis=[1, 2]))
-            rows.append(tf.stack(cells, axis=1))
-        pooled = tf.stack(rows, axis=1)
-        pooled.set_shape([net.shape[0], bins, bins, net.shape[-1]])
-        return pooled
+        weights = []
+        for bins in bin_counts:
+            rows, columns = pooling_matrix(shape[1], bins), pooling_matrix(shape[2], bins)
+            weights.append(tf.reshape(rows[:, None, :, None] * columns[None, :, None, :], [bins * bins, -1]))
+        flat = tf.reshape(net, [shape[0], shape[1] * shape[2], net.shape[-1]])
+        pooled = tf.matmul(tf.cast(tf.concat(weights, axis=0), net.dtype)[None], flat)   # [N, sum(bins^2), C]
+        outputs, start = [], 0
+        for bins in bin_counts:
+            cells = tf.reshape(pooled[:, start:start + bins * bins], [shape[0], bins, bins, net.shape[-1]])
+            cells.set_shape([net.shape[0], bins, bins, net.shape[-1]])
+            outputs.append(cells)
+            start += bins * bins
+        return outputs
+
+
+def adaptive_average_pool(net, bins):
+    """Average over a bins x bins grid of cells, as PyTorch's AdaptiveAvgPool2d.
+
+    A matmul with `pooling_matrix` weights: works for static and dynamic sizes
+    and, unlike ResizeArea, has a gradient; unlike slicing the cells out, the
+    gradient is not one full-size tensor per cell.
+    """
+    return adaptive_average_pools(net, [bins])[0]
 
 
 @register("PSPNet")
 class PSPNet(BaseFcnArch):
+    FUSE_KERNEL = 3          # conv after the concatenated pyramid
+    CLASSIFIER_KERNEL = 1
+    KEEP_PROB = 0.9          # dropout before the classifier
+    BIN1_BATCH_NORM = True   # the 1x1 bin's conv sees one value per image and channel
 
     def skip_strides(self):
         return ()
@@ -54,15 +88,17 @@ class PSPNet(BaseFcnArch):
             size = size if None not in size else tf.shape(top)[1:3]
             depth = max(int(top.shape[-1]) // len(BINS), 1)
             levels = [top]
-            for bins in BINS:
-                pooled = adaptive_average_pool(top, bins)
-                pooled = slim.conv2d(pooled, depth, 1, scope="bin%d" % bins)
+            for bins, pooled in zip(BINS, adaptive_average_pools(top, BINS)):
+                if bins == 1 and not self.BIN1_BATCH_NORM:
+                    pooled = slim.conv2d(pooled, depth, 1, normalizer_fn=None, scope="bin%d" % bins)
+                else:
+                    pooled = slim.conv2d(pooled, depth, 1, scope="bin%d" % bins)
                 levels.append(self.resize(pooled, size))
-            net = slim.conv2d(tf.concat(levels, axis=-1), HEAD_DEPTH, 3, scope="fuse")
-            return slim.dropout(net, keep_prob=0.9, is_training=self.is_training, scope="dropout")
+            net = slim.conv2d(tf.concat(levels, axis=-1), HEAD_DEPTH, self.FUSE_KERNEL, scope="fuse")
+            return spatial_dropout(net, self.KEEP_PROB, self.is_training)
 
     def final_upsample(self, net, size):
-        logits = slim.conv2d(net, self.num_classes, 1, activation_fn=None, normalizer_fn=None,
+        logits = slim.conv2d(net, self.num_classes, self.CLASSIFIER_KERNEL, activation_fn=None, normalizer_fn=None,
                              biases_initializer=tf.zeros_initializer(), scope="logits")
         return self.resize(logits, size)
 
@@ -70,7 +106,17 @@ class PSPNet(BaseFcnArch):
         if not self.building_for_training() or self.aux_loss_weight <= 0:
             return []
         net = slim.conv2d(features.taps[self.encoder_stride // 2], AUX_DEPTH, 3, scope="conv")
-        net = slim.dropout(net, keep_prob=0.9, is_training=self.is_training, scope="dropout")
+        net = spatial_dropout(net, 0.9, self.is_training)
         logits = slim.conv2d(net, self.num_classes, 1, activation_fn=None, normalizer_fn=None,
                              biases_initializer=tf.zeros_initializer(), scope="logits")
         return [self.resize(logits, size)]
+
+
+@register("PSPNetLite")
+class PSPNetLite(PSPNet):
+    """PSPNet with segmentation_models_pytorch's head: 1x1 fuse conv, dropout 0.2, 3x3 classifier, and
+    no batch norm on the 1x1 bin (a batch of single values); bench/ matches smp.PSPNet with it."""
+    FUSE_KERNEL = 1
+    CLASSIFIER_KERNEL = 3
+    KEEP_PROB = 0.8
+    BIN1_BATCH_NORM = False

@@ -8,7 +8,7 @@ from tests.conftest import TINY_TRAIN_ARGS  # noqa: F401  (sample fixtures live 
 from utils import input_pipeline, training
 from utils.tf1 import tf
 
-NEW_DECODERS = ("UNet", "DeepLabV3", "DeepLabV3Plus", "PSPNet")
+NEW_DECODERS = ("UNet", "DeepLabV3", "DeepLabV3Plus", "PSPNet", "PSPNetLite")
 
 
 def test_help_lists_every_decoder_and_unknown_lists_valid_names():
@@ -35,7 +35,7 @@ def test_every_encoder_with_every_new_decoder_builds(basenet):
         assert logits.shape.as_list() == [2, size[0], size[1], 5], (basenet, decoder)
         for aux in model.aux_logits:
             assert aux.shape.as_list() == [2, size[0], size[1], 5]
-        assert bool(model.aux_logits) == (decoder == "PSPNet")
+        assert bool(model.aux_logits) == decoder.startswith("PSPNet")
     assert shared[True].true_stride(32) == 16 and shared[False].true_stride(32) == 32
 
 
@@ -69,6 +69,51 @@ def test_pspnet_aux_head_only_for_training_graphs():
         assert any("decoder/aux/conv/weights" == v.op.name for v in trainable.decoder_variables())
         bins = sorted(v.op.name for v in trainable.decoder_variables() if "/bin" in v.op.name and "weights" in v.op.name)
         assert [b.split("/")[2] for b in bins] == ["bin1", "bin2", "bin3", "bin6"]
+
+
+def _adaptive_pool_reference(x, bins):
+    """PyTorch's AdaptiveAvgPool2d, written out cell by cell."""
+    n, h, w, c = x.shape
+    out = np.zeros((n, bins, bins, c), np.float64)
+    for i in range(bins):
+        for j in range(bins):
+            top, bottom = (i * h) // bins, -(-((i + 1) * h) // bins)
+            left, right = (j * w) // bins, -(-((j + 1) * w) // bins)
+            out[:, i, j] = x[:, top:bottom, left:right].mean(axis=(1, 2))
+    return out
+
+
+@pytest.mark.parametrize("dynamic", (False, True))
+def test_adaptive_average_pool_matches_pytorch_semantics_and_has_a_gradient(dynamic):
+    from decoders.pspnet import adaptive_average_pool
+    x = np.random.RandomState(0).rand(2, 7, 11, 3).astype(np.float32)  # sizes that make cells overlap
+    inputs = tf.placeholder(tf.float32, [2, None, None, 3] if dynamic else x.shape)
+    pooled = {bins: adaptive_average_pool(inputs, bins) for bins in (1, 2, 3, 6)}
+    grad = tf.gradients(tf.add_n([tf.reduce_sum(p) for p in pooled.values()]), inputs)[0]
+    with tf.Session() as sess:
+        values, grad_value = sess.run([pooled, grad], {inputs: x})
+    for bins, value in values.items():
+        assert pooled[bins].shape.as_list() == [2, bins, bins, 3]
+        np.testing.assert_allclose(value, _adaptive_pool_reference(x, bins), rtol=1e-5, atol=1e-6)
+    assert grad_value.shape == x.shape and np.all(grad_value > 0)
+
+
+def test_stages_beyond_the_encoder_stride_are_not_run_or_trained():
+    """PSPNet at --encoder_stride 8: ResNet blocks 3-4 exist (checkpoint names) but cost nothing per step."""
+    images, labels = tf.zeros([2, 64, 64, 3]), tf.zeros([2, 64, 64], tf.int32)
+    settings = dict(basenet="resnet_v1_18", extended_arch="PSPNetLite", num_classes=5, ignore_label=5, fcn16=True,
+                    fcn8=False, fcn4=False, trainable_upsampling=False, zero_init_skips=False, output_stride=None,
+                    weight_decay=1e-4, aux_loss_weight=0.0, encoder_stride=8, learnrate=1e-3, momentum=0.9,
+                    difflr=1.0, decaylr=False, total_steps=10)
+    step = training.TrainStep(images, labels, tf.placeholder_with_default(True, []), settings)
+    unused = {v.op.name.split("/")[1] for v in step.unused_variables}
+    assert unused == {"block3", "block4"}
+    runs = training._ancestors(step.train_op)
+    assert not any("block4" in op.name and op.type == "Conv2D" for op in runs)
+    assert any("block2" in op.name and op.type == "Conv2D" for op in runs)
+    updates = [u if isinstance(u, tf.Operation) else u.op for u in tf.get_collection(tf.GraphKeys.UPDATE_OPS)]
+    updated = {op.name.split("/")[1] for op in updates if op in runs and op.name.startswith("resnet_v1_18/")}
+    assert updated == {"conv1", "block1", "block2"}
 
 
 def _fixed_sample_batch(datapath, preprocessing):

@@ -57,6 +57,49 @@ def learning_rate_at(step, base_lr, total_steps, decay):
     return base_lr if step <= first else base_lr / 10.0 if step <= second else base_lr / 100.0
 
 
+def _ancestors(op):
+    """Every op `op` depends on (data and control inputs), itself included."""
+    seen, stack = set(), [op]
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(tensor.op for tensor in current.inputs)
+            stack.extend(current.control_inputs)
+    return seen
+
+
+CONV_OPS = ("Conv2D", "DepthwiseConv2dNative", "Conv2DBackpropInput", "MatMul")
+
+
+def update_ops_feeding(update_ops, loss):
+    """The batch-norm updates of layers the loss depends on.
+
+    With --encoder_stride < 32 the deeper encoder stages are built (checkpoint
+    compatibility) but unused; their moving-average updates would otherwise
+    run their forward pass every step for nothing.  Walking back from an update,
+    the first convolution met is the one its batch norm normalises (batch norm
+    itself may hide inside a functional cond); the update stays if the loss
+    needs that convolution, or if no convolution is met.
+    """
+    needed = _ancestors(loss.op)
+
+    def feeds_loss(update):  # an op, a tensor or a variable's assignment
+        seen, stack = set(), [update if isinstance(update, tf.Operation) else update.op]
+        while stack:
+            op = stack.pop()
+            if op in seen:
+                continue
+            seen.add(op)
+            if op.type in CONV_OPS:
+                return op in needed
+            stack.extend(tensor.op for tensor in op.inputs)
+            stack.extend(op.control_inputs)
+        return True
+
+    return [update for update in update_ops if feeds_loss(update)]
+
+
 def train_op(total_loss, global_step, lr, beta1, encoder_vars, decoder_vars, difflr=1.0, loss_scaling=False,
              update_ops=None):
     """Adam on all trainable variables; with difflr != 1 the decoder gets lr * difflr.
@@ -67,9 +110,11 @@ def train_op(total_loss, global_step, lr, beta1, encoder_vars, decoder_vars, dif
     float16 training (--mixed_precision): the loss is multiplied by a scale
     before backprop, gradients divided back, and a step whose gradients
     overflow is skipped while the scale halves.  update_ops: default UPDATE_OPS;
-    a replica of utils/distribute.py passes its own.
+    a replica of utils/distribute.py passes its own; only those of layers the
+    loss uses run (update_ops_feeding).
     """
     update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS) if update_ops is None else update_ops
+    update_ops = update_ops_feeding(update_ops, total_loss)
     variables = list(encoder_vars) + list(decoder_vars)
     split = len(encoder_vars) if difflr != 1.0 and encoder_vars and decoder_vars else 0
     optimizers = [tf.train.AdamOptimizer(lr, beta1=beta1, name="Adam")]
@@ -122,16 +167,21 @@ class TrainStep:
         n, ignore = s["num_classes"], s["ignore_label"]
         self.loss = segmentation_loss(self.logits, labels, n, ignore)
         aux = [segmentation_loss(a, labels, n, ignore) for a in self.model.aux_logits]
-        self.total_loss = self.loss + s["aux_loss_weight"] * tf.add_n(aux) if aux else self.loss
-        self.total_loss += tf.losses.get_regularization_loss()
+        data_loss = self.loss + s["aux_loss_weight"] * tf.add_n(aux) if aux else self.loss
+        used = _ancestors(data_loss.op)
+        self.unused_variables = [v for v in tf.trainable_variables() if v.op not in used]
+        self.total_loss = data_loss + tf.add_n([tf.constant(0.0)] + [
+            r for r in tf.losses.get_regularization_losses()
+            if any(op.type == "VarHandleOp" and op in used for op in _ancestors(r.op))])
         self.confusion = batch_confusion(self.logits, labels, n, ignore)
         self.predictions = tf.argmax(self.logits, axis=-1, output_type=tf.int32)
 
         self.global_step = tf.train.get_or_create_global_step()
         self.learning_rate = learning_rate(self.global_step, s["learnrate"], s["total_steps"], s["decaylr"])
-        trainable = set(tf.trainable_variables())
+        # Layers the loss never reaches (the stages beyond --encoder_stride) keep their weights: no decay, no Adam.
+        trainable = set(tf.trainable_variables()) - set(self.unused_variables)
         encoder_vars = [v for v in self.model.fe_variables() if v in trainable]
-        decoder_vars = [v for v in tf.trainable_variables() if v not in set(encoder_vars)]
+        decoder_vars = [v for v in tf.trainable_variables() if v in trainable and v not in set(encoder_vars)]
         self.train_op = train_op(self.total_loss, self.global_step, self.learning_rate, s["momentum"],
                                  encoder_vars, decoder_vars, s["difflr"], loss_scaling=s.get("mixed_precision"))
 
