@@ -281,3 +281,21 @@ def test_two_workers_train_and_only_the_chief_writes(sample_datapath, one_and_tw
     assert scratch and not os.path.exists(scratch[0])  # the other worker's monitor wrote to a removed scratch folder
     # one synchronised batch norm over both workers: the single-device run's first step
     assert _step_losses(folder)[1] == pytest.approx(_step_losses(one_and_two_replicas["single"])[1], rel=1e-5)
+
+
+def test_replicas_skip_the_stages_beyond_the_encoder_stride():
+    """As on one device: blocks 3-4 of a stride-8 PSPNet do not run their forward pass for batch-norm updates."""
+    with tf.Graph().as_default():
+        placement = distribute.Placement(["/device:CPU:0", "/device:CPU:1"], cpu_replicas=2)
+        settings = dict(basenet="resnet_v1_18", extended_arch="PSPNetLite", num_classes=5, ignore_label=5,
+                        fcn16=True, fcn8=False, fcn4=False, trainable_upsampling=False, zero_init_skips=False,
+                        output_stride=None, weight_decay=1e-4, aux_loss_weight=0.0, encoder_stride=8,
+                        learnrate=1e-3, effective_learnrate=1e-3, momentum=0.9, difflr=1.0, decaylr=False,
+                        total_steps=10, batch_size=2, sync_batch_norm=False)
+        step = distribute.ReplicatedTrainStep(placement, tf.zeros([2, 64, 64, 3]), tf.zeros([2, 64, 64], tf.int32),
+                                              settings)
+        from utils import training
+        convs = [op.name for op in training._ancestors(step.train_op) if op.type == "Conv2D"]
+        assert any("replica_1/resnet_v1_18/block2" in name for name in convs)
+        assert not [name for name in convs if "block3" in name or "block4" in name]
+        assert {v.op.name.split("/")[1] for v in step.unused_variables} == {"block3", "block4"}

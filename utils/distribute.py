@@ -477,6 +477,9 @@ class ReplicatedTrainStep:
                 loss, confusion, apply = strategy.extended.call_for_each_replica(
                     tf.autograph.experimental.do_not_convert(self._replica_step), args=(images, labels))
             updates = [op for op in tf.get_collection(tf.GraphKeys.UPDATE_OPS) if op not in before]
+            # Every replica's own loss: all-reduces connect replicas at run time, not in the graph.
+            replica_losses = tf.group(*strategy.experimental_local_results(loss))
+            updates = training.update_ops_feeding(updates, replica_losses)
             self.loss = strategy.experimental_local_results(loss)[0]
             self.confusion = strategy.experimental_local_results(confusion)[0]
             self.train_op = tf.group(*(list(strategy.experimental_local_results(apply)) + updates),
@@ -506,12 +509,12 @@ class ReplicatedTrainStep:
         if model.aux_logits:
             total += s["aux_loss_weight"] * tf.add_n(
                 [training.segmentation_loss_terms(a, labels, n, ignore)[0] for a in model.aux_logits]) / denominator
+        # As on one device, only variables the loss reads train (not the stages beyond --encoder_stride).
+        used, self.unused_variables = training.split_by_use(total, tf.trainable_variables())
         # Regularisation tensors read replica 0's variable copies: counted once, on global replica 0.
         first = tf.cast(tf.equal(context.replica_id_in_sync_group, 0), tf.float32)
-        total += first * tf.losses.get_regularization_loss()
-        trainable = set(tf.trainable_variables())
-        encoder_vars = [v for v in model.fe_variables() if v in trainable]
-        decoder_vars = [v for v in tf.trainable_variables() if v not in set(encoder_vars)]
+        total += first * training.regularization_of(used)
+        encoder_vars, decoder_vars = training.split_encoder_decoder(model, used)
         apply = training.train_op(total, self.global_step, self.learning_rate, s["momentum"], encoder_vars,
                                   decoder_vars, s["difflr"], update_ops=())
         confusion = training.batch_confusion(logits, labels, n, ignore)

@@ -69,11 +69,35 @@ def _ancestors(op):
     return seen
 
 
+def _copies(variable):
+    """A variable's per-device copies (a tf.distribute variable) or the variable itself."""
+    copies = getattr(variable, "values", None)  # DistributedValues (not in tf.compat.v1's namespace)
+    return tuple(copies) if isinstance(copies, (tuple, list)) else (variable,)
+
+
+def split_by_use(data_loss, variables):
+    """(used, unused): whether `data_loss` reads each variable (through any of its copies).
+
+    With --encoder_stride < 32 the deeper encoder stages are built (checkpoint
+    compatibility) but unused: they get no weight decay and no optimizer step.
+    """
+    needed = _ancestors(data_loss.op)
+    used = [v for v in variables if any(copy.op in needed for copy in _copies(v))]
+    return used, [v for v in variables if v not in set(used)]
+
+
+def regularization_of(variables):
+    """Sum of the regularization losses that read these variables (0.0 when none)."""
+    handles = {copy.op for v in variables for copy in _copies(v)}
+    losses = [r for r in tf.losses.get_regularization_losses() if any(op in handles for op in _ancestors(r.op))]
+    return tf.add_n(losses) if losses else tf.constant(0.0)
+
+
 CONV_OPS = ("Conv2D", "DepthwiseConv2dNative", "Conv2DBackpropInput", "MatMul")
 
 
 def update_ops_feeding(update_ops, loss):
-    """The batch-norm updates of layers the loss depends on.
+    """The batch-norm updates of layers the loss (a tensor, or an op grouping several) depends on.
 
     With --encoder_stride < 32 the deeper encoder stages are built (checkpoint
     compatibility) but unused; their moving-average updates would otherwise
@@ -82,7 +106,7 @@ def update_ops_feeding(update_ops, loss):
     itself may hide inside a functional cond); the update stays if the loss
     needs that convolution, or if no convolution is met.
     """
-    needed = _ancestors(loss.op)
+    needed = _ancestors(loss if isinstance(loss, tf.Operation) else loss.op)
 
     def feeds_loss(update):  # an op, a tensor or a variable's assignment
         seen, stack = set(), [update if isinstance(update, tf.Operation) else update.op]
@@ -141,6 +165,12 @@ def train_op(total_loss, global_step, lr, beta1, encoder_vars, decoder_vars, dif
         return tf.group(step, update_scale, name="train_op")
 
 
+def split_encoder_decoder(model, variables):
+    """(encoder, decoder) parts of `variables`: the pretrained feature extractor's and the new ones."""
+    encoder = set(model.fe_variables())
+    return [v for v in variables if v in encoder], [v for v in variables if v not in encoder]
+
+
 def build_model(settings, is_training):
     """The run's model (not yet built on images): TrainStep's, and each replica's in utils/distribute.py."""
     import arch
@@ -168,20 +198,14 @@ class TrainStep:
         self.loss = segmentation_loss(self.logits, labels, n, ignore)
         aux = [segmentation_loss(a, labels, n, ignore) for a in self.model.aux_logits]
         data_loss = self.loss + s["aux_loss_weight"] * tf.add_n(aux) if aux else self.loss
-        used = _ancestors(data_loss.op)
-        self.unused_variables = [v for v in tf.trainable_variables() if v.op not in used]
-        self.total_loss = data_loss + tf.add_n([tf.constant(0.0)] + [
-            r for r in tf.losses.get_regularization_losses()
-            if any(op.type == "VarHandleOp" and op in used for op in _ancestors(r.op))])
+        used, self.unused_variables = split_by_use(data_loss, tf.trainable_variables())
+        self.total_loss = data_loss + regularization_of(used)
         self.confusion = batch_confusion(self.logits, labels, n, ignore)
         self.predictions = tf.argmax(self.logits, axis=-1, output_type=tf.int32)
 
         self.global_step = tf.train.get_or_create_global_step()
         self.learning_rate = learning_rate(self.global_step, s["learnrate"], s["total_steps"], s["decaylr"])
-        # Layers the loss never reaches (the stages beyond --encoder_stride) keep their weights: no decay, no Adam.
-        trainable = set(tf.trainable_variables()) - set(self.unused_variables)
-        encoder_vars = [v for v in self.model.fe_variables() if v in trainable]
-        decoder_vars = [v for v in tf.trainable_variables() if v in trainable and v not in set(encoder_vars)]
+        encoder_vars, decoder_vars = split_encoder_decoder(self.model, used)
         self.train_op = train_op(self.total_loss, self.global_step, self.learning_rate, s["momentum"],
                                  encoder_vars, decoder_vars, s["difflr"], loss_scaling=s.get("mixed_precision"))
 
