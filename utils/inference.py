@@ -236,6 +236,8 @@ class Segmenter:
                 self._saver = tf.train.Saver(var_list=tf.global_variables(), name="inference_saver")
             self._saver.restore(self.session, path)
         self._drop_folded()
+        if self.fold_batch_norms and (self.pixels or self._dynamic_ok):
+            self._runnable(self._ensemble(self.scales, self.flip, (32, 32)))  # freeze now, not mid-timing
         self.checkpoint = path
         self.step = checkpoint_step(path)
         return path
