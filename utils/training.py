@@ -82,8 +82,8 @@ def split_by_use(data_loss, variables):
     compatibility) but unused: they get no weight decay and no optimizer step.
     """
     needed = _ancestors(data_loss.op)
-    used = [v for v in variables if any(copy.op in needed for copy in _copies(v))]
-    return used, [v for v in variables if v not in set(used)]
+    reads = [any(copy.op in needed for copy in _copies(v)) for v in variables]
+    return ([v for v, read in zip(variables, reads) if read], [v for v, read in zip(variables, reads) if not read])
 
 
 def regularization_of(variables):
