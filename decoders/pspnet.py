@@ -89,10 +89,8 @@ class PSPNet(BaseFcnArch):
             depth = max(int(top.shape[-1]) // len(BINS), 1)
             levels = [top]
             for bins, pooled in zip(BINS, adaptive_average_pools(top, BINS)):
-                if bins == 1 and not self.BIN1_BATCH_NORM:
-                    pooled = slim.conv2d(pooled, depth, 1, normalizer_fn=None, scope="bin%d" % bins)
-                else:
-                    pooled = slim.conv2d(pooled, depth, 1, scope="bin%d" % bins)
+                plain = {"normalizer_fn": None} if bins == 1 and not self.BIN1_BATCH_NORM else {}
+                pooled = slim.conv2d(pooled, depth, 1, scope="bin%d" % bins, **plain)
                 levels.append(self.resize(pooled, size))
             net = slim.conv2d(tf.concat(levels, axis=-1), HEAD_DEPTH, self.FUSE_KERNEL, scope="fuse")
             return spatial_dropout(net, self.KEEP_PROB, self.is_training)

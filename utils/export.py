@@ -124,16 +124,13 @@ def fold_batch_norms(graph_def):
         if node.op in ("FusedBatchNorm", "FusedBatchNormV3") and not node.attr["is_training"].b \
                 and node.attr["data_format"].s in (b"", b"NHWC"):
             conv = nodes.get(node.input[0].split(":")[0])
-        params = [const(name) for name in node.input[1:5]] if conv is not None else None
-        if conv is None or conv.op not in ("Conv2D", "DepthwiseConv2dNative", "Conv2DBackpropInput") \
-                or consumers.get(conv.name) != 1 or any(p is None for p in params):
+        foldable = conv is not None and conv.op in ("Conv2D", "DepthwiseConv2dNative", "Conv2DBackpropInput") \
+            and consumers.get(conv.name) == 1
+        params = [const(name) for name in [conv.input[1]] + list(node.input[1:5])] if foldable else [None]
+        if any(p is None for p in params):
             out.node.add().CopyFrom(node)
             continue
-        kernel = const(conv.input[1])
-        if kernel is None:
-            out.node.add().CopyFrom(node)
-            continue
-        gamma, beta, mean, variance = params
+        kernel, gamma, beta, mean, variance = params
         scale = gamma / np.sqrt(variance + node.attr["epsilon"].f)
         scaled = out.node.add()
         scaled.name, scaled.op = conv.name + "/folded_filter", "Const"
