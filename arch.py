@@ -1,274 +1,340 @@
-"""Meta-architecture: any registered encoder + a decoder made of a few overridable blocks.
+"""The architecture: one ModelSpec -> one model (encoder + decoder), and what it costs.
 
-seg-mentor's FCNgen drawing, as code.  `BaseFcnArch.build` runs the same
-skeleton for every decoder; a decoder is a subclass that overrides blocks:
+    import arch
+    spec = arch.ModelSpec("resnet_v1_18", "FCN", num_classes=12, decoder_options={"fcn8": True})
+    model = arch.build_model(spec, is_training=True)       # an arch.BaseFcnArch subclass
+    logits = model.build(images)                           # [N, H, W, 12], any H, W
 
-    images (preprocessed, any size)
-      -> pad to a multiple of 32 (undone at the end, callers never pad)
-      -> feature extractor, base_only            taps {4, 8, 16, 32: top}
-      -> net = decode_top(top)                   "decode at /32"
-      -> for stride in skip_strides() (deepest first, e.g. 16, 8, 4):
-             net = upsample(net, skip, stride)   to the skip's size (x2, or x1 when dilated)
-             net = combine(net, skip, stride)    e.g. score the skip and add
-      -> logits = final_upsample(net, size)      to the padded input size
-      -> aux = auxiliary_logits(features)        extra heads for training losses (PSPNet)
-      -> crop to the input size
+`ModelSpec` holds everything that defines a model: encoder, decoder,
+num_classes, output_stride, encoder_stride, weight decay, batch-norm decay and
+the decoder's own options (declared next to the decoder, `decoders/*.py`).
+Training, the replicas, the monitor, inference, export, this summary and the
+benchmarks all build through `build_model(spec, is_training)`, and a run
+folder's runargs keeps the spec under "model".  The command-line flags of
+every setting here are generated from the declarations (`add_model_flags`):
+seg-mentor's `--basenet` / `--extended_arch`, also `--encoder` / `--decoder`.
 
-Every block may read `self.features` (all taps, `true_stride()` of each), so
-decoders that look at several taps at once (ASPP's parallel atrous branches
-scaled to the true output stride, PSP's pyramid pooling, auxiliary heads)
-fit the same skeleton.
+`BaseFcnArch` (decoders/base.py) is the decoder skeleton every decoder
+subclasses: read it to write your own decoder, as one new file in decoders/.
 
-`FcnArch` (decoders/fcn.py) is the baseline; `--extended_arch` picks another
-subclass from decoders/ (one file each, registered with `@register`).  Run
-`python arch.py --help` for the model summary (parameters, GMACs) and
-`python arch.py --table` for the comparison with seg-mentor's published table.
+Model summary (parameters and GMACs of the real graph, batch 1):
+
+    python arch.py --basenet resnet_v1_18 --extended_arch LinkNet --size 360x480 --num_classes 12
+    python arch.py --table          # the comparison with seg-mentor's published table
+    python arch.py --decoders       # every registered decoder over a few encoders
 """
-import abc
-import importlib
-import pkgutil
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from typing import Optional
 
-import numpy as np
-
+import decoders
 import nets
+from decoders.base import (DECODER_SCOPE, BaseFcnArch, DecoderOptionError, UnknownDecoderError,  # noqa: F401
+                           bilinear_kernel, register)
+from utils.compat import tf
+from utils.flags import add_setting_flags, declared, setting, settings_from_args
+from utils.graphs import ancestors, count_macs, count_params
 
-PAD_MULTIPLE = 32
-DECODER_SCOPE = "decoder"
-
-_DECODERS = {}
-
-
-def register(name):
-    """Class decorator: makes a decoder selectable as `--extended_arch <name>`."""
-    def wrap(cls):
-        cls.name = name
-        _DECODERS[name] = cls
-        return cls
-    return wrap
+ENCODER_STRIDES = (4, 8, 16, 32)
 
 
-def _load_decoders():
-    import decoders
-    for module in pkgutil.iter_modules(decoders.__path__):
-        importlib.import_module("decoders." + module.name)
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to build a model; `decoder_options` become the decoder's `Options` on construction."""
+    encoder: str = setting("resnet_v1_18", "feature extractor (encoder)", flag="basenet", aliases=("encoder",),
+                           choices=nets.NAMES, group="model")
+    decoder: str = setting("FCN", "decoder: %s" % ", ".join(decoders.NAMES), flag="extended_arch",
+                           aliases=("decoder",), group="model")
+    num_classes: Optional[int] = setting(None, "number of classes; train.py takes the dataset's when not given",
+                                         group="model")
+    output_stride: Optional[int] = setting(None, "dilate the encoder beyond this stride (atrous convolutions)",
+                                           choices=(8, 16, 32), group="model")
+    encoder_stride: int = setting(32, "use the encoder only up to this stride's tap (later blocks are not "
+                                      "computed)", choices=(8, 16, 32), group="model")
+    weight_decay: float = setting(1e-4, "L2 weight decay", group="model")
+    batch_norm_decay: Optional[float] = setting(
+        None, "moving-average decay of batch norm statistics (default: each net's slim value, ~0.997; use ~0.9 "
+              "for runs of a few hundred steps)", group="model")
+    decoder_options: object = None
+
+    def __post_init__(self):
+        nets.get(self.encoder)  # an unknown name lists the valid ones
+        decoder = decoders.get(self.decoder)
+        if self.encoder_stride not in ENCODER_STRIDES:
+            raise ValueError("encoder_stride must be one of %s, got %r" % (ENCODER_STRIDES, self.encoder_stride))
+        options = self.decoder_options
+        if not isinstance(options, decoder.Options):
+            if options is not None and not isinstance(options, dict):
+                options = dataclasses.asdict(options)  # another decoder's options: keep what this one declares
+                options = {k: v for k, v in options.items() if k in _option_names(decoder)}
+            options = decoder.make_options(options)
+        object.__setattr__(self, "decoder", decoder.name)
+        object.__setattr__(self, "decoder_options", options)
+
+    @property
+    def decoder_class(self):
+        return decoders.get(self.decoder)
+
+    @property
+    def run_name(self):
+        """seg-mentor's NETNAME: encoder + decoder variant, e.g. resnet_v1_18_LinkNet, inception_v1_FCN16."""
+        return "%s_%s" % (self.encoder, self.decoder_class.run_name(self.decoder_options))
+
+    def replace(self, **changes):
+        """A copy with `changes`; on a decoder change, options the new decoder also declares carry over."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """JSON-friendly form (runargs' "model" section)."""
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        values["decoder_options"] = dataclasses.asdict(self.decoder_options)
+        return values
+
+    @classmethod
+    def from_dict(cls, values):
+        """The inverse of to_dict; also reads seg-mentor's names (basenet, extended_arch)."""
+        values = dict(values)
+        for old, new in (("basenet", "encoder"), ("extended_arch", "decoder")):
+            if old in values:
+                values[new] = values.pop(old)
+        unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError("unknown model settings: %s" % ", ".join(sorted(unknown)))
+        return cls(**values)
+
+    @classmethod
+    def from_flat(cls, settings):
+        """A spec from one flat dict where spec fields and decoder options sit side by side, as in runargs
+        written before the model / train / data sections; keys that are neither are left out."""
+        fields = {field.name for field in dataclasses.fields(cls)} - {"decoder_options"}
+        values = {("encoder" if k == "basenet" else "decoder" if k == "extended_arch" else k): v
+                  for k, v in settings.items()}
+        decoder = decoders.get(values.get("decoder"))
+        options = {k: v for k, v in values.items() if k in _option_names(decoder)}
+        spec_values = {k: v for k, v in values.items() if k in fields}
+        if spec_values.get("encoder_stride") is None:
+            spec_values.pop("encoder_stride", None)
+        return cls(decoder_options=options, **spec_values)
 
 
-def decoder_names():
-    """Registered decoders, the seg-mentor originals (FCN, LinkNet) first."""
-    _load_decoders()
-    return tuple(sorted(_DECODERS, key=lambda name: (name != "FCN", name != "LinkNet", name)))
+def _option_names(decoder_class):
+    return [field.name for field in dataclasses.fields(decoder_class.Options)]
 
 
-class UnknownDecoderError(ValueError):
-    pass
+def build_model(spec, is_training=False, decoder_scope=DECODER_SCOPE):
+    """The model for `spec` (not yet built on images): call `.build(images)` inside the graph you want.
 
-
-def get_arch_class(name):
-    """Decoder class for `--extended_arch`; '' or None means FCN.  Case-insensitive."""
-    _load_decoders()
-    wanted = (name or "FCN").lower()
-    for registered, cls in _DECODERS.items():
-        if registered.lower() == wanted:
-            return cls
-    raise UnknownDecoderError("unknown --extended_arch %r; valid names: %s" % (name, ", ".join(decoder_names())))
-
-
-def bilinear_kernel(factor, channels):
-    """Transposed-conv kernel [k, k, channels, channels] that performs bilinear upsampling by `factor`.
-
-    The classic FCN initialisation (k = 2*factor - factor % 2), one filter per
-    channel on the diagonal, so training starts from plain interpolation.
+    decoder_scope: variable scope of the decoder ('decoder'); give a second decoder hung on the same
+    encoder (`build(images, features=...)`) another one.
     """
-    size = 2 * factor - factor % 2
-    center = factor - 1 if size % 2 == 1 else factor - 0.5
-    grid = np.ogrid[:size, :size]
-    filt = (1 - abs(grid[0] - center) / factor) * (1 - abs(grid[1] - center) / factor)
-    kernel = np.zeros((size, size, channels, channels), dtype=np.float32)
-    for c in range(channels):
-        kernel[:, :, c, c] = filt
-    return kernel
+    if not spec.num_classes:
+        raise ValueError("the model spec has no num_classes (the dataset's is resolved by train.py)")
+    return spec.decoder_class(spec, is_training=is_training, decoder_scope=decoder_scope)
 
 
-class BaseFcnArch(abc.ABC):
-    """Abstract decoder over a registered feature extractor.
+# ----------------------------------------------------------------------------- command-line flags
+def decoder_option_declarations():
+    """[(field, Setting, type)] of every registered decoder's options, one entry per option name, and
+    {name: help suffix naming the decoders that take it}; a name declared with two types is an error."""
+    merged, users = {}, {}
+    for name in decoders.NAMES:
+        for field, meta, kind in declared(decoders.get(name).Options):
+            if field.name in merged and merged[field.name][2] is not kind:
+                raise TypeError("decoder option %s is a %s in %s but a %s elsewhere" % (
+                    field.name, kind.__name__, name, merged[field.name][2].__name__))
+            merged.setdefault(field.name, (field, meta, kind))
+            users.setdefault(field.name, []).append("%s: %s" % (name, field.default))
+    suffix = {option: " (%s)" % "; ".join(entries) for option, entries in users.items()}
+    return list(merged.values()), suffix
 
-    Construct, then call `build(images)` once (inside the graph you want).
-    `images`: float32 [N, H, W, 3], already normalised for the feature extractor
-    (`nets.get(basenet).preprocess`); any H, W.  Returns logits [N, H, W, C].
+
+def add_model_flags(parser, defaults=None, extra_aliases=None):
+    """The ModelSpec's flags, and one flag per decoder option (default: the chosen decoder's)."""
+    groups = add_setting_flags(parser, ModelSpec, defaults=defaults, extra_aliases=extra_aliases)
+    options, suffix = decoder_option_declarations()
+    groups["decoder options"] = parser.add_argument_group(
+        "decoder options", "each applies to the decoders named with it; default: that decoder's")
+    add_setting_flags(groups["decoder options"], options, unset=True, help_suffix=suffix)
+    return groups
+
+
+def model_spec_from_args(args, **overrides):
+    """ModelSpec from parsed flags (add_model_flags); a decoder option given for a decoder that does not
+    take it raises DecoderOptionError naming the decoder's options."""
+    options, _ = decoder_option_declarations()
+    values = settings_from_args(args, ModelSpec)
+    values.update(overrides)
+    given = settings_from_args(args, options, given_only=True)
+    return ModelSpec(decoder_options=given, **values)
+
+
+# ----------------------------------------------------------------------------- model summary
+# seg-mentor's published table (README "VOC Results"): 512x512 input, 21 classes.
+# (encoder, variant, GOPS(=GMACs), params in millions); None = not published.
+SEG_MENTOR_TABLE = [
+    ("vgg_16", "FCN16", 92.0, 135.0),
+    ("vgg_16", "FCN32", 92.0, 135.0),
+    ("inception_v1", "FCN16", 8.5, 6.04),
+    ("inception_v1", "FCN32", 8.4, 6.02),
+    ("resnet_v1_18", "FCN16", 9.6, 10.91),
+    ("resnet_v1_18", "FCN32", 9.5, 10.9),
+    ("mobilenet_v1", "FCN16", 2.9, 3.12),
+    ("mobilenet_v1", "FCN32", 2.8, 3.1),
+    ("mobilenet_v2", "FCN16", None, None),
+]
+ZOO_ENCODERS = ("resnet_v1_18", "resnet_v1_50", "mobilenet_v2")
+
+
+def googlenet_5x5_delta(graph):
+    """(params, MACs) that GoogLeNet's 5x5 convs add over TF-Slim's Inception V1.
+
+    TF-Slim's inception_v1 (whose checkpoint we must load) uses a 3x3 conv in
+    each Mixed block's Branch_2 where the GoogLeNet paper has 5x5.  seg-mentor's
+    published Inception figures match the 5x5 network; this delta reconciles them.
     """
-    name = None
-
-    def __init__(self, basenet, num_classes, is_training=False, fcn16=True, fcn8=False, fcn4=False,
-                 trainable_upsampling=False, zero_init_skips=False, output_stride=None,
-                 weight_decay=0.0, aux_loss_weight=0.0, encoder_stride=32, batch_norm_decay=None,
-                 decoder_scope=DECODER_SCOPE, **unused_flags):
-        self.fe = nets.get(basenet)
-        self.num_classes = int(num_classes)
-        self.is_training = is_training
-        self.fcn16, self.fcn8, self.fcn4 = bool(fcn16), bool(fcn8), bool(fcn4)
-        self.trainable_upsampling = bool(trainable_upsampling)
-        self.zero_init_skips = bool(zero_init_skips)
-        self.output_stride = output_stride
-        self.weight_decay = float(weight_decay)
-        self.aux_loss_weight = float(aux_loss_weight or 0.0)
-        if encoder_stride not in (None, 4, 8, 16, 32):
-            raise ValueError("encoder_stride must be 4, 8, 16 or 32, got %r" % (encoder_stride,))
-        self.encoder_stride = int(encoder_stride or 32)
-        self.batch_norm_decay = batch_norm_decay
-        self.decoder_scope = decoder_scope
-        self.features = None
-        self.aux_logits = []   # extra heads (e.g. PSPNet's) that training adds to the loss
-
-    # ------------------------------------------------------------------ blocks
-    def skip_strides(self):
-        """Taps the decoder consumes, deepest first.  Default: all of them."""
-        return (16, 8, 4)
-
-    def active_skip_strides(self):
-        """skip_strides() shallower than the tap used as top (all of them unless --encoder_stride < 32)."""
-        return tuple(stride for stride in self.skip_strides() if stride < self.encoder_stride)
-
-    def decode_top(self, top):
-        """Decode the top feature map: the stride-32 tap, or the --encoder_stride one
-        (segmentation_models' encoder_depth: later encoder blocks are then never computed)."""
-        return top
-
-    def upsample(self, net, skip, stride):
-        """Bring `net` to the spatial size of `skip` (normally x2)."""
-        return self.resize_to(net, skip)
-
-    @abc.abstractmethod
-    def combine(self, net, skip, stride):
-        """Merge the upsampled decoder state with the encoder tap at `stride`."""
-
-    def final_upsample(self, net, size):
-        """Logits at the (padded) input size `size` = [H, W]."""
-        return self.resize(net, size)
-
-    def auxiliary_logits(self, features, size):
-        """Extra full-size logits that training adds to the loss (weight --aux_loss_weight).  Default: none."""
-        return []
-
-    def building_for_training(self):
-        """False only for a graph that can never train (is_training is Python False): skip training-only heads."""
-        return self.is_training is not False
-
-    def decoder_arg_scope(self):
-        """arg_scope for decoder layers: L2 decay, fused batch norm following `is_training`."""
-        from utils.tf1 import slim, tf
-        decay = 0.997 if self.batch_norm_decay is None else self.batch_norm_decay
-        batch_norm_params = {"is_training": self.is_training, "decay": decay, "epsilon": 1e-5,
-                             "scale": True, "fused": True}
-        with slim.arg_scope([slim.conv2d, slim.conv2d_transpose, slim.separable_conv2d],
-                            weights_regularizer=slim.l2_regularizer(self.weight_decay) if self.weight_decay else None,
-                            weights_initializer=slim.variance_scaling_initializer(),
-                            activation_fn=tf.nn.relu, normalizer_fn=slim.batch_norm,
-                            normalizer_params=batch_norm_params):
-            with slim.arg_scope([slim.batch_norm], **batch_norm_params) as scope:
-                return scope
-
-    # ----------------------------------------------------------------- helpers
-    def resize(self, net, size):
-        """Fixed bilinear resize (half-pixel centres: stride-s feature i sits at pixel s*i + (s-1)/2)."""
-        from utils.tf1 import tf
-        return tf.image.resize_bilinear(net, size, half_pixel_centers=True)
-
-    def resize_to(self, net, like):
-        """Resize `net` to the spatial size of tensor `like` (bilinear, or learnable when asked)."""
-        from utils.tf1 import tf
-        in_hw, out_hw = net.shape[1:3].as_list(), like.shape[1:3].as_list()
-        if None not in in_hw + out_hw:
-            if in_hw == out_hw:
-                return net
-            factor = out_hw[0] // in_hw[0]
-            if self.trainable_upsampling and [factor * d for d in in_hw] == out_hw:
-                return self.learnable_upsample(net, factor)
-            return self.resize(net, out_hw)
-        return self.resize(net, tf.shape(like)[1:3])
-
-    def learnable_upsample(self, net, factor, scope=None):
-        """Transposed conv x`factor`, initialised to bilinear interpolation (FCN)."""
-        from utils.tf1 import slim, tf
-        channels = net.shape[-1]
-        kernel = bilinear_kernel(factor, int(channels))
-        return slim.conv2d_transpose(net, int(channels), kernel.shape[:2], stride=factor, padding="SAME",
-                                     activation_fn=None, normalizer_fn=None, biases_initializer=None,
-                                     weights_initializer=tf.constant_initializer(kernel),
-                                     scope=scope or "upsample_x%d" % factor)
-
-    # ------------------------------------------------------------------- build
-    def build(self, images, features=None):
-        """Logits for `images`.  `features`: another model's encoder output for these same
-        images, to hang a second decoder on one encoder (give it its own decoder_scope)."""
-        from utils.tf1 import slim, tf
-        padded, size = _pad_to_multiple(images, PAD_MULTIPLE)
-        self.features = features or self.fe.build(
-            padded, self.is_training, weight_decay=self.weight_decay, output_stride=self.output_stride,
-            preprocess=False, batch_norm_decay=self.batch_norm_decay)
-        with tf.variable_scope(self.decoder_scope):
-            with slim.arg_scope(self.decoder_arg_scope()):
-                net = self.decode_top(self.features.taps[self.encoder_stride])
-                for stride in self.active_skip_strides():
-                    skip = self.features.taps[stride]
-                    with tf.variable_scope("up%d" % stride):
-                        net = self.upsample(net, skip, stride)
-                        net = self.combine(net, skip, stride)
-                with tf.variable_scope("final"):
-                    logits = self.final_upsample(net, _spatial_size(padded))
-                with tf.variable_scope("aux"):
-                    aux = self.auxiliary_logits(self.features, _spatial_size(padded))
-        self.aux_logits = [_crop(a, size) for a in aux]
-        self.logits = _crop(logits, size)
-        return self.logits
-
-    # --------------------------------------------------------------- variables
-    def fe_variables(self):
-        """Pretrained feature-extractor variables (restored from the slim checkpoint)."""
-        from utils.tf1 import tf
-        return tf.global_variables(self.fe.scope + "/")
-
-    def decoder_variables(self):
-        """New variables created by the decoder (random / bilinear init)."""
-        from utils.tf1 import tf
-        return tf.global_variables(self.decoder_scope + "/")
+    pattern = re.compile(r"InceptionV1/Mixed_\w+/Branch_2/Conv2d_0[ab]_3x3/Conv2D$")
+    params = macs = 0
+    for op in graph.get_operations():
+        if op.type == "Conv2D" and pattern.search(op.name):
+            kh, kw, cin, cout = op.inputs[1].shape.as_list()
+            _, h, w, _ = op.outputs[0].shape.as_list()
+            extra = (25 - kh * kw) * cin * cout
+            params += extra
+            macs += extra * h * w
+    return params, macs
 
 
-def _spatial_size(tensor):
-    from utils.tf1 import tf
-    static = tensor.shape[1:3].as_list()
-    return static if None not in static else tf.shape(tensor)[1:3]
+def summarize(spec, height=512, width=512):
+    """Parameters and GMACs of `spec`'s inference graph at batch 1, as a dict."""
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.placeholder(tf.float32, [1, height, width, 3], name="images")
+        model = build_model(spec, is_training=False)
+        logits = model.build(images)
+        trainable = tf.trainable_variables()
+        fe_scope = model.fe.scope + "/"
+        result = {
+            "basenet": spec.encoder, "decoder": spec.decoder, "run_name": spec.run_name,
+            "height": height, "width": width, "num_classes": spec.num_classes, "spec": spec.to_dict(),
+            "params": count_params(trainable),
+            "params_all": count_params(tf.global_variables()),
+            "fe_params": count_params([v for v in trainable if v.op.name.startswith(fe_scope)]),
+            "decoder_params": count_params([v for v in trainable if not v.op.name.startswith(fe_scope)]),
+            "gmacs": count_macs(graph, [logits]) / 1e9,
+            "logits_shape": logits.shape.as_list(),
+        }
+        if spec.encoder == "inception_v1":
+            params, macs = googlenet_5x5_delta(graph)
+            result["googlenet_5x5_delta"] = {"params": params, "gmacs": macs / 1e9}
+    return result
 
 
-def _crop(tensor, size):
-    """Top-left size[0] x size[1] of `tensor`: undoes _pad_to_multiple (no op when nothing was padded)."""
-    if tensor.shape[1:3].as_list() == list(size):
-        return tensor
-    return tensor[:, :size[0], :size[1], :]
+def table_rows(pixels=512, num_classes=21):
+    rows = []
+    for encoder, variant, their_gmacs, their_mparams in SEG_MENTOR_TABLE:
+        spec = ModelSpec(encoder, "FCN", num_classes, decoder_options={"fcn16": variant == "FCN16"})
+        ours = summarize(spec, pixels, pixels)
+        rows.append(dict(basenet=encoder, variant=variant, gmacs=ours["gmacs"], mparams=ours["params"] / 1e6,
+                         their_gmacs=their_gmacs, their_mparams=their_mparams,
+                         googlenet_5x5_delta=ours.get("googlenet_5x5_delta")))
+    return rows
 
 
-def _pad_to_multiple(images, multiple):
-    """Zero-pad bottom/right to a multiple (0 = mean colour after normalisation); returns (padded, [H, W])."""
-    from utils.tf1 import tf
-    static = images.shape[1:3].as_list()
-    if None not in static:
-        pad_h, pad_w = (-static[0]) % multiple, (-static[1]) % multiple
-        if pad_h == pad_w == 0:
-            return images, static
-        return tf.pad(images, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]]), static
-    shape = tf.shape(images)
-    pad_h, pad_w = (-shape[1]) % multiple, (-shape[2]) % multiple
-    return tf.pad(images, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]]), [shape[1], shape[2]]
+def format_table(rows):
+    def rel(ours, theirs):
+        return "n/a" if theirs is None else "%+.1f %%" % (100.0 * (ours - theirs) / theirs)
+
+    def num(value, fmt):
+        return "coming soon" if value is None else fmt % value
+
+    lines = ["| Architecture | GMACs (ours) | GOPS (seg-mentor) | diff | Params M (ours) | Params M (seg-mentor) | diff |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append("| %s - %s | %.2f | %s | %s | %.2f | %s | %s |" % (
+            r["basenet"], r["variant"], r["gmacs"], num(r["their_gmacs"], "%.1f"), rel(r["gmacs"], r["their_gmacs"]),
+            r["mparams"], num(r["their_mparams"], "%.2f"), rel(r["mparams"], r["their_mparams"])))
+    for r in rows:
+        delta = r.get("googlenet_5x5_delta")
+        if delta:
+            gmacs, mparams = r["gmacs"] + delta["gmacs"], r["mparams"] + delta["params"] / 1e6
+            lines.append("")
+            lines.append("%s - %s: TF-Slim's Inception V1 has 3x3 convs where GoogLeNet has 5x5 (Branch_2); "
+                         "with 5x5 it would be %.2f GMACs (%s) and %.2f M params (%s), matching seg-mentor's figures."
+                         % (r["basenet"], r["variant"], gmacs, rel(gmacs, r["their_gmacs"]),
+                            mparams, rel(mparams, r["their_mparams"])))
+    return "\n".join(lines)
 
 
-def build_arch(basenet, extended_arch, num_classes, is_training=False, **flags):
-    """Construct the decoder chosen by `--extended_arch` (default FCN)."""
-    return get_arch_class(extended_arch)(basenet, num_classes, is_training=is_training, **flags)
+def decoder_zoo_rows(encoders=ZOO_ENCODERS, pixels=512, num_classes=21, decoder_names=None):
+    """Params (M) and GMACs of every registered decoder (at its default options) over `encoders`."""
+    rows = []
+    for decoder in decoder_names or decoders.NAMES:
+        cells = {}
+        for encoder in encoders:
+            counts = summarize(ModelSpec(encoder, decoder, num_classes), pixels, pixels)
+            cells[encoder] = (counts["params"] / 1e6, counts["gmacs"])
+        rows.append((decoder, cells))
+    return rows
+
+
+def format_decoder_zoo(rows, encoders=ZOO_ENCODERS, pixels=512, num_classes=21):
+    lines = ["Params M / GMACs at %dx%d, %d classes (each decoder at its default options)" % (pixels, pixels,
+                                                                                          num_classes),
+             "", "| decoder | %s |" % " | ".join(encoders), "|---|%s" % "---|" * len(encoders)]
+    for decoder, cells in rows:
+        lines.append("| %s | %s |" % (decoder, " | ".join("%.2f / %.2f" % cells[e] for e in encoders)))
+    return "\n".join(lines)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description="Parameters and GMACs of a segmentation net (batch 1).")
+    add_model_flags(parser, defaults={"num_classes": 21})
+    parser.add_argument("--pixels", type=int, default=512, help="square input side (ignored with --size)")
+    parser.add_argument("--size", default=None, help="input HxW, e.g. 360x480")
+    parser.add_argument("--table", action="store_true", help="print the comparison with seg-mentor's published table")
+    parser.add_argument("--decoders", action="store_true",
+                        help="print params / GMACs of every registered decoder over %s" % ", ".join(ZOO_ENCODERS))
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log")
+    return parser
 
 
 def main(argv=None):
-    from utils import model_summary
-    return model_summary.main(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.table:
+        rows = table_rows(args.pixels, args.num_classes)
+        print(json.dumps(rows, indent=1) if args.json else format_table(rows))
+        return 0
+    if args.decoders:
+        rows = decoder_zoo_rows(pixels=args.pixels, num_classes=args.num_classes)
+        print(json.dumps(rows, indent=1) if args.json else format_decoder_zoo(rows, pixels=args.pixels,
+                                                                           num_classes=args.num_classes))
+        return 0
+    height, width = (int(v) for v in args.size.lower().split("x")) if args.size else (args.pixels, args.pixels)
+    try:
+        spec = model_spec_from_args(args)
+    except (UnknownDecoderError, DecoderOptionError, ValueError) as error:
+        parser.error(str(error))
+    result = summarize(spec, height, width)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print("%s (%s + %s) at %dx%d, %d classes" % (result["run_name"], result["basenet"], result["decoder"],
+                                                   height, width, spec.num_classes))
+        print("  parameters : %12s  (encoder %s, decoder %s; %s incl. BN statistics)" % (
+            format(result["params"], ","), format(result["fe_params"], ","),
+            format(result["decoder_params"], ","), format(result["params_all"], ",")))
+        print("  GMACs      : %12.2f  (conv + matmul multiply-accumulates, batch 1)" % result["gmacs"])
+        print("  logits     : %s" % (result["logits_shape"],))
+    return 0
 
+
+__all__ = ["ModelSpec", "build_model", "BaseFcnArch", "register", "bilinear_kernel", "add_model_flags",
+           "model_spec_from_args", "summarize", "ancestors", "UnknownDecoderError", "DecoderOptionError"]
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -23,7 +23,18 @@ import re
 import sys
 import time
 
+import numpy as np
+from PIL import Image
+
+from utils.data.dataset_info import dataset_files
+from utils.data.families import canonical_split
 from utils.flags import add_bool_flag, add_gpu_flag, apply_gpu_flag_early
+from utils.inference import evaluation, export, pictures
+from utils.inference.geometry import parse_scales
+from utils.inference.movie import segment_movie
+from utils.inference.segmenter import Segmenter
+from utils.training import runfolder
+from utils.training.config import RunConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -125,21 +136,20 @@ def stem(path):
 # ------------------------------------------------------------------------ scoring
 def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
     """Score the split with the loaded weights; write results.json, confusion CSV/PNG and pictures."""
-    from utils import evaluation, result_pictures
     os.makedirs(outdir, exist_ok=True)
     names, palette, ignore = segmenter.class_names, segmenter.palette, segmenter.ignore_label
-    pictures = []
+    drawn = []
 
     def draw(index, example, prediction):
         if viz_range[0] <= index <= viz_range[1]:
             picture_dir = os.path.join(outdir, "viz")
             os.makedirs(picture_dir, exist_ok=True)
             base = os.path.join(picture_dir, "%03d_%s" % (index, stem(example["filename"] or str(index))))
-            result_pictures.prediction_panel(example["image"], prediction, names, palette, example["label"],
+            pictures.prediction_panel(example["image"], prediction, names, palette, example["label"],
                                              ignore, title=example["filename"]).save(base + "_panel.png")
-            result_pictures.overlay_picture(example["image"], prediction, palette, settings["alpha"],
+            pictures.overlay_picture(example["image"], prediction, palette, settings["alpha"],
                                             ignore).save(base + "_overlay.png")
-            pictures.append(base + "_panel.png")
+            drawn.append(base + "_panel.png")
 
     examples = evaluation.split_examples(settings["datapath"], settings["dataset_family"], settings["split"],
                                          settings["num_images"])
@@ -151,11 +161,11 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
                "dataset_family": settings["dataset_family"], "datapath": settings["datapath"],
                "pixels": segmenter.pixels, "scales": list(segmenter.scales), "flip": segmenter.flip,
                "images_per_second": speed, "segmentation_seconds": scored.seconds,
-               "filenames": scored.filenames, "pictures": [os.path.relpath(p, outdir) for p in pictures]}
+               "filenames": scored.filenames, "pictures": [os.path.relpath(p, outdir) for p in drawn]}
     results.update(report)
     evaluation.write_json(os.path.join(outdir, "results.json"), results)
     evaluation.write_confusion_csv(os.path.join(outdir, "confusion_matrix.csv"), report["confusion_matrix"], names)
-    result_pictures.confusion_heatmap(os.path.join(outdir, "confusion_matrix.png"), report["confusion_matrix"],
+    pictures.confusion_heatmap(os.path.join(outdir, "confusion_matrix.png"), report["confusion_matrix"],
                                       names, title="%s step %s, %s (%s)" % (segmenter.name, segmenter.step,
                                                                             settings["split"],
                                                                             evaluation.headline(report)))
@@ -164,9 +174,6 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
 
 def segment_image_files(segmenter, paths, outdir, alpha):
     """Overlay and panel PNGs for images without labels; returns images per second."""
-    import numpy as np
-    from PIL import Image
-    from utils import result_pictures
     os.makedirs(outdir, exist_ok=True)
     seconds = 0.0
     for start in range(0, len(paths), segmenter.batch_size):
@@ -177,108 +184,69 @@ def segment_image_files(segmenter, paths, outdir, alpha):
         seconds += time.time() - tic
         for path, image, prediction in zip(chunk, images, predictions):
             base = os.path.join(outdir, stem(path))
-            result_pictures.overlay_picture(image, prediction, segmenter.palette, alpha,
+            pictures.overlay_picture(image, prediction, segmenter.palette, alpha,
                                             segmenter.ignore_label).save(base + "_overlay.png")
-            result_pictures.prediction_panel(image, prediction, segmenter.class_names, segmenter.palette,
+            pictures.prediction_panel(image, prediction, segmenter.class_names, segmenter.palette,
                                              ignore_label=segmenter.ignore_label,
                                              title=os.path.basename(path)).save(base + "_panel.png")
             print("  %s -> %s_overlay.png" % (path, base))
     return len(paths) / seconds if seconds > 0 else float("nan")
 
 
-# ------------------------------------------------------------------------ main
-def run(args):
-    from utils import runfolder
-    if not os.path.isdir(args.traindir):
-        raise UsageError("--traindir %s does not exist" % args.traindir)
+# ------------------------------------------------------------------------ commands
+def export_command(args, steps):
+    """--export DIR: the checkpoint as a SavedModel (batch norm folded) that plain TensorFlow runs."""
+    if len(steps) > 1:
+        raise UsageError("--export takes one checkpoint: give --afteriter a single step")
     try:
-        runargs = runfolder.read_runargs(args.traindir)
-    except FileNotFoundError as error:
+        info = export.export_saved_model(args.traindir, args.export, step=steps[0], pixels=args.pixels)
+    except (FileExistsError, ValueError) as error:
         raise UsageError(str(error)) from None
-    steps = select_steps(args.afteriter, runfolder.milestone_steps(args.traindir))
-    try:
-        latest_step = None if steps != [None] else _step_of(runfolder.checkpoint_path(args.traindir))
-    except FileNotFoundError as error:
-        raise UsageError(str(error)) from None
-    if args.export:
-        from utils import export
-        if len(steps) > 1:
-            raise UsageError("--export takes one checkpoint: give --afteriter a single step")
-        try:
-            info = export.export_saved_model(args.traindir, args.export, step=steps[0], pixels=args.pixels)
-        except (FileExistsError, ValueError) as error:
-            raise UsageError(str(error)) from None
-        print("exported %s (%s) to %s: %d -> %d graph nodes, %d batch norms folded into convolutions"
-              % (info["net"], info["checkpoint"], info["export_dir"], info["nodes_before"], info["nodes_after"],
-                 info["batch_norms_before"] - info["batch_norms_after"]))
-        print("inputs: images float32 [N, H, W, 3] RGB 0-255; outputs: classes [N, H, W], probabilities [N, H, W, C]")
-        return 0
-    fancy = args.imagepath or args.moviepath
-    image_paths = find_images(args.imagepath) if args.imagepath else []
-    if args.moviepath and not os.path.isfile(args.moviepath):
-        raise UsageError("--moviepath %s: no such file" % args.moviepath)
-    try:
-        from utils.datasets import canonical_split
-        split = canonical_split(args.split)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    settings = {"split": split, "dataset_family": runargs["dataset_family"], "num_images": args.num_images,
-                "datapath": resolve_datapath(args.datapath or runargs.get("datapath")), "alpha": args.alpha}
-    if not fancy:
-        from utils import input_pipeline
-        try:
-            input_pipeline.dataset_files(settings["datapath"], settings["dataset_family"], split)
-        except FileNotFoundError as error:
-            raise UsageError(str(error)) from None
+    print("exported %s (%s) to %s: %d -> %d graph nodes, %d batch norms folded into convolutions"
+          % (info["net"], info["checkpoint"], info["export_dir"], info["nodes_before"], info["nodes_after"],
+             info["batch_norms_before"] - info["batch_norms_after"]))
+    print("inputs: images float32 [N, H, W, 3] RGB 0-255; outputs: classes [N, H, W], probabilities [N, H, W, C]")
+    return 0
 
-    from utils import evaluation
-    from utils.inference import Segmenter, parse_scales
-    try:
-        scales = parse_scales(args.scales)
-    except ValueError as error:
-        raise UsageError("--scales: %s" % error) from None
-    segmenter = Segmenter(args.traindir, step=steps[0], pixels=args.pixels, batch_size=args.batch_size,
-                          scales=scales, flip=args.flip, threads=args.threads, xla=args.xla,
-                          mixed_precision=args.mixed_precision, fold_batch_norms=args.fold_batch_norms)
-    print("loaded %s" % segmenter.describe())
-    if fancy:
-        outdir = args.outdir or os.path.join(args.traindir, "segmented_%s" % (steps[-1] or latest_step))
-        if len(steps) > 1:
-            segmenter.restore(steps[-1])
-        if image_paths:
-            speed = segment_image_files(segmenter, image_paths, outdir, args.alpha)
-            print("segmented %d image(s) into %s: %.1f images/s" % (len(image_paths), outdir, speed))
-        if args.moviepath:
-            from utils.movie import segment_movie
-            out_movie = os.path.join(outdir, stem(args.moviepath) + "_segmented.mp4")
-            stats = segment_movie(segmenter, args.moviepath, out_movie, alpha=args.alpha)
-            print("segmented movie: %d frames -> %s, %.2f frames/s measured (%.1f s)"
-                  % (stats["frames"], out_movie, stats["frames_per_second"], stats["seconds"]))
-        return 0
 
-    viz_range = (args.first2viz, args.last2viz)
-    if len(steps) == 1:
-        outdir = args.outdir or os.path.join(args.traindir, "test_%s_%s" % (split, steps[0] or latest_step))
-        results = evaluate_checkpoint(segmenter, settings, outdir, viz_range, args.bootstrap)
-        _print_results(results)
-        print("results: %s" % outdir)
-        return 0
+def segment_command(args, segmenter, outdir):
+    """--imagepath / --moviepath: segment pictures or a movie of your fancy (no labels, no scores)."""
+    if args.imagepath:
+        paths = find_images(args.imagepath)
+        speed = segment_image_files(segmenter, paths, outdir, args.alpha)
+        print("segmented %d image(s) into %s: %.1f images/s" % (len(paths), outdir, speed))
+    if args.moviepath:
+        out_movie = os.path.join(outdir, stem(args.moviepath) + "_segmented.mp4")
+        stats = segment_movie(segmenter, args.moviepath, out_movie, alpha=args.alpha)
+        print("segmented movie: %d frames -> %s, %.2f frames/s measured (%.1f s)"
+              % (stats["frames"], out_movie, stats["frames_per_second"], stats["seconds"]))
+    return 0
 
-    outdir = args.outdir or os.path.join(args.traindir, "test_%s_steps_%s" % (split, "-".join(map(str, steps))))
+
+def score_command(args, segmenter, settings, outdir):
+    """The default: score one checkpoint on a split, with error bars and pictures."""
+    results = evaluate_checkpoint(segmenter, settings, outdir, (args.first2viz, args.last2viz), args.bootstrap)
+    _print_results(results)
+    print("results: %s" % outdir)
+    return 0
+
+
+def score_checkpoints_command(args, segmenter, settings, steps, outdir):
+    """--afteriter X,Y,... / last:K: score each checkpoint, then the spread of the mIoU across them."""
     per_step = {}
     for step in steps:
         if segmenter.step != step:
             segmenter.restore(step)
-        step_dir = os.path.join(outdir, "step_%d" % step)
-        results = evaluate_checkpoint(segmenter, settings, step_dir, viz_range if step == steps[-1] else (0, -1),
+        viz_range = (args.first2viz, args.last2viz) if step == steps[-1] else (0, -1)
+        results = evaluate_checkpoint(segmenter, settings, os.path.join(outdir, "step_%d" % step), viz_range,
                                       args.bootstrap)
         print("step %d: %s" % (step, evaluation.headline(results)))
         per_step[step] = results
     _print_results(per_step[steps[-1]])
     spread = evaluation.checkpoint_spread({s: r["mIoU"] for s, r in per_step.items()})
     spread["mIoU_ci"] = {str(s): r["mIoU_ci"] for s, r in per_step.items()}
-    summary = {"run": os.path.abspath(args.traindir), "net": segmenter.name, "split": split, "steps": steps,
-               "checkpoint_spread": spread,
+    summary = {"run": os.path.abspath(args.traindir), "net": segmenter.name, "split": settings["split"],
+               "steps": steps, "checkpoint_spread": spread,
                "per_step": {str(s): {k: r[k] for k in ("mIoU", "mIoU_ci", "pixel_accuracy", "mean_class_accuracy",
                                                        "per_class_iou", "checkpoint")}
                             for s, r in per_step.items()}}
@@ -288,13 +256,50 @@ def run(args):
     return 0
 
 
-def _step_of(checkpoint):
-    match = re.search(r"-(\d+)$", checkpoint)
-    return int(match.group(1)) if match else "latest"
+# ------------------------------------------------------------------------ main
+def run(args):
+    """Check the command line against the run folder, then hand over to one command."""
+    if not os.path.isdir(args.traindir):
+        raise UsageError("--traindir %s does not exist" % args.traindir)
+    try:
+        config = RunConfig.load(args.traindir)
+        steps = select_steps(args.afteriter, runfolder.milestone_steps(args.traindir))
+        newest = runfolder.checkpoint_step(runfolder.checkpoint_path(args.traindir, steps[-1])) or "latest"
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
+    if args.export:
+        return export_command(args, steps)
+    if args.imagepath:
+        find_images(args.imagepath)  # nothing to segment: say so before loading the net
+    if args.moviepath and not os.path.isfile(args.moviepath):
+        raise UsageError("--moviepath %s: no such file" % args.moviepath)
+    fancy = args.imagepath or args.moviepath
+    try:
+        split = canonical_split(args.split)
+        scales = parse_scales(args.scales)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    settings = {"split": split, "dataset_family": config.data.dataset_family, "num_images": args.num_images,
+                "datapath": resolve_datapath(args.datapath or config.data.datapath), "alpha": args.alpha}
+    if not fancy:
+        try:
+            dataset_files(settings["datapath"], settings["dataset_family"], split)
+        except FileNotFoundError as error:
+            raise UsageError(str(error)) from None
+    segmenter = Segmenter(args.traindir, step=steps[-1] if fancy else steps[0], pixels=args.pixels,
+                          batch_size=args.batch_size, scales=scales, flip=args.flip, threads=args.threads,
+                          xla=args.xla, mixed_precision=args.mixed_precision, fold_batch_norms=args.fold_batch_norms)
+    print("loaded %s" % segmenter.describe())
+    if fancy:
+        return segment_command(args, segmenter, args.outdir or os.path.join(args.traindir, "segmented_%s" % newest))
+    if len(steps) == 1:
+        return score_command(args, segmenter, settings,
+                             args.outdir or os.path.join(args.traindir, "test_%s_%s" % (split, newest)))
+    outdir = args.outdir or os.path.join(args.traindir, "test_%s_steps_%s" % (split, "-".join(map(str, steps))))
+    return score_checkpoints_command(args, segmenter, settings, steps, outdir)
 
 
 def _print_results(results):
-    from utils import evaluation
     print("%s step %s on %s %s (%d images, pixels %s, scales %s%s)"
           % (results["net"], results["step"], results["dataset_family"], results["split"], results["num_images"],
              results["pixels"] or "native", ",".join("%g" % s for s in results["scales"]),
@@ -304,7 +309,7 @@ def _print_results(results):
 
 
 def main(argv=None):
-    apply_gpu_flag_early(argv)  # before anything imports TensorFlow
+    apply_gpu_flag_early(argv)  # before the first session: CUDA reads CUDA_VISIBLE_DEVICES once
     args = build_parser().parse_args(argv)
     try:
         return run(args)

@@ -17,32 +17,38 @@ Prints a table and one JSON line per configuration (same keys as ../shared/tools
 import argparse
 import json
 import os
+import platform
 import statistics
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import numpy as np
 
-from utils.flags import add_bool_flag  # noqa: E402
+import arch
+import bench_pipeline  # sibling script: bench/ is on sys.path when this runs as a script
+import nets
+from utils.compat import tf
+from utils.compat.session import session_config
+from utils.data.dataset_info import dataset_files
+from utils.data.spec import DataSpec
+from utils.flags import add_bool_flag
+from utils.inference.folding import freeze_and_fold
+from utils.training.config import RunConfig, TrainSettings
+from utils.training.step import TrainStep
 
-# peer_bench architecture name -> our (basenet, decoder, flags) doing the same job.
+# peer_bench architecture name -> the ModelSpec (besides num_classes) doing the same job here.
 PEER_MATCH = {
-    "linknet_r18": ("resnet_v1_18", "LinkNet", {}),
-    "unet_r18": ("resnet_v1_18", "UNet", {}),
-    "deeplabv3_r50": ("resnet_v1_50", "DeepLabV3", {"output_stride": 8}),
-    "pspnet_r18": ("resnet_v1_18", "PSPNetLite", {"encoder_stride": 8, "aux_loss_weight": 0.0}),  # smp: its head, no aux
-    "fcn32_r18": ("resnet_v1_18", "FCN", {"fcn16": False}),
-    "fcn32_r50": ("resnet_v1_50", "FCN", {"fcn16": False}),
-    "fcn32_mnv2": ("mobilenet_v2", "FCN", {"fcn16": False}),
-    "deeplabv3plus_r18": ("resnet_v1_18", "DeepLabV3Plus", {}),
-    "deeplabv3plus_mnv2": ("mobilenet_v2", "DeepLabV3Plus", {}),
+    "linknet_r18": dict(encoder="resnet_v1_18", decoder="LinkNet"),
+    "unet_r18": dict(encoder="resnet_v1_18", decoder="UNet"),
+    "deeplabv3_r50": dict(encoder="resnet_v1_50", decoder="DeepLabV3", output_stride=8),
+    "pspnet_r18": dict(encoder="resnet_v1_18", decoder="PSPNetLite", encoder_stride=8,
+                       decoder_options={"aux_loss_weight": 0.0}),  # smp: its head, no aux
+    "fcn32_r18": dict(encoder="resnet_v1_18", decoder="FCN", decoder_options={"fcn16": False}),
+    "fcn32_r50": dict(encoder="resnet_v1_50", decoder="FCN", decoder_options={"fcn16": False}),
+    "fcn32_mnv2": dict(encoder="mobilenet_v2", decoder="FCN", decoder_options={"fcn16": False}),
+    "deeplabv3plus_r18": dict(encoder="resnet_v1_18", decoder="DeepLabV3Plus"),
+    "deeplabv3plus_mnv2": dict(encoder="mobilenet_v2", decoder="DeepLabV3Plus"),
 }
-
-DEFAULT_FLAGS = dict(fcn16=True, fcn8=False, fcn4=False, trainable_upsampling=False, zero_init_skips=False,
-                     output_stride=None, encoder_stride=32, aux_loss_weight=0.4)
 
 
 def _busy_ticks():
@@ -89,97 +95,83 @@ def parse_size(text):
     return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
 
 
-def bench_inference(basenet, decoder, flags, size, batch, classes, runs, warmup, threads, xla=False, probe=None,
-                    folded=True):
+def bench_inference(spec, size, batch, runs, warmup, threads, xla=False, probe=None, folded=True):
     """Latency of the inference net up to full-resolution logits, the output peer_bench times
     (test.py's softmax / argmax come on top).
 
     folded: the frozen graph with batch norm folded into the convs that test.py runs and
     `test.py --export` writes (utils/export.py); False: the variable graph (is_training=False).
     """
-    import numpy as np
-    import arch
-    from utils import export, training
-    from utils.tf1 import tf
     height, width = parse_size(size)
     data = np.random.RandomState(0).rand(batch, height, width, 3).astype(np.float32)
     graph = tf.Graph()
     with graph.as_default():
         images = tf.placeholder(tf.float32, [batch, height, width, 3], name="images")
-        model = arch.build_arch(basenet, decoder, classes, is_training=False, **flags)
+        model = arch.build_model(spec, is_training=False)
         logits = tf.identity(model.build(images), name="logits")
-        with tf.Session(config=training.session_config(threads, xla)) as sess:
+        with tf.Session(config=session_config(threads, xla)) as sess:
             sess.run(tf.global_variables_initializer())
             if not folded:
                 return timed(lambda: sess.run(logits, {images: data}), runs, warmup, probe)
-            folded_graph_def = export.freeze_and_fold(sess, [images], [logits])
+            folded_graph_def = freeze_and_fold(sess, [images], [logits])
     with tf.Graph().as_default() as folded_graph:
         tf.import_graph_def(folded_graph_def, name="")
         images, logits = folded_graph.get_tensor_by_name(images.name), folded_graph.get_tensor_by_name(logits.name)
-        with tf.Session(config=training.session_config(threads, xla)) as sess:
+        with tf.Session(config=session_config(threads, xla)) as sess:
             return timed(lambda: sess.run(logits, {images: data}), runs, warmup, probe)
 
 
-def bench_training(basenet, decoder, flags, size, batch, classes, runs, warmup, threads, xla=False, probe=None,
-                   mixed_precision=False):
+def bench_training(spec, size, batch, runs, warmup, threads, xla=False, probe=None, mixed_precision=False):
     """Full training step on an in-memory batch (variables, so no feed copy is timed)."""
-    import numpy as np
-    from utils import training
-    from utils.tf1 import tf
     graph = tf.Graph()
     with graph.as_default():
         rng = np.random.RandomState(0)
+        classes = spec.num_classes
         images = tf.Variable(rng.randn(batch, size, size, 3).astype(np.float32), trainable=False)
         labels = tf.Variable(rng.randint(0, classes, (batch, size, size)).astype(np.int32), trainable=False)
         is_training = tf.placeholder_with_default(True, [], name="is_training")
-        settings = dict(DEFAULT_FLAGS, **flags)
-        settings.update(basenet=basenet, extended_arch=decoder, num_classes=classes, ignore_label=classes,
-                        weight_decay=1e-4, learnrate=1e-3, momentum=0.9, difflr=1.0, decaylr=False,
-                        total_steps=1000, mixed_precision=mixed_precision)
-        step = training.TrainStep(images, labels, is_training, settings)
-        with tf.Session(config=training.session_config(threads, xla, mixed_precision)) as sess:
+        config = RunConfig(spec, TrainSettings(batch_size=batch, learnrate=1e-3, total_steps=1000,
+                                               mixed_precision=mixed_precision),
+                           DataSpec(ignore_label=classes))
+        step = TrainStep(images, labels, is_training, config)
+        with tf.Session(config=session_config(threads, xla, mixed_precision)) as sess:
             sess.run(tf.global_variables_initializer())
             losses = []
             times = timed(lambda: losses.append(sess.run([step.train_op, step.loss])[1]), runs, warmup, probe)
             return times, float(losses[-1])
 
 
-def measure(name, basenet, decoder, flags, args):
-    import platform
-    from utils import model_summary
-    record = {"arch": name, "framework": "seg-mentor/tf1", "basenet": basenet, "decoder": decoder,
-              "flags": flags, "classes": args.classes, "threads": args.threads, "xla": args.xla,
+def measure(name, spec, args):
+    record = {"arch": name, "framework": "seg-mentor/tf1", "basenet": spec.encoder, "decoder": spec.decoder,
+              "spec": spec.to_dict(), "classes": spec.num_classes, "threads": args.threads, "xla": args.xla,
               "mixed_precision": args.mixed_precision, "folded": args.folded, "loadavg_start": list(os.getloadavg()),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version()}
     height, width = parse_size(args.infer_size)
-    counts = model_summary.summarize(basenet, decoder, height, width, args.classes, **flags)
+    counts = arch.summarize(spec, height, width)
     record.update(params_m=round(counts["params"] / 1e6, 3), fwd_gmacs=round(counts["gmacs"], 2))
     if not args.no_infer:
         probe = {}
-        times = bench_inference(basenet, decoder, flags, args.infer_size, 1, args.classes, args.runs, args.warmup,
-                                args.threads, args.xla, probe, folded=args.folded)
+        times = bench_inference(spec, args.infer_size, 1, args.runs, args.warmup, args.threads, args.xla, probe,
+                                folded=args.folded)
         record.update(summary("infer", times))
         record.update({"infer_" + k: v for k, v in probe.items()})
         record["infer_fps"] = round(1000.0 / record["infer_ms_median"], 3)
         if args.infer_batch > 1:
-            times = bench_inference(basenet, decoder, flags, args.infer_size, args.infer_batch, args.classes,
-                                    max(3, args.runs // 2), 1, args.threads, args.xla, folded=args.folded)
+            times = bench_inference(spec, args.infer_size, args.infer_batch, max(3, args.runs // 2), 1, args.threads,
+                                    args.xla, folded=args.folded)
             record["infer_batch"] = args.infer_batch
             record["infer_img_per_s"] = round(args.infer_batch * 1000.0 / statistics.median(times), 3)
     if args.pipeline:
-        import bench_pipeline  # sibling script (bench/ is on sys.path when this runs as a script)
-        from utils import input_pipeline
-        import nets
-        files = input_pipeline.dataset_files(args.pipeline, args.dataset_family, "training")
+        files = dataset_files(args.pipeline, args.dataset_family, "training")
         result = bench_pipeline.bench(files, args.train_size, args.train_batch, args.threads, seconds=10, batches=0,
-                                      warmup=5, preprocessing=nets.get(basenet).preprocessing, augment=True,
+                                      warmup=5, preprocessing=nets.get(spec.encoder).preprocessing, augment=True,
                                       seed=None)
         record["pipeline_img_per_s"] = result["images_per_s"]
         record["pipeline_img_per_cpu_s"] = result["images_per_cpu_s"]
     if not args.no_train:
         probe = {}
-        times, loss = bench_training(basenet, decoder, flags, args.train_size, args.train_batch, args.classes,
-                                     args.runs, args.warmup, args.threads, args.xla, probe, args.mixed_precision)
+        times, loss = bench_training(spec, args.train_size, args.train_batch, args.runs, args.warmup, args.threads,
+                                     args.xla, probe, args.mixed_precision)
         record.update(summary("train_step", times))
         record.update({"train_" + k: v for k, v in probe.items()})
         record["train_input"] = [args.train_batch, args.train_size, args.train_size, 3]
@@ -189,16 +181,11 @@ def measure(name, basenet, decoder, flags, args):
 
 
 def build_parser():
-    import nets
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default=None,
                         help="comma list of peer_bench names (%s) or 'all'" % ", ".join(PEER_MATCH))
-    parser.add_argument("--basenet", default="resnet_v1_18", choices=nets.NAMES)
-    parser.add_argument("--extended_arch", default="LinkNet")
-    add_bool_flag(parser, "fcn16", True, "FCN stride-16 skip")
-    parser.add_argument("--output_stride", type=int, default=None, choices=[8, 16, 32])
-    parser.add_argument("--encoder_stride", type=int, default=32, choices=[8, 16, 32])
-    parser.add_argument("--classes", type=int, default=12)
+    arch.add_model_flags(parser, defaults={"decoder": "LinkNet", "num_classes": 12},
+                         extra_aliases={"num_classes": ("classes",)})
     parser.add_argument("--infer_size", default="512", help="inference input side, or HxW (e.g. 360x480)")
     parser.add_argument("--infer_batch", type=int, default=1, help="also measure throughput at this batch")
     parser.add_argument("--train_size", type=int, default=256)
@@ -221,16 +208,16 @@ def build_parser():
 
 
 def configurations(args):
+    """(name, ModelSpec) pairs: the peer-matched --arch set, or the one net of the model flags."""
     if args.arch:
         names = list(PEER_MATCH) if args.arch == "all" else args.arch.split(",")
         for name in names:
             if name not in PEER_MATCH:
                 raise SystemExit("unknown --arch %r; valid: %s" % (name, ", ".join(PEER_MATCH)))
-            basenet, decoder, flags = PEER_MATCH[name]
-            yield name, basenet, decoder, flags
+            yield name, arch.ModelSpec(num_classes=args.num_classes, **PEER_MATCH[name])
     else:
-        flags = dict(fcn16=args.fcn16, output_stride=args.output_stride, encoder_stride=args.encoder_stride)
-        yield "%s_%s" % (args.basenet, args.extended_arch), args.basenet, args.extended_arch, flags
+        spec = arch.model_spec_from_args(args)
+        yield "%s_%s" % (spec.encoder, spec.decoder), spec
 
 
 def main(argv=None):
@@ -238,8 +225,8 @@ def main(argv=None):
     print("| arch | params M | GMACs@%s | infer ms (b1) | train step ms (b%d@%d) | train img/s | foreign cores |"
           % (args.infer_size, args.train_batch, args.train_size))
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, basenet, decoder, flags in configurations(args):
-        record = measure(name, basenet, decoder, flags, args)
+    for name, spec in configurations(args):
+        record = measure(name, spec, args)
         if "pipeline_img_per_s" in record:
             print("input pipeline: %.1f img/s at %d px with augmentation (%.1f per CPU-second)"
                   % (record["pipeline_img_per_s"], args.train_size, record["pipeline_img_per_cpu_s"]))

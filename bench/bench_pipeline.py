@@ -14,12 +14,11 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from utils.compat import tf
+from utils.data import convert, families, pipeline
+from utils.data.dataset_info import dataset_files
 
-from utils import input_pipeline  # noqa: E402
-from utils.tf1 import tf  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def records_to_bench(args, scratch):
@@ -27,17 +26,16 @@ def records_to_bench(args, scratch):
     if args.tfrecords:
         return args.tfrecords
     if args.datapath:
-        return input_pipeline.dataset_files(args.datapath, args.dataset_family, args.split)
-    from utils import datasets, tfrecordify
-    family = datasets.create("camvid", datapath=scratch, camvid_path=args.camvid_path)
-    summary = tfrecordify.convert(family, os.path.join(scratch, "camvid"), splits=[args.split], progress=False)
+        return dataset_files(args.datapath, args.dataset_family, args.split)
+    family = families.create("camvid", datapath=scratch, camvid_path=args.camvid_path)
+    summary = convert.convert(family, os.path.join(scratch, "camvid"), splits=[args.split], progress=False)
     return [os.path.join(summary.outdir, f) for f in summary.splits[args.split].files]
 
 
 def bench(files, pixels, batch_size, threads, seconds, batches, warmup, preprocessing, augment, seed, cache=False):
     """-> dict of the measurement (images/s over the timed batches only)."""
     with tf.Graph().as_default():
-        dataset = input_pipeline.make_dataset(files, preprocessing, pixels=pixels, batch_size=batch_size,
+        dataset = pipeline.make_dataset(files, preprocessing, pixels=pixels, batch_size=batch_size,
                                               ignore_label=255, training=True, augment=augment, seed=seed,
                                               threads=threads, cache=cache)
         batch = tf.data.make_one_shot_iterator(dataset).get_next()

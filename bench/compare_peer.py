@@ -14,6 +14,7 @@ layout (>= 1.0: we are at least as fast).  Needs ../shared/tools/peer_bench
 and its venv (/tmp/peerenv, see its README); nothing is downloaded.
 """
 import argparse
+import glob
 import json
 import os
 import statistics
@@ -97,7 +98,6 @@ def table(records):
 
 def reference_gmacs():
     """arch -> PyTorch GMACs from peer_bench's stored results (timing runs skip the slow FLOP count)."""
-    import glob
     gmacs = {}
     for path in sorted(glob.glob(os.path.join(PEER_DIR, "results-*.jsonl"))):
         for line in open(path):

@@ -13,21 +13,17 @@ as in the v3+ paper its 3x3 convs (ASPP and decoder) are depthwise separable,
 which is what keeps a stride-4 decoder affordable (2.4 instead of 21 GMACs at
 512x512).
 """
-from arch import BaseFcnArch, register
-from utils.tf1 import slim, tf
+from decoders.base import BaseFcnArch, register
+from utils.compat import slim, tf
 
 ASPP_DEPTH = 256
 BASE_RATES = (6, 12, 18)  # at output stride 16
-DEFAULT_OUTPUT_STRIDE = 16
 
 
 class _DeepLabBase(BaseFcnArch):
     separable = False  # depthwise-separable 3x3 convs (v3+)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.output_stride is None:
-            self.output_stride = DEFAULT_OUTPUT_STRIDE
+    default_output_stride = 16
+    needs_static_shapes = True  # the atrous rates follow the true output stride, read off static shapes
 
     def atrous_rates(self):
         stride = self.features.true_stride(32)
@@ -44,9 +40,7 @@ class _DeepLabBase(BaseFcnArch):
                 branches.append(self.conv3x3(net, ASPP_DEPTH, rate=rate, scope="conv_3x3_rate%d" % rate))
             pooled = tf.reduce_mean(net, axis=[1, 2], keepdims=True, name="image_pooling")
             pooled = slim.conv2d(pooled, ASPP_DEPTH, 1, scope="image_pooling_conv")
-            branches.append(tf.tile(pooled, tf.stack([1, tf.shape(net)[1], tf.shape(net)[2], 1]))
-                            if None in net.shape[1:3].as_list()
-                            else tf.tile(pooled, [1] + net.shape[1:3].as_list() + [1]))
+            branches.append(self.resize(pooled, self.spatial_size(net)))  # 1x1 -> HxW: the same value everywhere
             net = slim.conv2d(tf.concat(branches, axis=-1), ASPP_DEPTH, 1, scope="projection")
             return slim.dropout(net, keep_prob=0.9, is_training=self.is_training, scope="dropout")
 
@@ -55,10 +49,8 @@ class _DeepLabBase(BaseFcnArch):
             return slim.separable_conv2d(net, depth, 3, depth_multiplier=1, rate=rate, scope=scope)
         return slim.conv2d(net, depth, 3, rate=rate, scope=scope)
 
-    def classify(self, net, size):
-        logits = slim.conv2d(net, self.num_classes, 1, activation_fn=None, normalizer_fn=None,
-                             biases_initializer=tf.zeros_initializer(), scope="logits")
-        return self.resize(logits, size)
+    def final_upsample(self, net, size):
+        return self.resize(self.classifier(net), size)
 
 
 @register("DeepLabV3")
@@ -69,9 +61,6 @@ class DeepLabV3(_DeepLabBase):
 
     def combine(self, net, skip, stride):  # pragma: no cover - v3 has no skips
         return net
-
-    def final_upsample(self, net, size):
-        return self.classify(net, size)
 
 
 @register("DeepLabV3Plus")
@@ -86,6 +75,3 @@ class DeepLabV3Plus(_DeepLabBase):
         net = tf.concat([net, low_level], axis=-1)
         net = self.conv3x3(net, ASPP_DEPTH, scope="conv1")
         return self.conv3x3(net, ASPP_DEPTH, scope="conv2")
-
-    def final_upsample(self, net, size):
-        return self.classify(net, size)

@@ -8,30 +8,35 @@ upsampling stays fixed bilinear, as in the FCN paper.  `--zero_init_skips`
 starts the skip scores at zero (seg-mentor needed it for VGG-FCN16), so
 training begins exactly at FCN-32 and lets the skips grow in.
 """
-from arch import BaseFcnArch, register
-from utils.tf1 import slim, tf
+import dataclasses
+
+from decoders.base import BaseFcnArch, UpsamplingOptions, register
+from utils.compat import tf
+from utils.flags import setting
 
 
 @register("FCN")
 class FcnArch(BaseFcnArch):
 
+    @dataclasses.dataclass(frozen=True)
+    class Options(UpsamplingOptions):
+        fcn16: bool = setting(True, "stride-16 skip connection")
+        fcn8: bool = setting(False, "stride-8 skip connection")
+        fcn4: bool = setting(False, "stride-4 skip connection")
+        zero_init_skips: bool = setting(False, "start the skip scores at zero (VGG-FCN16 needs it)")
+
+    @classmethod
+    def run_name(cls, options):
+        """seg-mentor's variant names: the finest skip in use."""
+        return "FCN4" if options.fcn4 else "FCN8" if options.fcn8 else "FCN16" if options.fcn16 else "FCN32"
+
     def skip_strides(self):
-        enabled = ((16, self.fcn16), (8, self.fcn8), (4, self.fcn4))
+        enabled = ((16, self.options.fcn16), (8, self.options.fcn8), (4, self.options.fcn4))
         return tuple(stride for stride, on in enabled if on)
 
     def decode_top(self, top):
-        return self.score(top, "score_top", stddev=None)
+        return self.classifier(top, scope="score_top")
 
     def combine(self, net, skip, stride):
-        return net + self.score(skip, "score_skip", stddev=0.0 if self.zero_init_skips else 1e-3)
-
-    def score(self, net, scope, stddev):
-        """1x1 linear classifier (no BN, no ReLU).  stddev None = variance scaling, 0 = zeros."""
-        if stddev is None:
-            init = slim.variance_scaling_initializer()
-        elif stddev == 0.0:
-            init = tf.zeros_initializer()
-        else:
-            init = tf.truncated_normal_initializer(stddev=stddev)
-        return slim.conv2d(net, self.num_classes, 1, activation_fn=None, normalizer_fn=None,
-                           weights_initializer=init, biases_initializer=tf.zeros_initializer(), scope=scope)
+        init = tf.zeros_initializer() if self.options.zero_init_skips else tf.truncated_normal_initializer(stddev=1e-3)
+        return net + self.classifier(skip, scope="score_skip", weights_initializer=init)

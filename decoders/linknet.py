@@ -5,11 +5,11 @@ lateral's channels, then add the encoder tap (the "link").  From stride 4 two
 more decoder blocks (x2 each, to 64 and 32 channels) reach full resolution and a
 1x1 conv classifies, as in segmentation_models' LinkNet (the paper's encoder
 downsamples once more, so its head has one stride fewer to recover).  All
-blocks use the decoder arg_scope (BN + ReLU).  The FCN skip flags do not apply:
-LinkNet always links the 16, 8 and 4 taps.
+blocks use the decoder arg_scope (BN + ReLU).  LinkNet always links the 16, 8
+and 4 taps and has no options of its own.
 """
-from arch import BaseFcnArch, register
-from utils.tf1 import slim, tf
+from decoders.base import BaseFcnArch, register
+from utils.compat import slim, tf
 
 
 @register("LinkNet")
@@ -27,10 +27,7 @@ class LinkNet(BaseFcnArch):
     def final_upsample(self, net, size):
         net = self.decoder_block(net, int(net.shape[-1]), upsample=True, scope="block_stride2")
         net = self.decoder_block(net, 32, upsample=True, scope="block_stride1")
-        logits = slim.conv2d(net, self.num_classes, 1, activation_fn=None, normalizer_fn=None,
-                             biases_initializer=tf.zeros_initializer(), scope="logits")
-        same_size = net.shape[1:3].as_list() == list(size) if not tf.is_tensor(size) else False
-        return logits if same_size else self.resize(logits, size)
+        return self.resize(self.classifier(net), size)
 
     def decoder_block(self, net, out_channels, upsample=True, scope="block"):
         """1x1 reduce to in/4 -> 3x3 full conv (x2 when `upsample`) -> 1x1 expand to out_channels."""

@@ -11,8 +11,11 @@ stage before the top (the stride-16 tap, or 8 with --encoder_stride 16, ...;
 3x3 conv 256 + classifier) adds `--aux_loss_weight` (0.4 in the paper) times
 its loss; graphs built only for inference skip it.
 """
-from arch import BaseFcnArch, register
-from utils.tf1 import slim, tf
+import dataclasses
+
+from decoders.base import BaseFcnArch, register
+from utils.compat import slim, tf
+from utils.flags import setting
 
 BINS = (1, 2, 3, 6)
 HEAD_DEPTH = 512
@@ -71,6 +74,12 @@ def adaptive_average_pool(net, bins):
 
 @register("PSPNet")
 class PSPNet(BaseFcnArch):
+
+    @dataclasses.dataclass(frozen=True)
+    class Options(BaseFcnArch.Options):
+        aux_loss_weight: float = setting(0.4, "weight of the auxiliary head's loss in training (the paper's 0.4; "
+                                              "0: no auxiliary head)")
+
     FUSE_KERNEL = 3          # conv after the concatenated pyramid
     CLASSIFIER_KERNEL = 1
     KEEP_PROB = 0.9          # dropout before the classifier
@@ -84,8 +93,7 @@ class PSPNet(BaseFcnArch):
 
     def decode_top(self, top):
         with tf.variable_scope("pyramid_pooling"):
-            size = top.shape[1:3].as_list()
-            size = size if None not in size else tf.shape(top)[1:3]
+            size = self.spatial_size(top)
             depth = max(int(top.shape[-1]) // len(BINS), 1)
             levels = [top]
             for bins, pooled in zip(BINS, adaptive_average_pools(top, BINS)):
@@ -96,18 +104,14 @@ class PSPNet(BaseFcnArch):
             return spatial_dropout(net, self.KEEP_PROB, self.is_training)
 
     def final_upsample(self, net, size):
-        logits = slim.conv2d(net, self.num_classes, self.CLASSIFIER_KERNEL, activation_fn=None, normalizer_fn=None,
-                             biases_initializer=tf.zeros_initializer(), scope="logits")
-        return self.resize(logits, size)
+        return self.resize(self.classifier(net, kernel_size=self.CLASSIFIER_KERNEL), size)
 
     def auxiliary_logits(self, features, size):
         if not self.building_for_training() or self.aux_loss_weight <= 0:
             return []
         net = slim.conv2d(features.taps[self.encoder_stride // 2], AUX_DEPTH, 3, scope="conv")
         net = spatial_dropout(net, 0.9, self.is_training)
-        logits = slim.conv2d(net, self.num_classes, 1, activation_fn=None, normalizer_fn=None,
-                             biases_initializer=tf.zeros_initializer(), scope="logits")
-        return [self.resize(logits, size)]
+        return [self.resize(self.classifier(net), size)]
 
 
 @register("PSPNetLite")

@@ -7,8 +7,10 @@ classifier at full resolution, the layout of segmentation_models' U-Net so the
 two can be compared like for like.  `--trainable_upsampling` swaps the
 bilinear x2 for a bilinear-initialised transposed conv.
 """
-from arch import BaseFcnArch, register
-from utils.tf1 import slim, tf
+import dataclasses
+
+from decoders.base import BaseFcnArch, UpsamplingOptions, register
+from utils.compat import slim, tf
 
 WIDTHS = {16: 256, 8: 128, 4: 64}
 HEAD_WIDTHS = (32, 16)
@@ -16,6 +18,10 @@ HEAD_WIDTHS = (32, 16)
 
 @register("UNet")
 class UNet(BaseFcnArch):
+
+    @dataclasses.dataclass(frozen=True)
+    class Options(UpsamplingOptions):
+        pass
 
     def skip_strides(self):
         return (16, 8, 4)
@@ -26,18 +32,8 @@ class UNet(BaseFcnArch):
     def final_upsample(self, net, size):
         for width in HEAD_WIDTHS:
             with tf.variable_scope("stage%d" % width):
-                net = self.double_conv(self.upsample_x2(net), width)
-        logits = slim.conv2d(net, self.num_classes, 1, activation_fn=None, normalizer_fn=None,
-                             biases_initializer=tf.zeros_initializer(), scope="logits")
-        return self.resize(logits, size) if tf.is_tensor(size) or logits.shape[1:3].as_list() != list(size) \
-            else logits
-
-    def upsample_x2(self, net):
-        if self.trainable_upsampling:
-            return self.learnable_upsample(net, 2)
-        shape = net.shape[1:3].as_list()
-        size = [2 * d for d in shape] if None not in shape else tf.shape(net)[1:3] * 2
-        return self.resize(net, size)
+                net = self.double_conv(self.upsample_by(net, 2), width)
+        return self.resize(self.classifier(net), size)
 
     @staticmethod
     def double_conv(net, width):

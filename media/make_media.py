@@ -15,11 +15,15 @@ import os
 import sys
 
 import numpy as np
+from PIL import Image
+
+from utils import viz
+from utils.inference import evaluation, pictures
+from utils.inference.movie import write_gif
+from utils.inference.segmenter import Segmenter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 DEFAULT_CAMVID = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "camvid"))
 
@@ -41,17 +45,14 @@ def build_parser():
 
 
 def read_frame(camvid_path, name):
-    from PIL import Image
     return np.asarray(Image.open(os.path.join(camvid_path, "val", name + ".png")).convert("RGB"))
 
 
 def read_label(camvid_path, name):
-    from PIL import Image
     return np.asarray(Image.open(os.path.join(camvid_path, "valannot", name + ".png")))
 
 
 def shrink(array, scale=None, size=None, nearest=False):
-    from PIL import Image
     image = Image.fromarray(np.asarray(array, np.uint8))
     size = size or (int(round(image.width * scale)), int(round(image.height * scale)))
     return np.asarray(image.resize(size, Image.NEAREST if nearest else Image.LANCZOS))
@@ -67,23 +68,20 @@ def sequence_names(camvid_path, first, count):
 
 
 def make_prediction_picture(segmenter, camvid_path, name, scale, path):
-    from utils import evaluation, result_pictures, viz
     image, truth = read_frame(camvid_path, name), read_label(camvid_path, name)
     prediction = segmenter.segment(image)
     report = evaluation.summarize([evaluation.image_confusion(prediction, truth, segmenter.num_classes,
                                                               segmenter.ignore_label)],
                                   segmenter.class_names, bootstrap=0)
     truth_small = shrink(truth, scale, nearest=True)
-    picture = result_pictures.prediction_panel(shrink(image, scale), shrink(prediction, scale, nearest=True),
-                                               segmenter.class_names, segmenter.palette, truth=truth_small,
-                                               ignore_label=segmenter.ignore_label, title=name)
+    picture = pictures.prediction_panel(shrink(image, scale), shrink(prediction, scale, nearest=True),
+                                        segmenter.class_names, segmenter.palette, truth=truth_small,
+                                        ignore_label=segmenter.ignore_label, title=name)
     viz.to_pil(picture).save(path, optimize=True)
     return report["mIoU"]
 
 
 def make_sequence_gif(segmenter, camvid_path, names, size, fps, alpha, path):
-    from utils import viz
-    from utils.movie import write_gif
     frames = [read_frame(camvid_path, n) for n in names]
     predictions = segmenter.segment(frames)
     overlays = [shrink(viz.overlay(f, p, segmenter.palette, alpha, segmenter.ignore_label), size=size)
@@ -93,7 +91,6 @@ def make_sequence_gif(segmenter, camvid_path, names, size, fps, alpha, path):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from utils.inference import Segmenter
     size = tuple(int(v) for v in args.gif_size.lower().split("x"))
     os.makedirs(args.outdir, exist_ok=True)
     with Segmenter(args.traindir, step=args.afteriter) as segmenter:

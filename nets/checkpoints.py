@@ -18,7 +18,7 @@ and is not an error.  Checking that the file exists is the caller's job.
 import dataclasses
 from typing import Dict, List, Tuple
 
-from utils.tf1 import tf
+from utils.compat import tf
 
 
 class CheckpointMismatchError(ValueError):

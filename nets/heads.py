@@ -4,7 +4,7 @@ Global average pool -> dropout -> 1x1 conv `Logits/<conv_scope>` (the
 checkpoint's name) -> optional squeeze; the caller's variable scope must be
 the net's top scope.  Kept in one place because only the scope names differ.
 """
-from utils.tf1 import slim, tf
+from utils.compat import slim, tf
 
 
 def pooled_conv_classifier(net, end_points, num_classes, dropout_keep_prob, spatial_squeeze,

@@ -11,7 +11,7 @@ branch pool is dilated, so the weights see the same neighbourhoods.
 """
 import contextlib
 
-from utils.tf1 import tf, slim
+from utils.compat import slim, tf
 from nets import heads, resnet_utils
 from nets.resnet_utils import max_pool2d_dense
 
@@ -100,7 +100,6 @@ def inception_v1(inputs, num_classes=1001, is_training=True, base_only=False, ou
                 return net, end_points
             return heads.pooled_conv_classifier(net, end_points, num_classes, dropout_keep_prob, spatial_squeeze,
                                                 "AvgPool_0a_7x7", "Dropout_0b", "Conv2d_0c_1x1")
-    return logits, end_points
 
 
 inception_v1.default_image_size = 224

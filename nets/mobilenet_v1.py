@@ -11,7 +11,7 @@ reached, depthwise layers get stride 1 and a growing atrous rate.
 import collections
 import contextlib
 
-from utils.tf1 import tf, slim
+from utils.compat import slim, tf
 from nets import heads, resnet_utils
 
 Conv = collections.namedtuple("Conv", ["kernel", "stride", "depth"])
@@ -78,7 +78,6 @@ def mobilenet_v1(inputs, num_classes=1001, is_training=True, base_only=False, ou
                 return net, end_points
             return heads.pooled_conv_classifier(net, end_points, num_classes, dropout_keep_prob, spatial_squeeze,
                                                 "global_pool", "Dropout_1b", "Conv2d_1c_1x1")
-    return logits, end_points
 
 
 mobilenet_v1.default_image_size = 224

@@ -12,7 +12,7 @@ and `layer_<n>/depthwise_output` inside blocks.
 import collections
 import contextlib
 
-from utils.tf1 import tf, slim
+from utils.compat import slim, tf
 from nets import heads, resnet_utils
 
 Block = collections.namedtuple("Block", ["stride", "depth", "expansion"])
@@ -99,7 +99,6 @@ def mobilenet_v2(inputs, num_classes=1001, is_training=True, base_only=False, ou
                 return net, end_points
             return heads.pooled_conv_classifier(net, end_points, num_classes, dropout_keep_prob, spatial_squeeze,
                                                 "global_pool", "Dropout", "Conv2d_1c_1x1")
-    return logits, end_points
 
 
 mobilenet_v2.default_image_size = 224

@@ -2,7 +2,9 @@
 
 All functions take float32 RGB images in [0, 255], shape [..., 3].
 """
-from utils.tf1 import tf
+import numpy as np
+
+from utils.compat import tf
 
 # ImageNet channel means (RGB) used by the Caffe-converted VGG and slim ResNet-v1 checkpoints.
 VGG_MEAN_RGB = (123.68, 116.78, 103.94)
@@ -33,7 +35,6 @@ PREPROCESSORS = {"vgg": vgg, "inception": inception, "torchvision": torchvision}
 
 def undo(key, images):
     """numpy inverse of PREPROCESSORS[key]: normalised images -> RGB in [0, 255] (for pictures)."""
-    import numpy as np
     images = np.asarray(images, dtype=np.float32)
     if key == "vgg":
         out = images + np.asarray(VGG_MEAN_RGB, np.float32)

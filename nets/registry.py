@@ -9,6 +9,9 @@ import importlib
 import inspect
 from typing import Dict, Mapping, Optional
 
+from nets import preprocessing
+from utils.compat import slim
+
 
 @dataclasses.dataclass(frozen=True)
 class Features:
@@ -35,7 +38,7 @@ class Features:
 
 @dataclasses.dataclass(frozen=True)
 class FeatureExtractor:
-    """Registry entry.  Strings keep `import nets` free of TensorFlow."""
+    """Registry entry.  A net's module is imported when the net is first built (`module`, `function`)."""
     name: str
     module: str              # python module in nets/, e.g. 'nets.resnet_v1'
     function: str            # net function in that module: fn(images, num_classes, is_training, base_only, output_stride, ...)
@@ -57,7 +60,6 @@ class FeatureExtractor:
 
     def preprocess(self, images):
         """float RGB images in [0, 255] -> the input range this net was trained on."""
-        from nets import preprocessing
         return preprocessing.PREPROCESSORS[self.preprocessing](images)
 
     def build(self, images, is_training, weight_decay=0.0, output_stride=None, preprocess=True,
@@ -69,7 +71,6 @@ class FeatureExtractor:
         batch_norm_decay: moving-average decay of its batch norms (None: the
         checkpoint's slim default, e.g. 0.997; short runs want less, e.g. 0.9).
         """
-        from utils.tf1 import slim
         inputs = self.preprocess(images) if preprocess else images
         scope_args = {"weight_decay": weight_decay}
         if batch_norm_decay is not None and "batch_norm_decay" in inspect.signature(self.arg_scope_fn).parameters:

@@ -13,7 +13,7 @@ their checkpoints were trained with, so for them it holds only approximately.
 """
 import collections
 
-from utils.tf1 import tf, slim
+from utils.compat import slim, tf
 
 OUTPUT_STRIDES = (None, 8, 16, 32)
 

@@ -12,7 +12,7 @@ in PyTorch.
 
 All of them take `output_stride` (8, 16, 32): see resnet_utils.stack_blocks_dense.
 """
-from utils.tf1 import tf, slim
+from utils.compat import slim, tf
 from nets import resnet_utils
 from nets.resnet_utils import conv2d_same, max_pool2d_same, stack_blocks_dense
 

@@ -14,7 +14,7 @@ works for any map, even 1x1 (tf.pad's SYMMETRIC/REFLECT modes cannot pad a
 1-pixel map by 3).  Inputs whose pool5 is smaller than fc6's window are
 replicate-padded before fc6 too, so any input size builds.
 """
-from utils.tf1 import tf, slim
+from utils.compat import slim, tf
 from nets import resnet_utils
 from nets.resnet_utils import max_pool2d_dense
 

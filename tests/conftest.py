@@ -4,11 +4,11 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import arch
+import decoders
+from utils.compat import tf
 
-from utils.tf1 import tf  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
 CAMVID = os.path.join(SHARED, "data", "camvid")
@@ -65,3 +65,13 @@ def tiny_run(sample_datapath, tmp_path_factory):
     folders = [os.path.join(runs, d) for d in os.listdir(runs)]
     assert len(folders) == 1, folders
     return {"folder": folders[0], "stdout": proc.stdout, "datapath": sample_datapath, "runs": str(runs)}
+
+
+def build(encoder, decoder, num_classes, is_training=False, decoder_scope=arch.DECODER_SCOPE, **settings):
+    """arch.build_model for a spec given as keywords, spec fields and decoder options side by side (an option
+    no decoder declares is a test bug; one the chosen decoder lacks is left out, as for old runargs)."""
+    options = {option for name in decoders.NAMES for option in decoders.get(name).make_options().__dict__}
+    fields = set(arch.ModelSpec(encoder, decoder, num_classes).to_dict())
+    assert set(settings) <= options | fields, set(settings) - options - fields
+    spec = arch.ModelSpec.from_flat(dict(encoder=encoder, decoder=decoder, num_classes=num_classes, **settings))
+    return arch.build_model(spec, is_training, decoder_scope)

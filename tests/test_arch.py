@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import arch
+import decoders
 import nets
-from tests.conftest import CAMVID
-from utils.tf1 import slim, tf
+from tests.conftest import CAMVID, build
+from utils.compat import slim, tf
 
 DECODER_VARIANTS = {
     "FCN32": ("FCN", dict(fcn16=False)),
@@ -46,8 +47,7 @@ def test_bilinear_transposed_conv_reproduces_bilinear_upsampling(factor):
 
 def test_fcn_learnable_upsampling_starts_bilinear_and_is_trainable():
     images = tf.placeholder(tf.float32, [1, 64, 64, 3])
-    model = arch.build_arch("resnet_v1_18", "FCN", 5, is_training=True, fcn16=True, fcn8=True,
-                            trainable_upsampling=True)
+    model = build("resnet_v1_18", "FCN", 5, is_training=True, fcn16=True, fcn8=True, trainable_upsampling=True)
     model.build(images)
     ups = [v for v in model.decoder_variables() if "upsample_x2" in v.op.name]
     assert len(ups) == 2 and all(v in tf.trainable_variables() for v in ups)
@@ -59,7 +59,7 @@ def test_fcn_learnable_upsampling_starts_bilinear_and_is_trainable():
 
 def test_zero_init_skips_start_at_zero():
     images = tf.placeholder(tf.float32, [1, 64, 64, 3])
-    model = arch.build_arch("resnet_v1_18", "FCN", 4, fcn16=True, fcn8=True, zero_init_skips=True)
+    model = build("resnet_v1_18", "FCN", 4, fcn16=True, fcn8=True, zero_init_skips=True)
     model.build(images)
     skips = [v for v in model.decoder_variables() if "score_skip" in v.op.name]
     assert len(skips) == 4  # weights + biases for the 16 and 8 skips
@@ -75,8 +75,7 @@ def test_every_net_and_decoder_builds_full_resolution_logits(basenet, size):
     images = tf.placeholder(tf.float32, [1, size[0], size[1], 3])
     first = None
     for variant, (decoder, flags) in DECODER_VARIANTS.items():
-        model = arch.build_arch(basenet, decoder, 12, is_training=False, decoder_scope="decoder_" + variant,
-                                **flags)
+        model = build(basenet, decoder, 12, is_training=False, decoder_scope="decoder_" + variant, **flags)
         logits = model.build(images, features=first.features if first else None)
         assert logits.shape.as_list() == [1, size[0], size[1], 12], (basenet, variant)
         assert model.decoder_variables()
@@ -91,7 +90,7 @@ def test_fcn_variants_use_the_requested_skips():
     for variant, strides in expected.items():
         with tf.Graph().as_default():
             decoder, flags = DECODER_VARIANTS[variant]
-            model = arch.build_arch("mobilenet_v1", decoder, 3, **flags)
+            model = build("mobilenet_v1", decoder, 3, **flags)
             model.build(tf.placeholder(tf.float32, [1, 64, 64, 3]))
             names = {v.op.name for v in model.decoder_variables()}
             assert {"decoder/up%d/score_skip/weights" % s for s in strides} <= names
@@ -100,11 +99,11 @@ def test_fcn_variants_use_the_requested_skips():
 
 def test_any_input_size_is_padded_inside_and_cropped_back():
     images = tf.placeholder(tf.float32, [2, 100, 130, 3])
-    logits = arch.build_arch("resnet_v1_18", "LinkNet", 6).build(images)
+    logits = build("resnet_v1_18", "LinkNet", 6).build(images)
     assert logits.shape.as_list() == [2, 100, 130, 6]
     with tf.Graph().as_default():
         dynamic = tf.placeholder(tf.float32, [None, None, None, 3])
-        logits = arch.build_arch("resnet_v1_18", "FCN", 6, fcn8=True).build(dynamic)
+        logits = build("resnet_v1_18", "FCN", 6, fcn8=True).build(dynamic)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             out = sess.run(logits, {dynamic: np.zeros((1, 75, 97, 3), np.float32)})
@@ -113,10 +112,10 @@ def test_any_input_size_is_padded_inside_and_cropped_back():
 
 def test_unknown_decoder_lists_valid_names():
     with pytest.raises(arch.UnknownDecoderError) as err:
-        arch.get_arch_class("SegNetX")
+        decoders.get("SegNetX")
     assert "FCN" in str(err.value) and "LinkNet" in str(err.value)
-    assert arch.get_arch_class("linknet").name == "LinkNet"
-    assert arch.get_arch_class(None).name == "FCN"
+    assert decoders.get("linknet").name == "LinkNet"
+    assert decoders.get(None).name == "FCN"
 
 
 def _train_steps(decoder, flags, steps=4):
@@ -126,7 +125,7 @@ def _train_steps(decoder, flags, steps=4):
     rows, cols = np.mgrid[:64, :64]
     quadrants = (rows >= 32) * 2 + (cols >= 32)
     labels = tf.constant(np.stack([quadrants, quadrants]).astype(np.int32))
-    model = arch.build_arch("resnet_v1_18", decoder, 4, is_training=True, **flags)
+    model = build("resnet_v1_18", decoder, 4, is_training=True, **flags)
     logits = model.build(images)
     loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
     with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from utils.tf1 import tf, slim
+from utils.compat import tf, slim
 import nets.registry as registry
 from nets import checkpoints
 from nets.checkpoints import CheckpointMismatchError, restore_feature_extractor

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CAMVID, ROOT, requires
-from utils import datasets, tfrecordify
-from utils.datasets.base import (DatasetError, EmptySplitError, LabelValueError, SizeMismatchError,
+from utils.data import convert, families
+from utils.data.families.base import (DatasetError, EmptySplitError, LabelValueError, SizeMismatchError,
                                  UnreadableFileError, holdout_split)
-from utils.tfrecord_io import count_records, find_record_files, read_examples
+from utils.data.records import count_records, find_record_files, read_examples
 
 SAMPLE = os.path.join(ROOT, "data", "camvid_sample")
 
@@ -64,17 +64,17 @@ def make_camvid_layout(root, counts=None, size=(24, 32), ext=".png", label_fn=No
 
 
 def convert_camvid(src, out, **kwargs):
-    family = datasets.create("camvid", datapath=str(out), camvid_path=str(src))
+    family = families.create("camvid", datapath=str(out), camvid_path=str(src))
     kwargs.setdefault("progress", False)
-    return tfrecordify.convert(family, os.path.join(str(out), "camvid"), **kwargs)
+    return convert.convert(family, os.path.join(str(out), "camvid"), **kwargs)
 
 
 # --- registry -------------------------------------------------------------------
 def test_registry_lists_all_families_and_rejects_unknown_names():
-    assert set(datasets.NAMES) == {"camvid", "pascal_seg", "cityscapes", "kitti_road", "coco_stuff", "folder"}
-    with pytest.raises(datasets.UnknownDatasetError) as error:
-        datasets.get("camvidd")
-    for name in datasets.NAMES:
+    assert set(families.NAMES) == {"camvid", "pascal_seg", "cityscapes", "kitti_road", "coco_stuff", "folder"}
+    with pytest.raises(families.UnknownDatasetError) as error:
+        families.get("camvidd")
+    for name in families.NAMES:
         assert name in str(error.value)
 
 
@@ -82,7 +82,7 @@ def test_registry_lists_all_families_and_rejects_unknown_names():
                                                    ("cityscapes", 19, 255), ("kitti_road", 2, 255),
                                                    ("coco_stuff", 182, 255)])
 def test_family_metadata_is_consistent(name, classes, ignore):
-    family = datasets.get(name)
+    family = families.get(name)
     assert len(family.class_names) == classes and len(family.palette) == classes
     assert family.ignore_label == ignore and family.default_pixels > 0
     assert all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in family.palette)
@@ -90,7 +90,7 @@ def test_family_metadata_is_consistent(name, classes, ignore):
 
 
 def test_camvid_palette_is_the_segnet_one():
-    camvid = datasets.get("camvid")
+    camvid = families.get("camvid")
     assert camvid.palette[0] == (128, 128, 128) and camvid.class_names[0] == "Sky"
     assert camvid.palette[3] == (128, 64, 128) and camvid.class_names[3] == "Road"
     assert camvid.palette[10] == (0, 128, 192) and camvid.class_names[10] == "Bicyclist"
@@ -158,7 +158,7 @@ def test_embedded_sample_converts_with_jpeg_images(tmp_path):
 def test_camvid_layout_without_list_files_pairs_by_stem(tmp_path):
     src = make_camvid_layout(str(tmp_path / "src"))
     os.remove(os.path.join(src, "train.txt"))
-    family = datasets.create("camvid", camvid_path=src)
+    family = families.create("camvid", camvid_path=src)
     assert [e.name for e in family.examples("training")] == ["seq_train_000.png", "seq_train_001.png",
                                                              "seq_train_002.png"]
 
@@ -174,7 +174,7 @@ def make_voc_sbd(root, sbd_train=("a", "b"), sbd_val=("c",), voc_val=("c", "d", 
     from scipy.io import savemat
     voc = os.path.join(root, "VOCdevkit", "VOC2012")
     sbd = os.path.join(root, "benchmark_RELEASE", "dataset")
-    palette = [v for color in datasets.get("pascal_seg").palette for v in color] + [224, 224, 192] * 235
+    palette = [v for color in families.get("pascal_seg").palette for v in color] + [224, 224, 192] * 235
     for i, name in enumerate(sorted(set(sbd_train) | set(sbd_val) | set(voc_val))):
         image = random_image(size[0], size[1], i)
         write_jpg(os.path.join(voc, "JPEGImages", name + ".jpg"), image)
@@ -199,8 +199,8 @@ def make_voc_sbd(root, sbd_train=("a", "b"), sbd_val=("c",), voc_val=("c", "d", 
 
 def test_pascal_seg_trains_on_all_sbd_and_validates_on_restricted_voc_val(tmp_path):
     voc, sbd = make_voc_sbd(str(tmp_path))
-    family = datasets.create("pascal_seg", voc_path=voc, sbd_path=sbd)
-    summary = tfrecordify.convert(family, str(tmp_path / "out"), progress=False)
+    family = families.create("pascal_seg", voc_path=voc, sbd_path=sbd)
+    summary = convert.convert(family, str(tmp_path / "out"), progress=False)
     assert summary.splits["training"].examples == ["a.jpg", "b.jpg", "c.jpg"]
     assert summary.splits["validation"].examples == ["d.jpg", "e.jpg"]  # 'c' is in SBD val: excluded
     example = next(read_examples(os.path.join(summary.outdir, "training.tfrecords")))
@@ -212,7 +212,7 @@ def test_pascal_seg_trains_on_all_sbd_and_validates_on_restricted_voc_val(tmp_pa
 
 def test_pascal_seg_refuses_overlapping_train_and_val(tmp_path, monkeypatch):
     voc, sbd = make_voc_sbd(str(tmp_path))
-    family = datasets.create("pascal_seg", voc_path=voc, sbd_path=sbd)
+    family = families.create("pascal_seg", voc_path=voc, sbd_path=sbd)
     monkeypatch.setattr(type(family), "validation_names", lambda self: ["b", "d"])
     with pytest.raises(DatasetError, match="share 1 images"):
         family.examples("validation")
@@ -225,7 +225,7 @@ def test_cityscapes_maps_label_ids_to_train_ids(tmp_path):
         stem = "%s_000000_000019" % city
         write_png(str(root / "leftImg8bit" / split / city / (stem + "_leftImg8bit.png")), random_image(3, 4, 1))
         write_png(str(root / "gtFine" / split / city / (stem + "_gtFine_labelIds.png")), label_ids)
-    summary = tfrecordify.convert(datasets.create("cityscapes", cityscapes_path=str(root)), str(tmp_path / "out"),
+    summary = convert.convert(families.create("cityscapes", cityscapes_path=str(root)), str(tmp_path / "out"),
                                   progress=False)
     assert summary.splits["training"].examples == ["aachen_000000_000019_leftImg8bit.png"]
     label = next(read_examples(os.path.join(summary.outdir, "validation.tfrecords")))["label"]
@@ -237,7 +237,7 @@ def test_cityscapes_unknown_label_id_is_an_error(tmp_path):
     write_png(str(root / "leftImg8bit" / "train" / "x" / "x_0_0_leftImg8bit.png"), random_image(2, 2, 1))
     write_png(str(root / "gtFine" / "train" / "x" / "x_0_0_gtFine_labelIds.png"), np.array([[7, 40], [7, 7]], np.uint8))
     with pytest.raises(LabelValueError, match=r"x_0_0_gtFine_labelIds.png.*\[40\]"):
-        tfrecordify.convert(datasets.create("cityscapes", cityscapes_path=str(root)), str(tmp_path / "out"),
+        convert.convert(families.create("cityscapes", cityscapes_path=str(root)), str(tmp_path / "out"),
                             splits=["training"], progress=False)
 
 
@@ -252,12 +252,12 @@ def test_kitti_road_magenta_is_road_and_val_is_a_seeded_holdout(tmp_path):
         gt[0, 0] = (0, 0, 0)                   # black: outside the road area, still class 0
         write_png(str(training / "gt_image_2" / ("%s_road_%06d.png" % (category, i))), gt)
         write_png(str(training / "gt_image_2" / ("%s_lane_%06d.png" % (category, i))), gt * 0)  # distractor
-    family = datasets.create("kitti_road", kitti_path=str(tmp_path), val_fraction=0.2, split_seed=0)
-    summary = tfrecordify.convert(family, str(tmp_path / "out"), progress=False)
+    family = families.create("kitti_road", kitti_path=str(tmp_path), val_fraction=0.2, split_seed=0)
+    summary = convert.convert(family, str(tmp_path / "out"), progress=False)
     val = summary.splits["validation"].examples
     assert len(val) == 2 and summary.splits["training"].records == 8
     assert not set(val) & set(summary.splits["training"].examples)
-    again = datasets.create("kitti_road", kitti_path=str(tmp_path), val_fraction=0.2, split_seed=0)
+    again = families.create("kitti_road", kitti_path=str(tmp_path), val_fraction=0.2, split_seed=0)
     assert [e.name for e in again.examples("validation")] == val
     label = next(read_examples(os.path.join(summary.outdir, "training.tfrecords")))["label"]
     assert (label[3:] == 1).all() and (label[:3] == 0).all()
@@ -269,12 +269,12 @@ def test_coco_stuff_keeps_ids_and_255(tmp_path):
     for split in ("train2017", "val2017"):
         write_jpg(str(root / "images" / split / "000000000139.jpg"), random_image(2, 3, 0))
         write_png(str(root / "stuffthingmaps_trainval2017" / split / "000000000139.png"), label)
-    summary = tfrecordify.convert(datasets.create("coco_stuff", coco_path=str(root)), str(tmp_path / "out"),
+    summary = convert.convert(families.create("coco_stuff", coco_path=str(root)), str(tmp_path / "out"),
                                   progress=False)
     example = next(read_examples(os.path.join(summary.outdir, "validation.tfrecords")))
     np.testing.assert_array_equal(example["label"], label)
     assert example["format"] == "jpeg" and example["filename"] == "000000000139.jpg"
-    assert datasets.get("coco_stuff").class_names[181] == "wood"
+    assert families.get("coco_stuff").class_names[181] == "wood"
 
 
 def make_folder_dataset(root, count=6, split_folders=False, rgb_masks=False):
@@ -293,10 +293,10 @@ def make_folder_dataset(root, count=6, split_folders=False, rgb_masks=False):
 
 def test_folder_family_flat_layout_with_holdout(tmp_path):
     root = make_folder_dataset(str(tmp_path))
-    family = datasets.create("folder", folder_path=root, val_fraction=0.34)
+    family = families.create("folder", folder_path=root, val_fraction=0.34)
     assert family.class_names == ("background", "cat", "dog") and family.palette[1] == (255, 0, 0)
     assert family.palette[2] not in ((0, 0, 0), (255, 0, 0))  # colour made up for 'dog'
-    summary = tfrecordify.convert(family, str(tmp_path / "out"), progress=False)
+    summary = convert.convert(family, str(tmp_path / "out"), progress=False)
     assert summary.splits["training"].records == 4 and summary.splits["validation"].records == 2
     with open(os.path.join(summary.outdir, "dataset.json")) as handle:
         assert json.load(handle)["class_names"] == ["background", "cat", "dog"]
@@ -304,9 +304,9 @@ def test_folder_family_flat_layout_with_holdout(tmp_path):
 
 def test_folder_family_split_folders_and_rgb_masks(tmp_path):
     root = make_folder_dataset(str(tmp_path), split_folders=True, rgb_masks=True)
-    family = datasets.create("folder", folder_path=root)
+    family = families.create("folder", folder_path=root)
     assert family.splits() == ["training", "validation"]
-    summary = tfrecordify.convert(family, str(tmp_path / "out"), progress=False)
+    summary = convert.convert(family, str(tmp_path / "out"), progress=False)
     assert summary.splits["validation"].examples == ["img4.jpg", "img5.jpg"]
     label = next(read_examples(os.path.join(summary.outdir, "training.tfrecords")))["label"]
     np.testing.assert_array_equal(label, random_label(5, 7, 0, 2) * (np.arange(35).reshape(5, 7) != 0))
@@ -318,7 +318,7 @@ def test_folder_rgb_mask_with_unknown_colour_is_an_error(tmp_path):
     mask[2, 2] = (1, 2, 3)
     write_png(os.path.join(root, "masks", "img1.png"), mask)
     with pytest.raises(LabelValueError, match=r"img1.png.*\(1, 2, 3\)"):
-        tfrecordify.convert(datasets.create("folder", folder_path=root, val_fraction=0), str(tmp_path / "o"),
+        convert.convert(families.create("folder", folder_path=root, val_fraction=0), str(tmp_path / "o"),
                             progress=False)
 
 
@@ -433,7 +433,7 @@ def test_non_png_jpeg_images_are_reencoded_as_png(tmp_path):
 # --- CLI ------------------------------------------------------------------------------
 def test_cli_converts_and_prints_a_summary(tmp_path, capsys):
     src = make_camvid_layout(str(tmp_path / "src"))
-    code = tfrecordify.main(["--dataset_family", "camvid", "--camvid_path", src, "--datapath", str(tmp_path),
+    code = convert.main(["--dataset_family", "camvid", "--camvid_path", src, "--datapath", str(tmp_path),
                              "--no_progress"])
     out = capsys.readouterr().out
     assert code == 0 and "training" in out and "3 records" in out
@@ -441,9 +441,9 @@ def test_cli_converts_and_prints_a_summary(tmp_path, capsys):
 
 
 def test_cli_reports_errors_and_unknown_families(tmp_path, capsys):
-    assert tfrecordify.main(["--dataset_family", "nope"]) == 2
+    assert convert.main(["--dataset_family", "nope"]) == 2
     assert "valid names: camvid" in capsys.readouterr().err
-    code = tfrecordify.main(["--dataset_family", "camvid", "--camvid_path", str(tmp_path / "missing"),
+    code = convert.main(["--dataset_family", "camvid", "--camvid_path", str(tmp_path / "missing"),
                              "--outdir", str(tmp_path / "out"), "--no_progress"])
     assert code == 1 and "no splits found" in capsys.readouterr().err
 

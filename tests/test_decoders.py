@@ -3,19 +3,26 @@ import numpy as np
 import pytest
 
 import arch
+import decoders
 import nets
-from tests.conftest import TINY_TRAIN_ARGS  # noqa: F401  (sample fixtures live in conftest)
-from utils import input_pipeline, training
-from utils.tf1 import tf
+from decoders.pspnet import adaptive_average_pool
+from tests.conftest import build
+from utils.compat import tf
+from utils.data.dataset_info import dataset_files
+from utils.data.pipeline import make_dataset
+from utils.graphs import ancestors
+from utils.training.losses import segmentation_loss
+from utils.training.config import RunConfig
+from utils.training.step import TrainStep
 
 NEW_DECODERS = ("UNet", "DeepLabV3", "DeepLabV3Plus", "PSPNet", "PSPNetLite")
 
 
 def test_help_lists_every_decoder_and_unknown_lists_valid_names():
-    names = arch.decoder_names()
+    names = decoders.NAMES
     assert names[:2] == ("FCN", "LinkNet") and set(NEW_DECODERS) <= set(names)
     with pytest.raises(arch.UnknownDecoderError, match="valid names: FCN, LinkNet, "):
-        arch.get_arch_class("DeepLabV4")
+        decoders.get("DeepLabV4")
 
 
 @pytest.mark.parametrize("basenet", nets.NAMES)
@@ -27,8 +34,8 @@ def test_every_encoder_with_every_new_decoder_builds(basenet):
     shared = {}
     for decoder in NEW_DECODERS:
         dilated = decoder.startswith("DeepLab")  # DeepLab dilates its encoder to output stride 16
-        model = arch.build_arch(basenet, decoder, 5, is_training=is_training, aux_loss_weight=0.4,
-                                decoder_scope="decoder_" + decoder)
+        model = build(basenet, decoder, 5, is_training=is_training, aux_loss_weight=0.4,
+                      decoder_scope="decoder_" + decoder)
         with tf.variable_scope("dilated" if dilated else "plain"):
             logits = model.build(images, features=shared.get(dilated))
         shared.setdefault(dilated, model.features)
@@ -41,7 +48,7 @@ def test_every_encoder_with_every_new_decoder_builds(basenet):
 
 @pytest.mark.parametrize("output_stride,rates", [(8, (12, 24, 36)), (16, (6, 12, 18)), (32, (3, 6, 9))])
 def test_aspp_rates_follow_the_true_output_stride(output_stride, rates):
-    model = arch.build_arch("resnet_v1_18", "DeepLabV3", 4, output_stride=output_stride)
+    model = build("resnet_v1_18", "DeepLabV3", 4, output_stride=output_stride)
     model.build(tf.placeholder(tf.float32, [1, 128, 128, 3]))
     assert model.features.true_stride(32) == output_stride
     assert model.atrous_rates() == rates
@@ -50,7 +57,7 @@ def test_aspp_rates_follow_the_true_output_stride(output_stride, rates):
 
 
 def test_deeplab_defaults_to_output_stride_16_and_v3plus_uses_stride4_tap():
-    plus = arch.build_arch("mobilenet_v2", "DeepLabV3Plus", 4)
+    plus = build("mobilenet_v2", "DeepLabV3Plus", 4)
     plus.build(tf.placeholder(tf.float32, [1, 128, 128, 3]))
     assert plus.features.true_stride(32) == 16
     assert plus.skip_strides() == (4,)
@@ -59,11 +66,11 @@ def test_deeplab_defaults_to_output_stride_16_and_v3plus_uses_stride4_tap():
 
 
 def test_pspnet_aux_head_only_for_training_graphs():
-    infer = arch.build_arch("resnet_v1_18", "PSPNet", 4, is_training=False, aux_loss_weight=0.4)
+    infer = build("resnet_v1_18", "PSPNet", 4, is_training=False, aux_loss_weight=0.4)
     infer.build(tf.placeholder(tf.float32, [1, 96, 96, 3]))
     assert infer.aux_logits == []
     with tf.Graph().as_default():
-        trainable = arch.build_arch("resnet_v1_18", "PSPNet", 4, is_training=True, aux_loss_weight=0.4)
+        trainable = build("resnet_v1_18", "PSPNet", 4, is_training=True, aux_loss_weight=0.4)
         trainable.build(tf.placeholder(tf.float32, [1, 96, 96, 3]))
         assert len(trainable.aux_logits) == 1
         assert any("decoder/aux/conv/weights" == v.op.name for v in trainable.decoder_variables())
@@ -85,7 +92,6 @@ def _adaptive_pool_reference(x, bins):
 
 @pytest.mark.parametrize("dynamic", (False, True))
 def test_adaptive_average_pool_matches_pytorch_semantics_and_has_a_gradient(dynamic):
-    from decoders.pspnet import adaptive_average_pool
     x = np.random.RandomState(0).rand(2, 7, 11, 3).astype(np.float32)  # sizes that make cells overlap
     inputs = tf.placeholder(tf.float32, [2, None, None, 3] if dynamic else x.shape)
     pooled = {bins: adaptive_average_pool(inputs, bins) for bins in (1, 2, 3, 6)}
@@ -105,10 +111,10 @@ def test_stages_beyond_the_encoder_stride_are_not_run_or_trained():
                     fcn8=False, fcn4=False, trainable_upsampling=False, zero_init_skips=False, output_stride=None,
                     weight_decay=1e-4, aux_loss_weight=0.0, encoder_stride=8, learnrate=1e-3, momentum=0.9,
                     difflr=1.0, decaylr=False, total_steps=10)
-    step = training.TrainStep(images, labels, tf.placeholder_with_default(True, []), settings)
+    step = TrainStep(images, labels, tf.placeholder_with_default(True, []), RunConfig.from_flat_runargs(settings))
     unused = {v.op.name.split("/")[1] for v in step.unused_variables}
     assert unused == {"block3", "block4"}
-    runs = training._ancestors(step.train_op)
+    runs = ancestors(step.train_op)
     assert not any("block4" in op.name and op.type == "Conv2D" for op in runs)
     assert any("block2" in op.name and op.type == "Conv2D" for op in runs)
     updates = [u if isinstance(u, tf.Operation) else u.op for u in tf.get_collection(tf.GraphKeys.UPDATE_OPS)]
@@ -117,9 +123,8 @@ def test_stages_beyond_the_encoder_stride_are_not_run_or_trained():
 
 
 def _fixed_sample_batch(datapath, preprocessing):
-    data = input_pipeline.make_dataset(input_pipeline.dataset_files(datapath, "camvid", "training"),
-                                       preprocessing, pixels=96, batch_size=2, ignore_label=11,
-                                       training=False, augment=False)
+    data = make_dataset(dataset_files(datapath, "camvid", "training"), preprocessing, pixels=96, batch_size=2,
+                        ignore_label=11, training=False, augment=False)
     batch = tf.data.make_one_shot_iterator(data).get_next()
     with tf.Session() as sess:
         return sess.run([batch["image"], batch["label"]])
@@ -131,10 +136,10 @@ def test_decoder_learns_a_fixed_camvid_batch(decoder, sample_datapath):
     with tf.Graph().as_default():
         images_np, labels_np = _fixed_sample_batch(sample_datapath, "torchvision")
     images, labels = tf.constant(images_np), tf.constant(labels_np)
-    model = arch.build_arch("resnet_v1_18", decoder, 11, is_training=True, aux_loss_weight=0.4)
+    model = build("resnet_v1_18", decoder, 11, is_training=True, aux_loss_weight=0.4)
     logits = model.build(images)
-    loss = training.segmentation_loss(logits, labels, 11, 11)
-    total = loss + sum(0.4 * training.segmentation_loss(a, labels, 11, 11) for a in model.aux_logits)
+    loss = segmentation_loss(logits, labels, 11, 11)
+    total = loss + sum(0.4 * segmentation_loss(a, labels, 11, 11) for a in model.aux_logits)
     with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
         step = tf.train.AdamOptimizer(1e-3).minimize(total)
     with tf.Session() as sess:
@@ -146,12 +151,11 @@ def test_decoder_learns_a_fixed_camvid_batch(decoder, sample_datapath):
 
 
 def test_encoder_stride_truncates_the_encoder_like_smp_encoder_depth():
-    from utils import model_summary
-    model = arch.build_arch("resnet_v1_18", "PSPNet", 4, encoder_stride=8)
+    model = build("resnet_v1_18", "PSPNet", 4, encoder_stride=8)
     logits = model.build(tf.placeholder(tf.float32, [1, 128, 128, 3]))
-    needed = {op.name for op in model_summary.ancestors([logits])}
+    needed = {op.name for op in ancestors([logits])}
     assert any(name.startswith("resnet_v1_18/block2/") for name in needed)
     assert not any(name.startswith("resnet_v1_18/block3/") for name in needed)  # never computed
     assert model.active_skip_strides() == ()
-    linknet = arch.build_arch("resnet_v1_18", "LinkNet", 4, encoder_stride=16)
+    linknet = build("resnet_v1_18", "LinkNet", 4, encoder_stride=16)
     assert linknet.active_skip_strides() == (8, 4)

@@ -1,4 +1,5 @@
-"""Data-parallel training (utils/distribute.py) on logical CPU devices and localhost workers.
+"""Data-parallel training (utils/training/placement.py, replicas.py; utils/compat/replicas.py) on logical CPU
+devices and localhost workers.
 
 The yardstick is the single-device run: with synchronised batch norm, two
 replicas sharing a global batch must train like one device on that batch.
@@ -14,9 +15,15 @@ import time
 import numpy as np
 import pytest
 
+import train
 from tests.conftest import PYTHON, ROOT, TINY_TRAIN_ARGS, run_script
-from utils import distribute, runfolder
-from utils.tf1 import slim, tf
+from utils.compat import replicas as replica_patches
+from utils.compat import slim, tf
+from utils.graphs import ancestors
+from utils.training import placement as placements
+from utils.training import runfolder
+from utils.training.config import RunConfig, TrainSettings
+from utils.training.replicas import ReplicatedTrainStep
 
 STEPS_COMPARED = 3
 LAST_STEP = 12  # of the 2-replica run, stopped by SIGTERM after step 3 and resumed on one device
@@ -87,40 +94,40 @@ def _free_ports(count):
 # ----------------------------------------------------------------------------- placement and settings
 def test_cluster_from_flags_or_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    assert distribute.resolve_cluster(None, None) is None
-    assert distribute.resolve_cluster("localhost:2222", 0) is None  # one worker is a single machine
-    cluster = distribute.resolve_cluster("a:1, b:2", 1)
+    assert placements.resolve_cluster(None, None) is None
+    assert placements.resolve_cluster("localhost:2222", 0) is None  # one worker is a single machine
+    cluster = placements.resolve_cluster("a:1, b:2", 1)
     assert cluster.spec == {"worker": ["a:1", "b:2"]} and (cluster.task_type, cluster.task_index) == ("worker", 1)
     with pytest.raises(SystemExit, match="--task_index 0..1"):
-        distribute.resolve_cluster("a:1,b:2", None)
+        placements.resolve_cluster("a:1,b:2", None)
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"chief": ["c:1"], "worker": ["a:1", "b:2"]},
                                                 "task": {"type": "worker", "index": 0}}))
-    placement = distribute.resolve_placement({})
+    placement = placements.resolve_placement({})
     assert placement.num_workers == 3 and placement.num_replicas == 3
     assert not placement.is_chief  # with a 'chief' job, worker 0 is not it
     assert placement.host_device == "/job:worker/task:0/device:CPU:0"
 
 
 def test_describe_splits_the_global_batch_and_scales_the_rate():
-    placement = distribute.resolve_placement({"num_cpu_replicas": 4})
+    placement = placements.resolve_placement({"num_cpu_replicas": 4})
     assert placement.local_devices == tuple("/device:CPU:%d" % i for i in range(4)) and placement.is_chief
-    settings = {"batch_size": 8, "learnrate": 1e-3, "total_train_images": 24, "lr_scaling": "linear"}
-    described = distribute.describe(placement, settings)
+    settings = TrainSettings(batch_size=8, learnrate=1e-3, lr_scaling="linear")
+    described = placements.describe(placement, settings, 24)
     assert described["num_replicas"] == 4 and described["per_replica_batch_size"] == 2
     assert described["global_batch_size"] == 8 and described["steps_per_epoch"] == 3.0
     assert described["effective_learnrate"] == pytest.approx(4e-3)
-    assert distribute.describe(placement, dict(settings, lr_scaling="none"))["effective_learnrate"] == 1e-3
+    assert placements.describe(placement, TrainSettings(batch_size=8, learnrate=1e-3), 24)["effective_learnrate"] \
+        == 1e-3
     with pytest.raises(SystemExit, match="does not split over 4 replicas"):
-        distribute.describe(placement, dict(settings, batch_size=6))
-    single = distribute.resolve_placement({"num_gpus": 0})
-    assert not single.replicated and distribute.describe(single, settings)["per_replica_batch_size"] == 8
+        placements.describe(placement, TrainSettings(batch_size=6, learnrate=1e-3, lr_scaling="linear"), 24)
+    single = placements.resolve_placement({"num_gpus": 0})
+    assert not single.replicated and placements.describe(single, settings, 24)["per_replica_batch_size"] == 8
 
 
 def test_multi_worker_runs_need_an_explicit_seed():
-    import train
     args = train.build_parser().parse_args(["--worker_hosts", "a:1,b:2", "--task_index", "0"])
     with pytest.raises(SystemExit, match="needs an explicit --seed"):
-        distribute.default_seed(args)
+        placements.default_seed(train.execution_of(args))
 
 
 # ----------------------------------------------------------------------------- synchronised batch norm
@@ -155,7 +162,7 @@ def _single_device(images, targets):
 
 def _two_replicas(images, targets, synchronised):
     with tf.Graph().as_default():
-        placement = distribute.Placement(["/device:CPU:0", "/device:CPU:1"], cpu_replicas=2)
+        placement = placements.Placement(["/device:CPU:0", "/device:CPU:1"], cpu_replicas=2)
         strategy = placement.strategy
         half = len(images) // 2
 
@@ -163,9 +170,10 @@ def _two_replicas(images, targets, synchronised):
             r = tf.distribute.get_replica_context().replica_id_in_sync_group
             loss = _conv_bn_net(images[r * half:(r + 1) * half], targets[r * half:(r + 1) * half], True, _BN_PARAMS)
             trainable = sorted(tf.trainable_variables(), key=lambda v: v.op.name)
-            return distribute.all_sum_no_gradient([loss] + tf.gradients(loss, trainable))
+            return replica_patches.all_sum_no_gradient([loss] + tf.gradients(loss, trainable))
 
-        with strategy.scope(), distribute.per_thread_arg_scopes(), distribute.replica_batch_norm(synchronised):
+        with strategy.scope(), replica_patches.per_thread_arg_scopes(), \
+                replica_patches.replica_batch_norm(synchronised):
             summed = strategy.extended.call_for_each_replica(
                 tf.autograph.experimental.do_not_convert(replica), args=(tf.constant(images), tf.constant(targets)))
         first = [strategy.experimental_local_results(value)[0] for value in summed]
@@ -225,9 +233,11 @@ def one_and_two_replicas(sample_datapath, tmp_path_factory):
 def test_two_synchronised_replicas_train_like_one_device(one_and_two_replicas):
     single = _step_losses(one_and_two_replicas["single"])
     double = _step_losses(one_and_two_replicas["double"])
-    args = runfolder.read_runargs(one_and_two_replicas["double"])
-    assert args["num_replicas"] == 2 and args["per_replica_batch_size"] == 1 and args["global_batch_size"] == 2
-    assert args["sync_batch_norm"] is True and args["lr_scaling"] == "none" and args["steps_per_epoch"] == 12.0
+    config = RunConfig.load(one_and_two_replicas["double"])
+    layout = config.replicas
+    assert layout["num_replicas"] == 2 and layout["per_replica_batch_size"] == 1 and layout["global_batch_size"] == 2
+    assert config.train.sync_batch_norm is True and config.train.lr_scaling == "none"
+    assert layout["steps_per_epoch"] == 12.0
     log = open(os.path.join(one_and_two_replicas["double"], runfolder.RUNLOG)).read()
     assert "replicas: 2 replicas (CPU:0, CPU:1) | global batch 2 = 2 x 1 per replica" in log
     assert "step 3 | quarter-val mIoU" in log  # the monitor's single-device copy
@@ -286,16 +296,15 @@ def test_two_workers_train_and_only_the_chief_writes(sample_datapath, one_and_tw
 def test_replicas_skip_the_stages_beyond_the_encoder_stride():
     """As on one device: blocks 3-4 of a stride-8 PSPNet do not run their forward pass for batch-norm updates."""
     with tf.Graph().as_default():
-        placement = distribute.Placement(["/device:CPU:0", "/device:CPU:1"], cpu_replicas=2)
+        placement = placements.Placement(["/device:CPU:0", "/device:CPU:1"], cpu_replicas=2)
         settings = dict(basenet="resnet_v1_18", extended_arch="PSPNetLite", num_classes=5, ignore_label=5,
                         fcn16=True, fcn8=False, fcn4=False, trainable_upsampling=False, zero_init_skips=False,
                         output_stride=None, weight_decay=1e-4, aux_loss_weight=0.0, encoder_stride=8,
                         learnrate=1e-3, effective_learnrate=1e-3, momentum=0.9, difflr=1.0, decaylr=False,
                         total_steps=10, batch_size=2, sync_batch_norm=False)
-        step = distribute.ReplicatedTrainStep(placement, tf.zeros([2, 64, 64, 3]), tf.zeros([2, 64, 64], tf.int32),
-                                              settings)
-        from utils import training
-        convs = [op.name for op in training._ancestors(step.train_op) if op.type == "Conv2D"]
+        step = ReplicatedTrainStep(placement, tf.zeros([2, 64, 64, 3]), tf.zeros([2, 64, 64], tf.int32),
+                                   RunConfig.from_flat_runargs(settings))
+        convs = [op.name for op in ancestors(step.train_op) if op.type == "Conv2D"]
         assert any("replica_1/resnet_v1_18/block2" in name for name in convs)
         assert not [name for name in convs if "block3" in name or "block4" in name]
         assert {v.op.name.split("/")[1] for v in step.unused_variables} == {"block3", "block4"}

@@ -7,8 +7,10 @@ import numpy as np
 from PIL import Image
 
 from tests.conftest import SAMPLE, run_script
-from utils import export
-from utils.inference import Segmenter
+from utils.compat import slim, tf
+from utils.inference import export
+from utils.inference.folding import count_ops, fold_and_strip, freeze_and_fold
+from utils.inference.segmenter import Segmenter
 
 PLAIN_PROGRAM = """
 import sys, numpy as np, tensorflow as tf
@@ -49,7 +51,6 @@ def test_exported_saved_model_matches_test_py(tiny_run, tmp_path):
 
 def test_fold_batch_norms_is_exact_for_every_conv_kind():
     """Conv2D, depthwise and transposed convs, two copies sharing weights, batch norms with real statistics."""
-    from utils.tf1 import slim, tf
     rng = np.random.RandomState(0)
     data = rng.rand(2, 9, 11, 4).astype(np.float32)
     images = tf.placeholder(tf.float32, [None, None, None, 4], name="images")
@@ -71,8 +72,8 @@ def test_fold_batch_norms_is_exact_for_every_conv_kind():
                 else rng.randn(*variable.shape.as_list())
             variable.load(value.astype(np.float32), sess)
         expected = sess.run(outputs, {images: data})
-        folded = export.freeze_and_fold(sess, [images], [outputs])
-    assert export.count_ops(folded, "FusedBatchNormV3") == 0
+        folded = freeze_and_fold(sess, [images], [outputs])
+    assert count_ops(folded, "FusedBatchNormV3") == 0
     assert {"Conv2D", "DepthwiseConv2dNative", "Conv2DBackpropInput"} <= {node.op for node in folded.node}
     with tf.Graph().as_default():
         tf.import_graph_def(folded, name="")
@@ -84,9 +85,9 @@ def test_fold_batch_norms_is_exact_for_every_conv_kind():
 
 def test_export_folds_every_batch_norm(tiny_run):
     frozen, _, _ = export.inference_graph_def(tiny_run["folder"])
-    folded = export.fold_and_strip(frozen)
-    assert export.count_ops(frozen, "FusedBatchNormV3") > 20
-    assert export.count_ops(folded, "FusedBatchNormV3") == 0  # incl. the ones after transposed convs
+    folded = fold_and_strip(frozen, [export.INPUT], export.OUTPUTS)
+    assert count_ops(frozen, "FusedBatchNormV3") > 20
+    assert count_ops(folded, "FusedBatchNormV3") == 0  # incl. the ones after transposed convs
     assert not any(node.op in ("VarHandleOp", "ReadVariableOp", "AssignVariableOp") for node in folded.node)
 
 

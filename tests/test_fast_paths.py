@@ -7,13 +7,19 @@ import numpy as np
 
 import arch
 from tests.conftest import ROOT
-from utils import training
-from utils.tf1 import tf
+from utils.compat import tf
+from utils.compat.session import session_config
+from utils.data.spec import DataSpec
+from utils.training.config import RunConfig, TrainSettings
+from utils.training.optimizer import train_op
+from utils.training.step import TrainStep
 
-TINY = dict(basenet="resnet_v1_18", extended_arch="LinkNet", num_classes=4, ignore_label=4, fcn16=True,
-            fcn8=False, fcn4=False, trainable_upsampling=False, zero_init_skips=False, output_stride=None,
-            weight_decay=1e-4, aux_loss_weight=0.4, learnrate=1e-3, momentum=0.9, difflr=1.0, decaylr=False,
-            total_steps=10)
+
+def _tiny(mixed_precision=False):
+    return RunConfig(arch.ModelSpec("resnet_v1_18", "LinkNet", 4, weight_decay=1e-4),
+                     TrainSettings(learnrate=1e-3, momentum=0.9, difflr=1.0, decaylr=False, total_steps=10,
+                                   mixed_precision=mixed_precision),
+                     DataSpec(ignore_label=4))
 
 
 def _batch():
@@ -32,14 +38,14 @@ def _op_types(graph):
 
 def test_every_batch_norm_is_fused_in_training_and_inference_graphs():
     images, labels = _batch()
-    step = training.TrainStep(images, labels, tf.placeholder_with_default(True, []), TINY)
+    step = TrainStep(images, labels, tf.placeholder_with_default(True, []), _tiny())
     layers = len([v for v in tf.global_variables() if v.op.name.endswith("BatchNorm/moving_mean")])
     types = _op_types(tf.get_default_graph())
     assert layers > 20
     assert "FusedBatchNorm" not in types and types.count("FusedBatchNormV3") >= 2 * layers  # train + inference branch
     assert not {"Moments", "SquaredDifference"} & set(types)  # no unfused batch norm math anywhere
     with tf.Graph().as_default():
-        model = arch.build_arch("mobilenet_v2", "DeepLabV3Plus", 4, is_training=False)
+        model = arch.build_model(arch.ModelSpec("mobilenet_v2", "DeepLabV3Plus", 4), is_training=False)
         model.build(tf.placeholder(tf.float32, [1, 64, 64, 3]))
         layers = len([v for v in tf.global_variables() if v.op.name.endswith("BatchNorm/moving_mean")])
         assert _op_types(tf.get_default_graph()).count("FusedBatchNormV3") == layers
@@ -48,9 +54,9 @@ def test_every_batch_norm_is_fused_in_training_and_inference_graphs():
 
 def test_mixed_precision_rewrites_to_low_precision_and_scales_the_loss():
     images, labels = _batch()
-    step = training.TrainStep(images, labels, tf.placeholder_with_default(True, []), dict(TINY, mixed_precision=True))
+    step = TrainStep(images, labels, tf.placeholder_with_default(True, []), _tiny(mixed_precision=True))
     assert {"current_loss_scale", "good_steps"} <= {v.op.name for v in tf.global_variables()}
-    with tf.Session(config=training.session_config(2, mixed_precision=True)) as sess:
+    with tf.Session(config=session_config(2, mixed_precision=True)) as sess:
         sess.run(tf.global_variables_initializer())
         metadata = tf.RunMetadata()
         _, loss = sess.run([step.train_op, step.loss], options=tf.RunOptions(output_partition_graphs=True),
@@ -66,7 +72,7 @@ def test_loss_scaling_skips_overflowing_steps_and_halves_the_scale():
     weight = tf.Variable(1.0)
     global_step = tf.train.get_or_create_global_step()
     loss = weight * 1e36  # x 32768 (initial scale) overflows float32
-    op = training.train_op(loss, global_step, 0.1, 0.9, [], [weight], loss_scaling=True)
+    op = train_op(loss, global_step, 0.1, 0.9, [], [weight], loss_scaling=True)
     scale = [v for v in tf.global_variables() if v.op.name == "current_loss_scale"][0]
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
@@ -79,11 +85,11 @@ def test_loss_scaling_skips_overflowing_steps_and_halves_the_scale():
 XLA_PROBE = """
 import numpy as np
 import arch
-from utils import training
-from utils.tf1 import tf
+from utils.compat import tf
+from utils.compat.session import session_config
 images = tf.placeholder(tf.float32, [1, 64, 64, 3])
-logits = arch.build_arch("resnet_v1_18", "FCN", 4).build(images)
-with tf.Session(config=training.session_config(2, xla=%s)) as sess:
+logits = arch.build_model(arch.ModelSpec("resnet_v1_18", "FCN", 4)).build(images)
+with tf.Session(config=session_config(2, xla=%s)) as sess:
     sess.run(tf.global_variables_initializer())
     metadata = tf.RunMetadata()
     sess.run(logits, {images: np.zeros((1, 64, 64, 3), np.float32)},

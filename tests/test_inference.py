@@ -2,10 +2,17 @@
 import numpy as np
 import pytest
 
-from utils import evaluation, metrics
-from utils.inference import Segmenter, checkpoint_step, parse_scales, same_size_batches, scaled_canvas
-from utils.input_pipeline import scaled_size
-from utils.tf1 import tf
+import decoders
+import nets
+from utils import metrics
+from utils.compat import tf
+from utils.data.dataset_info import dataset_files
+from utils.data.pipeline import make_dataset, scaled_size
+from utils.data.records import parse_record
+from utils.inference import evaluation
+from utils.inference.geometry import parse_scales, same_size_batches, scaled_canvas
+from utils.inference.segmenter import Segmenter
+from utils.training.runfolder import checkpoint_step
 
 NUM_CLASSES = 4
 IGNORE = 255
@@ -98,18 +105,19 @@ def test_native_resolution_is_identity_geometry():
 
 
 def test_native_resolution_falls_back_to_static_shapes_when_the_net_needs_them():
-    """Decoders such as DeepLab need static shapes: one copy per image size instead of a dynamic one."""
+    """Decoders such as DeepLab declare they need static shapes: one copy per image size instead of a dynamic one."""
     def static_only(images):
         if None in images.shape[1:3].as_list():
             raise ValueError("needs static spatial shapes")
         return red_channel_model(images)
 
-    seg = Segmenter.from_logits_fn(static_only, NUM_CLASSES, pixels=0)
+    assert decoders.get("DeepLabV3").needs_static_shapes and not decoders.get("LinkNet").needs_static_shapes
+    seg = Segmenter.from_logits_fn(static_only, NUM_CLASSES, pixels=0, static_shapes=True)
     try:
         for height, width in ((40, 72), (24, 24)):
             image, classes = block_scene(height, width, 4, 7)
             np.testing.assert_array_equal(seg.segment(image), classes)
-        assert not seg._dynamic_ok
+        assert seg.static_shapes and {key[0] for key in seg._ensembles} >= {((40, 72),), ((24, 24),)}
     finally:
         seg.close()
 
@@ -232,9 +240,6 @@ def test_folded_graph_equals_the_variable_graph_with_scales_and_flip(trained, ti
 
 def test_net_input_equals_the_training_pipeline(tiny_run):
     """The canvas the net sees at test time is, value for value, what training fed it."""
-    import nets
-    from utils import input_pipeline
-    from utils.tfrecord_io import parse_record
     captured = []
 
     def capture(images):
@@ -243,10 +248,9 @@ def test_net_input_equals_the_training_pipeline(tiny_run):
 
     seg = Segmenter.from_logits_fn(capture, 1, pixels=64, preprocess=nets.get("resnet_v1_18").preprocess)
     try:
-        files = input_pipeline.dataset_files(tiny_run["datapath"], "camvid", "validation")
+        files = dataset_files(tiny_run["datapath"], "camvid", "validation")
         with tf.Graph().as_default(), tf.Session() as sess:
-            dataset = input_pipeline.make_dataset(files, "torchvision", pixels=64, batch_size=1, ignore_label=11,
-                                                  training=False)
+            dataset = make_dataset(files, "torchvision", pixels=64, batch_size=1, ignore_label=11, training=False)
             pipeline = sess.run(tf.data.make_one_shot_iterator(dataset).get_next())
             decoded = sess.run(parse_record(next(iter(tf.io.tf_record_iterator(files[0])))))
         ensemble = seg._ensemble((1.0,), False, (360, 480))

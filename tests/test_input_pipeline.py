@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from tests.test_datasets import SAMPLE, convert_camvid
-from utils import input_pipeline as ip
-from utils.datasets.base import encode_png
-from utils.tf1 import tf
-from utils.tfrecord_io import ShardedRecordWriter, serialize_example
+from utils.compat import tf
+from utils.data import dataset_info
+from utils.data import pipeline as ip
+from utils.data.families.base import encode_png
+from utils.data.records import ShardedRecordWriter, serialize_example
 
 IGNORE = 255
 COLORS = np.array([(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)], np.uint8)
@@ -189,20 +190,20 @@ def test_feedable_iterator_refuses_incompatible_datasets(small_records):
 
 def test_missing_records_name_the_command_that_makes_them(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
-        ip.dataset_files(str(tmp_path), "camvid", "val")
+        dataset_info.dataset_files(str(tmp_path), "camvid", "val")
     assert "python utils/tfrecordify.py --dataset_family camvid --datapath %s" % tmp_path in str(error.value)
 
 
 def test_dataset_files_info_and_dataset_for_on_the_embedded_sample(tmp_path):
     convert_camvid(SAMPLE, tmp_path)
-    assert ip.dataset_files(str(tmp_path), "camvid", "train") == [str(tmp_path / "camvid" / "training.tfrecords")]
-    info = ip.load_dataset_info(str(tmp_path), "camvid")
+    assert dataset_info.dataset_files(str(tmp_path), "camvid", "train") == [str(tmp_path / "camvid" / "training.tfrecords")]
+    info = dataset_info.load_dataset_info(str(tmp_path), "camvid")
     assert info["num_classes"] == 11 and info["total_train_images"] == 24 and info["ignore_label"] == 11
     dataset = ip.dataset_for(str(tmp_path), "camvid", "val", "inception", pixels=96, batch_size=4)
     (batch,) = run_batches(dataset, 1)
     assert batch["image"].shape == (4, 96, 96, 3) and set(np.unique(batch["label"])) <= set(range(12))
     assert (batch["label"][:, 72:] == 11).all()  # 480x360 -> 96x72, then ignore padding
-    assert ip.load_dataset_info(str(tmp_path / "nothing"), "camvid")["total_train_images"] is None
+    assert dataset_info.load_dataset_info(str(tmp_path / "nothing"), "camvid")["total_train_images"] is None
 
 
 def test_cache_gives_the_same_batches(small_records):

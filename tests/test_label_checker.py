@@ -11,11 +11,11 @@ from PIL import Image
 from tests.conftest import ROOT
 from tests.test_datasets import convert_camvid, make_camvid_layout
 from tests.test_input_pipeline import write_records
-from utils import datasets, label_checker
+from utils.data import families, label_checker
 
 
 def camvid_meta():
-    family = datasets.get("camvid")
+    family = families.get("camvid")
     return family.class_names, family.palette, family.ignore_label
 
 

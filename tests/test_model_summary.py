@@ -3,9 +3,10 @@ import json
 
 import pytest
 
+import arch
 from tests.conftest import run_script
-from utils import model_summary
-from utils.tf1 import tf
+from utils.compat import tf
+from utils.graphs import count_macs
 
 
 def test_count_macs_by_hand():
@@ -16,12 +17,12 @@ def test_count_macs_by_hand():
     up = tf.nn.conv2d_transpose(depthwise, tf.zeros([4, 4, 5, 8]), [1, 8, 8, 5], [1, 2, 2, 1], "SAME")  # 4*4*8 * 16*5
     tf.matmul(tf.reshape(up, [1, 320]), tf.zeros([320, 7]))                            # 320 * 7
     expected = 8 * 8 * 16 * 27 + 4 * 4 * 4 * 16 + 4 * 4 * 8 * 9 + 4 * 4 * 8 * 16 * 5 + 320 * 7
-    assert model_summary.count_macs(tf.get_default_graph()) == expected
+    assert count_macs(tf.get_default_graph()) == expected
 
 
 def test_seg_mentor_table_within_tolerance():
     """Params within 5 % and GMACs within 10 % of seg-mentor's README table (512x512, 21 classes)."""
-    rows = model_summary.table_rows()
+    rows = arch.table_rows()
     assert len(rows) == 9
     for row in rows:
         if row["their_gmacs"] is None:  # MobileNet V2: "coming soon" in seg-mentor
@@ -36,7 +37,7 @@ def test_seg_mentor_table_within_tolerance():
             gmacs, mparams = gmacs + delta["gmacs"], mparams + delta["params"] / 1e6
         assert abs(mparams - row["their_mparams"]) <= 0.05 * row["their_mparams"], row
         assert abs(gmacs - row["their_gmacs"]) <= 0.10 * row["their_gmacs"], row
-    text = model_summary.format_table(rows)
+    text = arch.format_table(rows)
     assert "| resnet_v1_18 - FCN16 | 9.48 |" in text
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import arch
-from utils.tf1 import slim, tf
+from utils.compat import slim, tf
 
 
 @pytest.mark.parametrize("rate,padding", [(2, "SAME"), (6, "SAME"), (3, "VALID")])
@@ -27,7 +27,7 @@ def test_native_dilated_conv_matches_space_to_batch(rate, padding):
 
 
 def test_dilated_encoder_and_aspp_have_no_space_to_batch():
-    model = arch.build_arch("resnet_v1_50", "DeepLabV3", 4, output_stride=8)
+    model = arch.build_model(arch.ModelSpec("resnet_v1_50", "DeepLabV3", 4, output_stride=8))
     model.build(tf.placeholder(tf.float32, [1, 128, 128, 3]))
     ops = tf.get_default_graph().get_operations()
     dilated = [op for op in ops if op.type == "Conv2D" and op.get_attr("dilations") != [1, 1, 1, 1]]

@@ -7,7 +7,7 @@ import pytest
 from tensorflow.core.protobuf import rewriter_config_pb2
 
 from tests.conftest import SLIM_VARS
-from utils.tf1 import tf, slim
+from utils.compat import tf, slim
 import nets.registry as registry
 from nets import inception_v1, resnet_v1, vgg
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CAMVID, ROOT, SAMPLE, requires, run_script
-from utils import evaluation
+from utils.inference import evaluation
 
 MIOU_LINE = re.compile(r"mIoU (\d+\.\d) % \(95 % CI (\d+\.\d)-(\d+\.\d)\)")
 
@@ -147,7 +147,7 @@ def test_imagepath_folder_with_multiscale_and_flip(tiny_run, tmp_path, capsys):
 
 
 def test_movie_comes_back_segmented_with_the_same_frames(tiny_run, tmp_path, capsys):
-    from utils.movie import read_frames, video_info, write_video
+    from utils.inference.movie import read_frames, video_info, write_video
     frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(glob.glob(os.path.join(SAMPLE, "val", "*")))[:5]]
     movie = str(tmp_path / "drive.mp4")
     assert write_video(movie, frames, fps=12) == 5

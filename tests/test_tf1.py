@@ -6,8 +6,8 @@ import sys
 import numpy as np
 
 from tests.conftest import ROOT
-from utils import tf1
-from utils.tf1 import slim, tf
+from utils.compat import tf1
+from utils.compat import slim, tf
 
 
 def test_graph_mode_not_eager():
@@ -58,7 +58,7 @@ def _run_python(code, **env):
 
 
 def test_import_is_quiet_by_default_and_verbose_on_request():
-    code = ("from utils.tf1 import tf, slim\n"
+    code = ("from utils.compat import tf, slim\n"
             "with tf.Session() as s: print(s.run(tf.constant(3)))")
     quiet = _run_python(code)
     assert quiet.returncode == 0, quiet.stderr

@@ -1,5 +1,4 @@
 """train.py end to end on the embedded CamVid sample: run folder, monitor, resume, failures."""
-import argparse
 import glob
 import json
 import multiprocessing
@@ -13,8 +12,10 @@ import pytest
 
 import train
 from tests.conftest import PYTHON, ROOT, TINY_TRAIN_ARGS, run_script
-from utils import runfolder, training
-from utils.tf1 import tf
+from utils.training import runfolder
+from utils.training.config import RunConfig, resolve_pretrained
+from utils.training.schedule import learning_rate_at
+from utils.compat import tf
 
 
 def _event_tags(folder):
@@ -29,10 +30,10 @@ def test_short_run_writes_every_artefact(tiny_run):
     folder = tiny_run["folder"]
     name = os.path.basename(folder)
     assert name.endswith("_resnet_v1_18_LinkNet__1") and name[:8].isdigit()
-    args = runfolder.read_runargs(folder)
-    assert args["basenet"] == "resnet_v1_18" and args["extended_arch"] == "LinkNet"
-    assert args["num_classes"] == 11 and args["ignore_label"] == 11 and args["total_train_images"] == 24
-    assert args["total_steps"] == 6 and args["pretrained"] is None
+    config = RunConfig.load(folder)
+    assert config.model.encoder == "resnet_v1_18" and config.model.decoder == "LinkNet"
+    assert config.model.num_classes == 11 and config.data.ignore_label == 11 and config.data.total_train_images == 24
+    assert config.train.total_steps == 6 and config.train.pretrained is None
     log = open(os.path.join(folder, runfolder.RUNLOG)).read()
     assert "step 6 | epoch 0.50" in log and "quarter-val mIoU" in log and "img/s" in log and "train mIoU" in log
     assert runfolder.milestone_steps(folder) == [3, 6]
@@ -125,13 +126,11 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(sample_datapath, tmp_path
 
 
 def test_missing_pretrained_checkpoint_names_file_and_scratch_flag(tmp_path):
-    args = argparse.Namespace(pretrained=None, modelspath=str(tmp_path), basenet="mobilenet_v1")
     with pytest.raises(SystemExit) as err:
-        train.resolve_pretrained(args)
+        resolve_pretrained(None, str(tmp_path), "mobilenet_v1")
     message = str(err.value)
     assert "mobilenet_v1_1.0_224.ckpt" in message and str(tmp_path) in message and "--pretrained none" in message
-    args.pretrained = "none"
-    assert train.resolve_pretrained(args) is None
+    assert resolve_pretrained("none", str(tmp_path), "mobilenet_v1") is None
 
 
 def test_missing_tfrecords_names_the_command(tmp_path):
@@ -152,5 +151,5 @@ def test_boolean_flags_accept_both_forms_and_reject_garbage():
 
 
 def test_decay_schedule_thirds():
-    assert [training.learning_rate_at(s, 1.0, 45, True) for s in (1, 15, 16, 30, 31, 45)] == \
+    assert [learning_rate_at(s, 1.0, 45, True) for s in (1, 15, 16, 30, 31, 45)] == \
         [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]

@@ -1,0 +1,41 @@
+"""The Session configuration every graph here runs with: training, testing, inference and benchmarks.
+
+One function so that `--threads`, `--xla` and `--mixed_precision` mean the
+same thing in train.py, test.py and bench/.
+"""
+import os
+
+from utils.compat.tf1 import tf
+
+from tensorflow.core.protobuf import rewriter_config_pb2  # noqa: E402  (after tf1: TensorFlow imported quietly)
+
+
+def session_config(threads=0, xla=False, mixed_precision=False):
+    """ConfigProto shared by training, testing and benchmarks.
+
+    xla: XLA JIT auto-clustering, on GPUs and CPUs alike.  On the 2-core CPUs
+    measured so far it was slower (README, "Performance"), so it is off by
+    default; it is there for GPUs.
+
+    mixed_precision: Grappler's automatic mixed precision rewrite, float32
+    master weights (the variables are untouched): float16 compute on GPUs
+    where numerically safe (with the dynamic loss scaling of `train_op`);
+    without a GPU, oneDNN's bfloat16 rewrite, which pays off on CPUs with
+    AMX / AVX512-BF16 and is emulated (slower) elsewhere.  TF 2.21's float16
+    CPU emulation (auto_mixed_precision_cpu) crashes, so it is not used.
+    """
+    config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=threads,
+                            inter_op_parallelism_threads=threads)
+    config.gpu_options.allow_growth = True
+    if xla:  # auto-clustering; TensorFlow applies it to CPUs only with --tf_xla_cpu_global_jit
+        config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
+        flags = os.environ.get("TF_XLA_FLAGS", "")
+        if "--tf_xla_cpu_global_jit" not in flags:
+            os.environ["TF_XLA_FLAGS"] = (flags + " --tf_xla_cpu_global_jit").strip()
+    if mixed_precision:
+        rewrite = config.graph_options.rewrite_options
+        if tf.config.list_physical_devices("GPU"):
+            rewrite.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+        else:
+            rewrite.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+    return config

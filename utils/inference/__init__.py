@@ -1,0 +1,10 @@
+"""The inference floor: what test.py, the notebook, movies, media/ and export run.
+
+segmenter.py   Segmenter: a run folder loaded once, numpy images of any size in, class maps out
+geometry.py    test-time resize / pad and its inverse, multi-scale and flip
+folding.py     freezing a graph and folding batch norms into the convolutions
+export.py      the SavedModel of a run folder
+evaluation.py  scoring a split at original resolution, bootstrap error bars, checkpoint spread
+movie.py       reading and writing videos and GIFs, segmenting a movie
+pictures.py    prediction panels, overlays, the confusion-matrix heat map
+"""

@@ -1,0 +1,174 @@
+"""Scoring a split at original resolution, with error bars: what test.py reports and results.json stores.
+
+    examples = split_examples(datapath, "camvid", "validation")          # numpy, native size
+    scored = score_split(segmenter, examples, on_image=None)             # per-image confusions
+    report = summarize(scored.confusions, class_names, bootstrap=1000)   # mIoU + 95 % CI, IoUs, ...
+    spread = checkpoint_spread({3000: 0.61, 6000: 0.63})                 # min / max / std over checkpoints
+
+Why per-image confusion matrices: the dataset mIoU is computed from their
+sum (ignore pixels excluded, as in utils/metrics.py), and resampling images
+with replacement and summing again gives the bootstrap interval that
+seg-mentor's Appendix A asks for.  The spread over several checkpoints of one
+run shows how much the number depends on where training stopped.
+"""
+import collections
+import csv
+import itertools
+import json
+import math
+import time
+
+import numpy as np
+
+from utils import metrics
+from utils.data.dataset_info import dataset_files
+from utils.data.records import read_examples
+
+Scored = collections.namedtuple("Scored", "confusions filenames seconds")
+
+
+def split_examples(datapath, family, split, num_images=None):
+    """Decoded records of a split at their native size (dicts: image, label, filename, ...), in file order."""
+    examples = read_examples(dataset_files(datapath, family, split))
+    return itertools.islice(examples, num_images) if num_images else examples
+
+
+def image_confusion(prediction, label, num_classes, ignore_label=None):
+    """C x C confusion of one image at the label's resolution; sizes must agree (no silent resize)."""
+    prediction, label = np.asarray(prediction), np.asarray(label)
+    if prediction.shape != label.shape:
+        raise ValueError("prediction %s and label %s differ in size: score at the original resolution"
+                         % (prediction.shape, label.shape))
+    return metrics.confusion_matrix(label, prediction, num_classes, ignore_label)
+
+
+def score_split(segmenter, examples, on_image=None):
+    """Segment every example (batched) and score it against its label at original resolution.
+
+    on_image(index, example, prediction) is called per image (pictures, progress).
+    Returns Scored(confusions [N, C, C] int64, filenames, seconds spent segmenting).
+    """
+    confusions, filenames, seconds = [], [], 0.0
+    pending = []
+
+    def flush():
+        nonlocal seconds
+        tic = time.time()
+        predictions = segmenter.segment([example["image"] for _, example in pending])
+        seconds += time.time() - tic
+        for (index, example), prediction in zip(pending, predictions):
+            confusions.append(image_confusion(prediction, example["label"], segmenter.num_classes,
+                                              segmenter.ignore_label))
+            filenames.append(example.get("filename", str(index)))
+            if on_image is not None:
+                on_image(index, example, prediction)
+        pending.clear()
+
+    for index, example in enumerate(examples):
+        pending.append((index, example))
+        if len(pending) == segmenter.batch_size:
+            flush()
+    if pending:
+        flush()
+    if not confusions:
+        raise ValueError("no images to score")
+    return Scored(np.stack(confusions), filenames, seconds)
+
+
+def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0):
+    """Every number of a test run as a JSON-friendly dict, from per-image confusions [N, C, C].
+
+    mIoU, per-class IoU (None for a class absent from truth and prediction),
+    pixel accuracy, mean class accuracy, per-class accuracy, the summed
+    confusion matrix, per-image mIoU, and with bootstrap > 0 the CI of the mIoU.
+    """
+    confusions = np.asarray(confusions, np.int64)
+    total = confusions.sum(0)
+    report = metrics.summary(total, class_names)
+    support = total.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(support > 0, np.diag(total) / np.maximum(support, 1), np.nan)
+    report["scored_pixels"] = report.pop("pixels")  # 'pixels' means the net's input size elsewhere
+    report.update(
+        num_images=int(len(confusions)),
+        class_names=list(class_names),
+        per_class_accuracy={name: _finite_or_none(a) for name, a in zip(class_names, accuracy)},
+        confusion_matrix=total.tolist(),
+        per_image_mIoU=[_finite_or_none(metrics.mean_iou(c)) for c in confusions],
+        bootstrap_samples=int(bootstrap),
+        confidence=confidence,
+        mIoU_ci=None,
+    )
+    if bootstrap and len(confusions) > 1:
+        report["mIoU_ci"] = list(metrics.bootstrap_miou(confusions, bootstrap, confidence, seed))
+    return report
+
+
+def _finite_or_none(value):
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def headline(report):
+    """'mIoU 62.1 % (95 % CI 61.3-62.9)' for a summarize() report."""
+    return metrics.format_miou(report["mIoU"], report.get("mIoU_ci"), report.get("confidence", 0.95))
+
+
+def format_report(report):
+    """Human-readable lines: headline, accuracies, per-class IoU table."""
+    lines = [headline(report),
+             "pixel accuracy %.1f %%, mean class accuracy %.1f %%, %d images, %d scored pixels"
+             % (100 * report["pixel_accuracy"], 100 * report["mean_class_accuracy"], report["num_images"],
+                report["scored_pixels"])]
+    width = max(len(name) for name in report["per_class_iou"])
+    lines.append("per-class IoU:")
+    for name, iou in report["per_class_iou"].items():
+        lines.append("  %-*s %s" % (width, name, "  n/a (absent)" if iou is None else "%5.1f %%" % (100 * iou)))
+    return "\n".join(lines)
+
+
+def checkpoint_spread(mious):
+    """{step: mIoU} -> min / max / mean / std (population) over checkpoints, JSON-friendly."""
+    if not mious:
+        raise ValueError("no checkpoints to compare")
+    steps = sorted(mious)
+    values = np.asarray([mious[s] for s in steps], np.float64)
+    return {"steps": steps, "mIoU": [float(v) for v in values], "min": float(values.min()),
+            "max": float(values.max()), "mean": float(values.mean()), "std": float(values.std())}
+
+
+def format_spread(spread):
+    return ("mIoU over checkpoints %s: min %.1f %%, max %.1f %%, mean %.1f %%, std %.1f %%"
+            % (", ".join(map(str, spread["steps"])), 100 * spread["min"], 100 * spread["max"],
+               100 * spread["mean"], 100 * spread["std"]))
+
+
+def write_json(path, data):
+    with open(path, "w") as handle:
+        json.dump(data, handle, indent=2, allow_nan=False, default=_json_default)
+        handle.write("\n")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError("not JSON serialisable: %r" % (value,))
+
+
+def write_confusion_csv(path, confusion, class_names):
+    """Rows = ground truth, columns = prediction, pixel counts; first row/column hold the class names."""
+    confusion = np.asarray(confusion)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["truth \\ prediction"] + list(class_names))
+        for name, row in zip(class_names, confusion):
+            writer.writerow([name] + [int(v) for v in row])
+
+
+def read_confusion_csv(path):
+    """(matrix int64, class names) back from write_confusion_csv's file."""
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    return np.asarray([[int(v) for v in row[1:]] for row in rows[1:]], np.int64), rows[0][1:]

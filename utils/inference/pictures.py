@@ -1,0 +1,67 @@
+"""The pictures a test run leaves behind: prediction panels, overlays, the confusion-matrix heat map.
+
+Panels put image | prediction | ground truth side by side with a legend of
+the classes that occur, so a failure mode is visible at a glance; overlays
+alpha-blend the prediction over the image.  The heat map draws with
+matplotlib's Agg canvas directly (no pyplot), so it works headless and never
+changes the backend of a notebook that imports this module.
+"""
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from utils import viz
+
+
+def prediction_panel(image, prediction, class_names, palette, truth=None, ignore_label=None, title=None):
+    """PIL image: image | prediction | ground truth (when given) + a legend of the classes present."""
+    num_classes = len(class_names)
+    classes = set(viz.classes_present(prediction, num_classes, ignore_label))
+    panels = [image, viz.colorize(prediction, palette, ignore_label)]
+    titles = [title or "image", "prediction"]
+    if truth is not None:
+        classes |= set(viz.classes_present(truth, num_classes, ignore_label))
+        panels.append(viz.colorize(truth, palette, ignore_label))
+        titles.append("ground truth")
+    row = viz.side_by_side(panels, titles=titles)
+    return viz.side_by_side([row, viz.legend(class_names, palette, sorted(classes))])
+
+
+def overlay_picture(image, prediction, palette, alpha=0.5, ignore_label=None):
+    """PIL image of the prediction alpha-blended over the image."""
+    return viz.to_pil(viz.overlay(image, prediction, palette, alpha, ignore_label))
+
+
+def confusion_heatmap(path, confusion, class_names, title=None):
+    """PNG heat map of the confusion matrix, rows normalised to the ground-truth pixel count (recall, %).
+
+    Each cell is annotated with its percentage; a row without ground-truth pixels stays empty.
+    """
+
+    confusion = np.asarray(confusion, np.float64)
+    support = confusion.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normalised = np.where(support > 0, 100.0 * confusion / np.maximum(support, 1), np.nan)
+    size = len(class_names)
+    figure = Figure(figsize=(2.0 + 0.55 * size, 1.5 + 0.5 * size), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    shown = axes.imshow(np.ma.masked_invalid(normalised), cmap="Blues", vmin=0, vmax=100)
+    figure.colorbar(shown, ax=axes, fraction=0.046, pad=0.04, label="% of the true class's pixels")
+    axes.set_xticks(range(size))
+    axes.set_yticks(range(size))
+    axes.set_xticklabels(class_names, rotation=60, ha="right", fontsize=8)
+    axes.set_yticklabels(class_names, fontsize=8)
+    axes.set_xlabel("prediction")
+    axes.set_ylabel("ground truth")
+    if title:
+        axes.set_title(title, fontsize=9)
+    for row in range(size):
+        for col in range(size):
+            value = normalised[row, col]
+            if np.isfinite(value) and value >= 0.5:
+                axes.text(col, row, "%.0f" % value, ha="center", va="center", fontsize=6,
+                          color="white" if value > 60 else "black")
+    figure.tight_layout()
+    figure.savefig(path)
+    return path

@@ -1,0 +1,153 @@
+"""A run's configuration: the model spec, the training settings and the data, as one object and as runargs.
+
+    config = RunConfig.load("tmp/20261128_resnet_v1_18_LinkNet__1")   # also runargs written before schema 2
+    config.model          arch.ModelSpec (encoder, decoder, num_classes, strides, decays, decoder options)
+    config.train          TrainSettings (below: optimisation, initialisation, monitoring, replicas)
+    config.data           utils.data.spec.DataSpec (dataset, input size, augmentation, the dataset's facts)
+    config.replicas       how the steps were laid out over replicas ({} until train.py resolves a placement)
+
+runargs (JSON) keeps the three sections apart: {"schema": 2, "net_name", "model",
+"train", "data", "replicas", "provenance"}.  Runargs of run folders written
+before the sections existed (one flat dict) still load: `from_runargs` sorts
+their keys into the sections.
+"""
+import dataclasses
+import datetime
+import json
+import math
+import os
+import sys
+from typing import Optional
+
+import arch
+import nets
+from utils.data.spec import DataSpec
+from utils.flags import setting
+from utils.training import runfolder
+
+SCHEMA = 2
+LR_SCALING = ("none", "linear")
+SCRATCH = ("none", "scratch", "")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """How a run trains: declared here once, flags generated for train.py (and study cells)."""
+    batch_size: int = setting(16, "global batch size (split over replicas)", group="optimisation")
+    epochs: float = setting(45, "epochs to train", group="optimisation")
+    max_steps: Optional[int] = setting(None, "stop after this many steps (overrides --epochs)", group="optimisation")
+    learnrate: float = setting(3e-4, "Adam learning rate", group="optimisation")
+    momentum: float = setting(0.9, "Adam beta1", group="optimisation")
+    difflr: float = setting(1.0, "decoder learning rate = learnrate * difflr", group="optimisation")
+    decaylr: bool = setting(False, "divide the rate by 10 at 1/3 and 2/3 of training", group="optimisation")
+    seed: Optional[int] = setting(None, "random seed (graph, data order, augmentation); default: from the clock",
+                                  group="optimisation")
+    modelspath: str = setting("/data/models", "folder of ImageNet slim checkpoints", group="initialisation")
+    pretrained: Optional[str] = setting(None, "encoder checkpoint; default <modelspath>/<net's file>; 'none' = "
+                                              "from scratch", group="initialisation")
+    val_every: int = setting(200, "steps between quarter-validation monitors", group="run")
+    val_fraction: float = setting(0.25, "share of the val set per monitor", group="run")
+    save_every: int = setting(2000, "keep a checkpoint every N steps", group="run")
+    xla: bool = setting(False, "XLA JIT compilation of the graph", group="run")
+    mixed_precision: bool = setting(False, "float16 compute with loss scaling (GPUs), bfloat16 on CPUs",
+                                    group="run")
+    sync_batch_norm: bool = setting(False, "batch-norm statistics over the global batch, not each replica's",
+                                    group="distribution")
+    lr_scaling: str = setting("none", "linear: --learnrate x replicas (Goyal et al.; when --batch_size grew with "
+                                      "them)", choices=LR_SCALING, group="distribution")
+    total_steps: Optional[int] = setting(None, "steps the run trains for (from --max_steps or --epochs)",
+                                         on_command_line=False)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    model: arch.ModelSpec
+    train: TrainSettings
+    data: DataSpec
+    replicas: dict = dataclasses.field(default_factory=dict)
+    provenance: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def net_name(self):
+        return self.model.run_name
+
+    @property
+    def effective_learnrate(self):
+        """--learnrate, times the replica count under --lr_scaling linear."""
+        return self.replicas.get("effective_learnrate", self.train.learnrate)
+
+    def replace(self, **sections):
+        return dataclasses.replace(self, **sections)
+
+    # -------------------------------------------------------------- runargs
+    def to_runargs(self):
+        return {"schema": SCHEMA, "net_name": self.net_name, "model": self.model.to_dict(),
+                "train": dataclasses.asdict(self.train), "data": self.data.to_dict(),
+                "replicas": dict(self.replicas), "provenance": dict(self.provenance)}
+
+    @classmethod
+    def from_runargs(cls, values):
+        if "model" not in values:
+            return cls.from_flat_runargs(values)
+        return cls(model=arch.ModelSpec.from_dict(values["model"]), train=TrainSettings.from_dict(values["train"]),
+                   data=DataSpec.from_dict(values["data"]), replicas=dict(values.get("replicas") or {}),
+                   provenance=dict(values.get("provenance") or {}))
+
+    @classmethod
+    def from_flat_runargs(cls, values):
+        """Runargs written before schema 2: every setting in one flat dict, sorted into the sections here."""
+        replica_keys = ("num_replicas", "num_workers", "global_batch_size", "per_replica_batch_size",
+                        "effective_learnrate", "steps_per_epoch")
+        replicas = {key: values[key] for key in replica_keys if key in values}
+        if replicas:
+            replicas.update(lr_scaling=values.get("lr_scaling", "none"),
+                            sync_batch_norm=bool(values.get("sync_batch_norm")))
+        return cls(model=arch.ModelSpec.from_flat(values), train=TrainSettings.from_dict(values),
+                   data=DataSpec.from_dict(values), replicas=replicas,
+                   provenance={"runargs_schema": 1})
+
+    @classmethod
+    def load(cls, folder):
+        """The run folder's configuration (FileNotFoundError when `folder` has no runargs)."""
+        return cls.from_runargs(runfolder.read_runargs(folder))
+
+    def save(self, folder):
+        runfolder.write_runargs(folder, self.to_runargs())
+
+
+# ----------------------------------------------------------------------------- resolving a new run
+def total_steps(train, total_train_images):
+    if train.max_steps:
+        return int(train.max_steps)
+    return max(1, int(math.ceil(train.epochs * total_train_images / train.batch_size)))
+
+
+def resolve_pretrained(pretrained, modelspath, encoder):
+    """Checkpoint path, or None for --pretrained none; a missing file stops with what to do."""
+    if pretrained is not None and pretrained.lower() in SCRATCH:
+        return None
+    entry = nets.get(encoder)
+    path = pretrained or os.path.join(modelspath, entry.checkpoint)
+    if not (os.path.exists(path) or os.path.exists(path + ".index")):
+        raise SystemExit(
+            "error: pretrained checkpoint for %s not found: %s\n"
+            "  expected the TF-Slim ImageNet checkpoint '%s' under --modelspath %s\n"
+            "  (download it from the TF-Slim model zoo, or pass --pretrained /path/to/file.ckpt),\n"
+            "  or pass --pretrained none to train from scratch."
+            % (encoder, path, entry.checkpoint, modelspath))
+    return path
+
+
+def provenance(argv=None):
+    """What made the run: the command line and when (runargs' "provenance")."""
+    return {"argv": list(sys.argv if argv is None else argv),
+            "created": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+def dumps(config):
+    return json.dumps(config.to_runargs(), indent=2, sort_keys=True)

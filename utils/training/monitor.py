@@ -1,0 +1,152 @@
+"""What a researcher watches while training: runlog, console progress bar, TensorBoard.
+
+The quarter-validation monitor (seg-mentor's "noisy but honest" test-mIoU
+curve) runs every --val_every steps on a random --val_fraction of the
+validation set through the same graph, switching the feedable iterator's
+handle and turning `is_training` off.  Its noise across checkpoints and
+subsets is a rough error bar on the final number.
+"""
+import io
+import math
+import os
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+import nets
+from nets import preprocessing
+from utils import metrics, viz
+from utils.compat import tf
+from utils.training import runfolder
+
+
+def _png_bytes(array):
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class Monitor:
+    """Runlog, progress bar and TensorBoard events of one run.
+
+    config: the run's RunConfig; handle, is_training: the graph's feedable-iterator handle and
+    is_training placeholder; view: the step's MonitorView (what validation runs); log_every: steps
+    between runlog lines.
+    """
+
+    def __init__(self, folder, config, handle, is_training, view, log_every):
+        self.folder, self.config, self.view = folder, config, view
+        self.feed_handle, self.is_training, self.log_every = handle, is_training, log_every
+        self.num_classes = config.model.num_classes
+        self.class_names = list(config.data.class_names)[:self.num_classes]
+        self.runlog = open(os.path.join(folder, runfolder.RUNLOG), "a", buffering=1)
+        self.writer = tf.summary.FileWriter(folder)
+        self.writer.add_graph(tf.get_default_graph())  # graph tab; no meta graph (it doubles the file)
+        self.bar = tqdm(total=config.train.total_steps, unit="step", dynamic_ncols=True,
+                        disable=not sys.stderr.isatty(), file=sys.stderr)
+        self.val_batches = max(1, int(math.ceil(config.data.num_val_images * config.train.val_fraction
+                                                / config.train.batch_size)))
+        self._reset_window()
+        self.last_val_miou = None
+
+    # ---------------------------------------------------------------- logging
+    def log(self, message):
+        line = "%s %s" % (time.strftime("%Y-%m-%d %H:%M:%S"), message)
+        self.runlog.write(line + "\n")
+        self.bar.write(line, file=sys.stdout)
+
+    def log_names(self, prefix, names):
+        """Long name lists go to the runlog only (the console gets the count)."""
+        for name in names:
+            self.runlog.write("%s%s\n" % (prefix, name))
+        self.bar.write("%s%d variables (listed in runlog)" % (prefix, len(names)), file=sys.stdout)
+
+    def scalars(self, step, values):
+        summary = tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(value))
+                                    for tag, value in values.items()])
+        self.writer.add_summary(summary, step)
+
+    def images(self, step, named_arrays):
+        values = [tf.Summary.Value(tag=tag, image=tf.Summary.Image(
+            encoded_image_string=_png_bytes(array), height=array.shape[0], width=array.shape[1], colorspace=3))
+            for tag, array in named_arrays]
+        self.writer.add_summary(tf.Summary(value=values), step)
+
+    # ---------------------------------------------------------------- training
+    def start(self, sess, val_handle, start_step):
+        self.sess, self.val_handle = sess, val_handle
+        self.bar.n = start_step
+        self.bar.refresh()
+        train, images = self.config.train, self.config.data.total_train_images
+        self.log("run folder %s: %s, %d classes, %d steps of batch %d (%.1f epochs of %d images), from step %d"
+                 % (self.folder, self.config.net_name, self.num_classes, train.total_steps, train.batch_size,
+                    train.total_steps * train.batch_size / images, images, start_step))
+
+    def _reset_window(self):
+        self.window_loss, self.window_steps, self.window_seconds = 0.0, 0, 0.0
+        self.window_confusion = np.zeros((self.num_classes, self.num_classes), np.int64)
+
+    def epoch(self, step):
+        return step * self.config.train.batch_size / float(self.config.data.total_train_images)
+
+    def after_step(self, sess, step, loss, lr, confusion, seconds):
+        self.window_loss += loss
+        self.window_steps += 1
+        self.window_seconds += seconds
+        self.window_confusion += confusion
+        images_per_sec = self.config.train.batch_size * self.window_steps / max(self.window_seconds, 1e-9)
+        self.bar.set_postfix(loss="%.4f" % loss, img_s="%.1f" % images_per_sec, refresh=False)
+        self.bar.update(step - self.bar.n)
+        if step % self.log_every and step != self.config.train.total_steps:
+            return
+        mean_loss = self.window_loss / self.window_steps
+        train_miou = metrics.mean_iou(self.window_confusion)
+        self.log("step %d | epoch %.2f | loss %.4f | lr %.2e | %.1f img/s | train mIoU %.3f%s" % (
+            step, self.epoch(step), mean_loss, lr, images_per_sec, train_miou,
+            "" if self.last_val_miou is None else " | quarter-val mIoU %.3f" % self.last_val_miou))
+        self.scalars(step, {"loss": mean_loss, "learning_rate": lr, "images_per_sec": images_per_sec,
+                            "train_mIoU": train_miou, "epoch": self.epoch(step)})
+        self._reset_window()
+
+    # -------------------------------------------------------------- validation
+    def validate(self, sess, step):
+        """mIoU on a random quarter of the validation set (the val iterator is shuffled and repeats)."""
+        g = self.view
+        feed = {self.feed_handle: self.val_handle, self.is_training: False}
+        confusion = np.zeros((self.num_classes, self.num_classes), np.int64)
+        tic = time.time()
+        for i in range(self.val_batches):
+            if i == 0:
+                batch_confusion, images, labels, predictions = sess.run(
+                    [g.confusion, g.images, g.labels, g.predictions], feed)
+            else:
+                batch_confusion = sess.run(g.confusion, feed)
+            confusion += batch_confusion
+        miou = metrics.mean_iou(confusion)
+        self.last_val_miou = miou
+        values = {"val_mIoU": miou, "val_pixel_accuracy": metrics.pixel_accuracy(confusion)}
+        for name, iou in zip(self.class_names, metrics.per_class_iou(confusion)):
+            if np.isfinite(iou):
+                values["val_IoU/%s" % name] = iou
+        self.scalars(step, values)
+        fe = nets.get(self.config.model.encoder)
+        pictures = []
+        for k in range(min(2, len(images))):
+            rgb = preprocessing.undo(fe.preprocessing, images[k]).astype(np.uint8)
+            palette, ignore = self.config.data.palette, self.config.data.ignore_label
+            pictures.append(("val/%d/image_prediction_truth" % k, np.concatenate([
+                rgb, viz.overlay(rgb, predictions[k], palette, ignore_label=ignore),
+                viz.overlay(rgb, labels[k], palette, ignore_label=ignore)], axis=1)))
+        self.images(step, pictures)
+        self.writer.flush()
+        self.log("step %d | quarter-val mIoU %.3f on %d batches (%.1fs)" % (step, miou, self.val_batches,
+                                                                          time.time() - tic))
+        return miou
+
+    def close(self):
+        self.bar.close()
+        self.writer.close()
+        self.runlog.close()

@@ -1,0 +1,88 @@
+"""Run folders: `tmp/<YYYYMMDD>_<NETNAME>__<#RUN>`, one per training run, holding everything it made.
+
+    runargs            every resolved setting as JSON: model / train / data (utils/training/config.py;
+                       test.py and --resume read it back)
+    runlog             one line per logged step, human-readable
+    model.ckpt-<step>  milestone checkpoints every --save_every steps (test.py --afteriter)
+    latest/            the newest checkpoint (rolling), used by --resume and by default in test.py
+    events.out.tfevents.*  TensorBoard
+
+Creation is atomic: os.mkdir either makes the folder or fails, so two runs
+started in the same second still get different numbers.
+"""
+import datetime
+import json
+import os
+import re
+
+RUNARGS = "runargs"
+RUNLOG = "runlog"
+LATEST_DIR = "latest"
+CKPT_PREFIX = "model.ckpt"
+_CKPT_INDEX = re.compile(r"^model\.ckpt-(\d+)\.index$")
+_CKPT_STEP = re.compile(r"-(\d+)$")
+
+
+def create(root, name, today=None):
+    """Make and return a fresh run folder under `root`; the run number is the first free one."""
+    os.makedirs(root, exist_ok=True)
+    stamp = (today or datetime.date.today()).strftime("%Y%m%d")
+    prefix = "%s_%s__" % (stamp, name)
+    taken = [int(entry[len(prefix):]) for entry in os.listdir(root)
+             if entry.startswith(prefix) and entry[len(prefix):].isdigit()]
+    number = max(taken, default=0) + 1
+    while True:
+        path = os.path.join(root, "%s%d" % (prefix, number))
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            number += 1
+
+
+def write_runargs(folder, settings):
+    path = os.path.join(folder, RUNARGS)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(settings, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def read_runargs(folder):
+    path = os.path.join(folder, RUNARGS)
+    if not os.path.isfile(path):
+        raise FileNotFoundError("%s is not a training run folder: it has no %s file" % (folder, RUNARGS))
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def milestone_steps(folder):
+    """Steps with a kept checkpoint `model.ckpt-<step>` in the run folder, ascending."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(int(m.group(1)) for m in map(_CKPT_INDEX.match, os.listdir(folder)) if m)
+
+
+def checkpoint_path(folder, step=None):
+    """Checkpoint prefix for `step`, or the newest one (latest/ or a milestone) when step is None."""
+    if step is not None:
+        steps = milestone_steps(folder)
+        if step not in steps:
+            raise FileNotFoundError("no checkpoint after %s steps in %s; saved steps: %s"
+                                    % (step, folder, ", ".join(map(str, steps)) or "none"))
+        return os.path.join(folder, "%s-%d" % (CKPT_PREFIX, step))
+    candidates = []
+    latest = os.path.join(folder, LATEST_DIR)
+    for directory in (latest, folder):
+        for s in milestone_steps(directory):
+            candidates.append((s, directory == latest, os.path.join(directory, "%s-%d" % (CKPT_PREFIX, s))))
+    if not candidates:
+        raise FileNotFoundError("no checkpoint in %s (has training saved one yet?)" % folder)
+    return max(candidates)[2]
+
+
+def checkpoint_step(path):
+    """Training step encoded in a checkpoint prefix 'model.ckpt-<step>', or None."""
+    match = _CKPT_STEP.search(os.path.basename(path or ""))
+    return int(match.group(1)) if match else None
