@@ -215,14 +215,14 @@ def summarize(spec, height=512, width=512):
         model = build_model(spec, is_training=False)
         logits = model.build(images)
         trainable = tf.trainable_variables()
-        fe_scope = model.fe.scope + "/"
+        encoder_scope = model.encoder.scope + "/"
         result = {
-            "basenet": spec.encoder, "decoder": spec.decoder, "run_name": spec.run_name,
+            "encoder": spec.encoder, "decoder": spec.decoder, "run_name": spec.run_name,
             "height": height, "width": width, "num_classes": spec.num_classes, "spec": spec.to_dict(),
             "params": count_params(trainable),
             "params_all": count_params(tf.global_variables()),
-            "fe_params": count_params([v for v in trainable if v.op.name.startswith(fe_scope)]),
-            "decoder_params": count_params([v for v in trainable if not v.op.name.startswith(fe_scope)]),
+            "encoder_params": count_params([v for v in trainable if v.op.name.startswith(encoder_scope)]),
+            "decoder_params": count_params([v for v in trainable if not v.op.name.startswith(encoder_scope)]),
             "gmacs": count_macs(graph, [logits]) / 1e9,
             "logits_shape": logits.shape.as_list(),
         }
@@ -237,7 +237,7 @@ def table_rows(pixels=512, num_classes=21):
     for encoder, variant, their_gmacs, their_mparams in SEG_MENTOR_TABLE:
         spec = ModelSpec(encoder, "FCN", num_classes, decoder_options={"fcn16": variant == "FCN16"})
         ours = summarize(spec, pixels, pixels)
-        rows.append(dict(basenet=encoder, variant=variant, gmacs=ours["gmacs"], mparams=ours["params"] / 1e6,
+        rows.append(dict(encoder=encoder, variant=variant, gmacs=ours["gmacs"], mparams=ours["params"] / 1e6,
                          their_gmacs=their_gmacs, their_mparams=their_mparams,
                          googlenet_5x5_delta=ours.get("googlenet_5x5_delta")))
     return rows
@@ -254,7 +254,7 @@ def format_table(rows):
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append("| %s - %s | %.2f | %s | %s | %.2f | %s | %s |" % (
-            r["basenet"], r["variant"], r["gmacs"], num(r["their_gmacs"], "%.1f"), rel(r["gmacs"], r["their_gmacs"]),
+            r["encoder"], r["variant"], r["gmacs"], num(r["their_gmacs"], "%.1f"), rel(r["gmacs"], r["their_gmacs"]),
             r["mparams"], num(r["their_mparams"], "%.2f"), rel(r["mparams"], r["their_mparams"])))
     for r in rows:
         delta = r.get("googlenet_5x5_delta")
@@ -263,7 +263,7 @@ def format_table(rows):
             lines.append("")
             lines.append("%s - %s: TF-Slim's Inception V1 has 3x3 convs where GoogLeNet has 5x5 (Branch_2); "
                          "with 5x5 it would be %.2f GMACs (%s) and %.2f M params (%s), matching seg-mentor's figures."
-                         % (r["basenet"], r["variant"], gmacs, rel(gmacs, r["their_gmacs"]),
+                         % (r["encoder"], r["variant"], gmacs, rel(gmacs, r["their_gmacs"]),
                             mparams, rel(mparams, r["their_mparams"])))
     return "\n".join(lines)
 
@@ -323,10 +323,10 @@ def main(argv=None):
     if args.json:
         print(json.dumps(result))
     else:
-        print("%s (%s + %s) at %dx%d, %d classes" % (result["run_name"], result["basenet"], result["decoder"],
+        print("%s (%s + %s) at %dx%d, %d classes" % (result["run_name"], result["encoder"], result["decoder"],
                                                    height, width, spec.num_classes))
         print("  parameters : %12s  (encoder %s, decoder %s; %s incl. BN statistics)" % (
-            format(result["params"], ","), format(result["fe_params"], ","),
+            format(result["params"], ","), format(result["encoder_params"], ","),
             format(result["decoder_params"], ","), format(result["params_all"], ",")))
         print("  GMACs      : %12.2f  (conv + matmul multiply-accumulates, batch 1)" % result["gmacs"])
         print("  logits     : %s" % (result["logits_shape"],))

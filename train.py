@@ -194,7 +194,7 @@ def restore(sess, graph, config, resume, monitor):
         monitor.log("resumed from %s at step %d" % (path, step))
         return step
     if config.train.pretrained:
-        report = checkpoints.restore_feature_extractor(sess, config.train.pretrained, graph.step.model.fe.scope)
+        report = checkpoints.restore_encoder(sess, config.train.pretrained, graph.step.model.encoder.scope)
         restored = set(report.restored)
         monitor.log("restored %d encoder variables from %s:" % (len(restored), config.train.pretrained))
         monitor.log_names("  restored ", sorted(restored))

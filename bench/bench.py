@@ -1,4 +1,4 @@
-"""Benchmark a (basenet, decoder) on this machine with the code paths train.py and test.py run.
+"""Benchmark an (encoder, decoder) on this machine with the code paths train.py and test.py run.
 
     python bench/bench.py --basenet resnet_v1_18 --extended_arch LinkNet --threads 2
     python bench/bench.py --arch linknet_r18,unet_r18 --json results.jsonl     # the peer-matched set
@@ -142,7 +142,7 @@ def bench_training(spec, size, batch, runs, warmup, threads, xla=False, probe=No
 
 
 def measure(name, spec, args):
-    record = {"arch": name, "framework": "seg-mentor/tf1", "basenet": spec.encoder, "decoder": spec.decoder,
+    record = {"arch": name, "framework": "seg-mentor/tf1", "encoder": spec.encoder, "decoder": spec.decoder,
               "spec": spec.to_dict(), "classes": spec.num_classes, "threads": args.threads, "xla": args.xla,
               "mixed_precision": args.mixed_precision, "folded": args.folded, "loadavg_start": list(os.getloadavg()),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version()}

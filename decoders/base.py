@@ -120,7 +120,7 @@ class BaseFcnArch(abc.ABC):
             raise DecoderOptionError("%s needs %s.Options, got %r" % (self.name, self.name, spec.decoder_options))
         self.spec = spec
         self.options = spec.decoder_options
-        self.fe = nets.get(spec.encoder)
+        self.encoder = nets.get(spec.encoder)
         self.num_classes = int(spec.num_classes)
         self.is_training = is_training
         self.output_stride = spec.output_stride or self.default_output_stride
@@ -256,7 +256,7 @@ class BaseFcnArch(abc.ABC):
         """Logits for `images`.  `features`: another model's encoder output for these same
         images, to hang a second decoder on one encoder (give it its own decoder_scope)."""
         padded, size = pad_to_multiple(images, PAD_MULTIPLE)
-        self.features = features or self.fe.build(
+        self.features = features or self.encoder.build(
             padded, self.is_training, weight_decay=self.spec.weight_decay, output_stride=self.output_stride,
             preprocess=False, batch_norm_decay=self.spec.batch_norm_decay)
         self.pyramid = {}
@@ -278,9 +278,9 @@ class BaseFcnArch(abc.ABC):
         return self.logits
 
     # --------------------------------------------------------------- variables
-    def fe_variables(self):
-        """Pretrained feature-extractor variables (restored from the slim checkpoint)."""
-        return tf.global_variables(self.fe.scope + "/")
+    def encoder_variables(self):
+        """Pretrained encoder variables (restored from the ImageNet slim checkpoint)."""
+        return tf.global_variables(self.encoder.scope + "/")
 
     def decoder_variables(self):
         """New variables created by the decoder (random / bilinear init)."""

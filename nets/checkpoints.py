@@ -2,12 +2,12 @@
 
 tf.train.Saver fails on the first missing or mis-shaped variable with an
 opaque message (or, with a loose var_list, silently restores half a net).
-`restore_feature_extractor` instead compares the graph's model variables under
+`restore_encoder` instead compares the graph's model variables under
 the net's scope with the checkpoint's variable list, reports every problem at
 once in a `CheckpointMismatchError`, and otherwise restores and returns a
 `RestoreReport` the training code can log:
 
-    report = restore_feature_extractor(sess, path, scope="resnet_v1_50",
+    report = restore_encoder(sess, path, scope="resnet_v1_50",
                                        exclude=("resnet_v1_50/logits",))
     print(report.summary())
 
@@ -78,7 +78,7 @@ def _graph_variables(scope, graph_scope):
     return found
 
 
-def check_feature_extractor(checkpoint_path, scope, exclude=(), graph_scope=None):
+def check_encoder(checkpoint_path, scope, exclude=(), graph_scope=None):
     """Compare without restoring: returns (var_list for a Saver, RestoreReport) or raises CheckpointMismatchError.
 
     scope: the variables' prefix in the checkpoint (e.g. 'resnet_v1_50').
@@ -127,22 +127,22 @@ def check_feature_extractor(checkpoint_path, scope, exclude=(), graph_scope=None
     return var_list, report
 
 
-def restore_feature_extractor(sess, checkpoint_path, scope, exclude=(), graph_scope=None):
-    """Check (see check_feature_extractor), then restore with a Saver; returns the RestoreReport.
+def restore_encoder(sess, checkpoint_path, scope, exclude=(), graph_scope=None):
+    """Check (see check_encoder), then restore with a Saver; returns the RestoreReport.
 
     Raises CheckpointMismatchError naming every missing / mis-shaped variable
     and the file, before anything is restored.
     """
-    var_list, report = check_feature_extractor(checkpoint_path, scope, exclude, graph_scope)
+    var_list, report = check_encoder(checkpoint_path, scope, exclude, graph_scope)
     tf.train.Saver(var_list=var_list).restore(sess, checkpoint_path)
     return report
 
 
 def restore_registry_entry(sess, checkpoint_path, entry, graph_scope=None):
-    """restore_feature_extractor for a nets.registry entry: its scope, its head excluded."""
-    return restore_feature_extractor(sess, checkpoint_path, entry.scope,
+    """restore_encoder for a nets.registry entry: its scope, its head excluded."""
+    return restore_encoder(sess, checkpoint_path, entry.scope,
                                      exclude=(entry.head_scope,), graph_scope=graph_scope)
 
 
-__all__ = ["CheckpointMismatchError", "RestoreReport", "check_feature_extractor",
-           "restore_feature_extractor", "restore_registry_entry"]
+__all__ = ["CheckpointMismatchError", "RestoreReport", "check_encoder",
+           "restore_encoder", "restore_registry_entry"]

@@ -1,7 +1,7 @@
 """One registry of feature extractors (encoders): name -> how to build, feed and tap it.
 
 A decoder never imports a net module directly: it asks `get(name)` for a
-`FeatureExtractor` and calls `.build(images, is_training)`.  Adding a net is one
+`Encoder` and calls `.build(images, is_training)`.  Adding a net is one
 module in `nets/` plus one entry here.
 """
 import dataclasses
@@ -37,7 +37,7 @@ class Features:
 
 
 @dataclasses.dataclass(frozen=True)
-class FeatureExtractor:
+class Encoder:
     """Registry entry.  A net's module is imported when the net is first built (`module`, `function`)."""
     name: str
     module: str              # python module in nets/, e.g. 'nets.resnet_v1'
@@ -97,24 +97,24 @@ def lookup_end_point(end_points, key):
 
 
 _ENTRIES = [
-    FeatureExtractor(
+    Encoder(
         name="vgg_16", module="nets.vgg", function="vgg_16", arg_scope="vgg_arg_scope",
         preprocessing="vgg", scope="vgg_16", head_scope="vgg_16/fc8", imagenet_classes=1000,
         taps={4: "vgg_16/pool2", 8: "vgg_16/pool3", 16: "vgg_16/pool4"},
         checkpoint="vgg_16.ckpt"),
-    FeatureExtractor(
+    Encoder(
         name="inception_v1", module="nets.inception_v1", function="inception_v1",
         arg_scope="inception_v1_arg_scope", preprocessing="inception", scope="InceptionV1",
         head_scope="InceptionV1/Logits", imagenet_classes=1001,
         taps={4: "Conv2d_2c_3x3", 8: "Mixed_3c", 16: "Mixed_4f"},
         checkpoint="inception_v1.ckpt"),
-    FeatureExtractor(
+    Encoder(
         name="resnet_v1_18", module="nets.resnet_v1", function="resnet_v1_18",
         arg_scope="resnet_arg_scope", preprocessing="torchvision", scope="resnet_v1_18",
         head_scope="resnet_v1_18/logits", imagenet_classes=1000,
         taps={4: "resnet_v1_18/block1", 8: "resnet_v1_18/block2", 16: "resnet_v1_18/block3"},
         checkpoint="resnet_v1_18.ckpt"),
-    FeatureExtractor(
+    Encoder(
         name="resnet_v1_50", module="nets.resnet_v1", function="resnet_v1_50",
         arg_scope="resnet_arg_scope", preprocessing="vgg", scope="resnet_v1_50",
         head_scope="resnet_v1_50/logits", imagenet_classes=1000,
@@ -122,7 +122,7 @@ _ENTRIES = [
               8: "resnet_v1_50/block2/unit_3/bottleneck_v1",
               16: "resnet_v1_50/block3/unit_5/bottleneck_v1"},
         checkpoint="resnet_v1_50.ckpt"),
-    FeatureExtractor(
+    Encoder(
         name="resnet_v1_101", module="nets.resnet_v1", function="resnet_v1_101",
         arg_scope="resnet_arg_scope", preprocessing="vgg", scope="resnet_v1_101",
         head_scope="resnet_v1_101/logits", imagenet_classes=1000,
@@ -130,13 +130,13 @@ _ENTRIES = [
               8: "resnet_v1_101/block2/unit_3/bottleneck_v1",
               16: "resnet_v1_101/block3/unit_22/bottleneck_v1"},
         checkpoint="resnet_v1_101.ckpt"),
-    FeatureExtractor(
+    Encoder(
         name="mobilenet_v1", module="nets.mobilenet_v1", function="mobilenet_v1",
         arg_scope="mobilenet_v1_arg_scope", preprocessing="inception", scope="MobilenetV1",
         head_scope="MobilenetV1/Logits", imagenet_classes=1001,
         taps={4: "Conv2d_3_pointwise", 8: "Conv2d_5_pointwise", 16: "Conv2d_11_pointwise"},
         checkpoint="mobilenet_v1_1.0_224.ckpt"),
-    FeatureExtractor(
+    Encoder(
         name="mobilenet_v2", module="nets.mobilenet_v2", function="mobilenet_v2",
         arg_scope="mobilenet_v2_arg_scope", preprocessing="inception", scope="MobilenetV2",
         head_scope="MobilenetV2/Logits", imagenet_classes=1001,
@@ -144,7 +144,7 @@ _ENTRIES = [
         checkpoint="mobilenet_v2_1.0_224.ckpt"),
 ]
 
-REGISTRY: Dict[str, FeatureExtractor] = {entry.name: entry for entry in _ENTRIES}
+REGISTRY: Dict[str, Encoder] = {entry.name: entry for entry in _ENTRIES}
 NAMES = tuple(REGISTRY)
 
 
@@ -152,7 +152,7 @@ class UnknownNetError(ValueError):
     pass
 
 
-def get(name: Optional[str]) -> FeatureExtractor:
+def get(name: Optional[str]) -> Encoder:
     """The registry entry for `name`; an unknown name lists the valid ones."""
     try:
         return REGISTRY[name]

@@ -69,19 +69,19 @@ def test_zero_init_skips_start_at_zero():
 
 
 @pytest.mark.parametrize("size", [(360, 480), (512, 512)])
-@pytest.mark.parametrize("basenet", nets.NAMES)
-def test_every_net_and_decoder_builds_full_resolution_logits(basenet, size):
+@pytest.mark.parametrize("encoder", nets.NAMES)
+def test_every_net_and_decoder_builds_full_resolution_logits(encoder, size):
     """One encoder per graph, every decoder variant hung on it (building encoders dominates test time)."""
     images = tf.placeholder(tf.float32, [1, size[0], size[1], 3])
     first = None
     for variant, (decoder, flags) in DECODER_VARIANTS.items():
-        model = build(basenet, decoder, 12, is_training=False, decoder_scope="decoder_" + variant, **flags)
+        model = build(encoder, decoder, 12, is_training=False, decoder_scope="decoder_" + variant, **flags)
         logits = model.build(images, features=first.features if first else None)
-        assert logits.shape.as_list() == [1, size[0], size[1], 12], (basenet, variant)
+        assert logits.shape.as_list() == [1, size[0], size[1], 12], (encoder, variant)
         assert model.decoder_variables()
         first = first or model
-    fe, dec = set(first.fe_variables()), set(tf.global_variables()) - set(first.fe_variables())
-    assert fe and all(v.op.name.startswith(first.fe.scope + "/") for v in fe)
+    encoder, dec = set(first.encoder_variables()), set(tf.global_variables()) - set(first.encoder_variables())
+    assert encoder and all(v.op.name.startswith(first.encoder.scope + "/") for v in encoder)
     assert all(v.op.name.startswith("decoder_") for v in dec)
 
 

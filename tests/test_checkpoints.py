@@ -1,11 +1,11 @@
-"""restore_feature_extractor: exact round trip, clear errors by name, head reported as unused."""
+"""restore_encoder: exact round trip, clear errors by name, head reported as unused."""
 import numpy as np
 import pytest
 
 from utils.compat import tf, slim
 import nets.registry as registry
 from nets import checkpoints
-from nets.checkpoints import CheckpointMismatchError, restore_feature_extractor
+from nets.checkpoints import CheckpointMismatchError, restore_encoder
 
 NET = "mobilenet_v1"  # small and quick to build; the helper only sees names and shapes
 ENTRY = registry.get(NET)
@@ -49,7 +49,7 @@ def test_round_trip_into_base_only_graph_reports_head_unused(full_checkpoint):
     build(base_only=True)
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
-        report = restore_feature_extractor(sess, path, ENTRY.scope, exclude=(HEAD,))
+        report = restore_encoder(sess, path, ENTRY.scope, exclude=(HEAD,))
         restored = model_values(sess)
     assert sorted(report.restored) == sorted(restored) and len(restored) == 135
     assert report.unused_head == [HEAD + "/Conv2d_1c_1x1/biases", HEAD + "/Conv2d_1c_1x1/weights"]
@@ -63,7 +63,7 @@ def test_without_exclude_the_head_is_reported_unexpected_not_an_error(full_check
     path, _ = full_checkpoint
     build(base_only=True)
     with tf.Session() as sess:
-        report = restore_feature_extractor(sess, path, ENTRY.scope)
+        report = restore_encoder(sess, path, ENTRY.scope)
     assert len(report.unexpected) == 2 and report.unused_head == []
     assert "WARNING 2 checkpoint variables unused" in report.summary()
 
@@ -74,7 +74,7 @@ def test_excluded_graph_variables_are_skipped(full_checkpoint):
     build(base_only=False)
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
-        report = restore_feature_extractor(sess, path, ENTRY.scope, exclude=(HEAD,))
+        report = restore_encoder(sess, path, ENTRY.scope, exclude=(HEAD,))
         values = model_values(sess)
     assert report.skipped == [HEAD + "/Conv2d_1c_1x1/biases", HEAD + "/Conv2d_1c_1x1/weights"]
     assert not np.array_equal(values[HEAD + "/Conv2d_1c_1x1/weights"], saved[HEAD + "/Conv2d_1c_1x1/weights"])
@@ -109,7 +109,7 @@ def test_missing_and_mis_shaped_variables_raise_one_clear_error(tmp_path):
         sess.run(tf.global_variables_initializer())
         before = sess.run(tf.model_variables("MobilenetV1/Conv2d_1_pointwise/weights")[0])
         with pytest.raises(CheckpointMismatchError) as info:
-            restore_feature_extractor(sess, path, ENTRY.scope, exclude=(HEAD,))
+            restore_encoder(sess, path, ENTRY.scope, exclude=(HEAD,))
         after = sess.run(tf.model_variables("MobilenetV1/Conv2d_1_pointwise/weights")[0])
     message = str(info.value)
     assert path in message
@@ -125,4 +125,4 @@ def test_empty_scope_is_an_error(full_checkpoint):
     build(base_only=True)
     with tf.Session() as sess:
         with pytest.raises(ValueError, match="no model variables under 'resnet_v1_50'"):
-            restore_feature_extractor(sess, path, "resnet_v1_50")
+            restore_encoder(sess, path, "resnet_v1_50")

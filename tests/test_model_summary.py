@@ -4,6 +4,7 @@ import json
 import pytest
 
 import arch
+import decoders
 from tests.conftest import run_script
 from utils.compat import tf
 from utils.graphs import count_macs
@@ -26,7 +27,7 @@ def test_seg_mentor_table_within_tolerance():
     assert len(rows) == 9
     for row in rows:
         if row["their_gmacs"] is None:  # MobileNet V2: "coming soon" in seg-mentor
-            assert row["basenet"] == "mobilenet_v2" and 1.0 < row["gmacs"] < 3.0
+            assert row["encoder"] == "mobilenet_v2" and 1.0 < row["gmacs"] < 3.0
             continue
         gmacs, mparams = row["gmacs"], row["mparams"]
         delta = row["googlenet_5x5_delta"]
@@ -46,6 +47,17 @@ def test_cli_summary_json():
                       "--num_classes", "12", "--json")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["decoder"] == "LinkNet" and result["logits_shape"] == [1, 360, 480, 12]
-    assert result["params"] == result["fe_params"] + result["decoder_params"]
+    assert result["params"] == result["encoder_params"] + result["decoder_params"]
     bad = run_script("arch.py", "--extended_arch", "SegNetX", check=False)
     assert bad.returncode == 2 and "valid names: FCN" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_decoder_zoo_table_lists_every_registered_decoder():
+    """`python arch.py --decoders`: a new decoder file shows up in the table with no other edit."""
+    rows = arch.decoder_zoo_rows(encoders=("mobilenet_v2",), pixels=64, num_classes=5)
+    assert [decoder for decoder, _ in rows] == list(decoders.NAMES)
+    for decoder, cells in rows:
+        mparams, gmacs = cells["mobilenet_v2"]
+        assert mparams > 2.2 and gmacs > 0.0, decoder  # MobileNetV2's 2.26 M plus a decoder
+    text = arch.format_decoder_zoo(rows, encoders=("mobilenet_v2",), pixels=64, num_classes=5)
+    assert all("| %s | " % name in text for name in decoders.NAMES)

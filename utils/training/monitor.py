@@ -132,10 +132,10 @@ class Monitor:
             if np.isfinite(iou):
                 values["val_IoU/%s" % name] = iou
         self.scalars(step, values)
-        fe = nets.get(self.config.model.encoder)
+        encoder = nets.get(self.config.model.encoder)
         pictures = []
         for k in range(min(2, len(images))):
-            rgb = preprocessing.undo(fe.preprocessing, images[k]).astype(np.uint8)
+            rgb = preprocessing.undo(encoder.preprocessing, images[k]).astype(np.uint8)
             palette, ignore = self.config.data.palette, self.config.data.ignore_label
             pictures.append(("val/%d/image_prediction_truth" % k, np.concatenate([
                 rgb, viz.overlay(rgb, predictions[k], palette, ignore_label=ignore),

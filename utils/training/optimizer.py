@@ -107,5 +107,5 @@ def train_op(total_loss, global_step, lr, beta1, encoder_vars, decoder_vars, dif
 
 def split_encoder_decoder(model, variables):
     """(encoder, decoder) parts of `variables`: the pretrained feature extractor's and the new ones."""
-    encoder = set(model.fe_variables())
+    encoder = set(model.encoder_variables())
     return [v for v in variables if v in encoder], [v for v in variables if v not in encoder]
