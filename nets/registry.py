@@ -115,6 +115,12 @@ _ENTRIES = [
         taps={4: "resnet_v1_18/block1", 8: "resnet_v1_18/block2", 16: "resnet_v1_18/block3"},
         checkpoint="resnet_v1_18.ckpt"),
     Encoder(
+        name="resnet_v1_34", module="nets.resnet_v1", function="resnet_v1_34",
+        arg_scope="resnet_arg_scope", preprocessing="torchvision", scope="resnet_v1_34",
+        head_scope="resnet_v1_34/logits", imagenet_classes=1000,
+        taps={4: "resnet_v1_34/block1", 8: "resnet_v1_34/block2", 16: "resnet_v1_34/block3"},
+        checkpoint="resnet_v1_34.ckpt"),
+    Encoder(
         name="resnet_v1_50", module="nets.resnet_v1", function="resnet_v1_50",
         arg_scope="resnet_arg_scope", preprocessing="vgg", scope="resnet_v1_50",
         head_scope="resnet_v1_50/logits", imagenet_classes=1000,

@@ -131,6 +131,19 @@ def resnet_v1_18(inputs, num_classes=1000, is_training=True, base_only=False, ou
                      spatial_squeeze, torchvision_pool=True, reuse=reuse, scope=scope)
 
 
+def resnet_v1_34(inputs, num_classes=1000, is_training=True, base_only=False, output_stride=None,
+                 spatial_squeeze=True, reuse=None, scope="resnet_v1_34"):
+    """ResNet-34 (torchvision layout, the conventions of resnet_v1_18): [3, 4, 6, 3] basic blocks."""
+    blocks = [
+        basic_block_group("block1", 64, 3, stride=1),
+        basic_block_group("block2", 128, 4, stride=2),
+        basic_block_group("block3", 256, 6, stride=2),
+        basic_block_group("block4", 512, 3, stride=2),
+    ]
+    return resnet_v1(inputs, blocks, num_classes, is_training, base_only, output_stride,
+                     spatial_squeeze, torchvision_pool=True, reuse=reuse, scope=scope)
+
+
 def resnet_v1_50(inputs, num_classes=1000, is_training=True, base_only=False, output_stride=None,
                  spatial_squeeze=True, reuse=None, scope="resnet_v1_50"):
     """slim ResNet-50: [3, 4, 6, 3] bottleneck units."""
@@ -157,5 +170,5 @@ def resnet_v1_101(inputs, num_classes=1000, is_training=True, base_only=False, o
                      spatial_squeeze, reuse=reuse, scope=scope)
 
 
-for _fn in (resnet_v1_18, resnet_v1_50, resnet_v1_101):
+for _fn in (resnet_v1_18, resnet_v1_34, resnet_v1_50, resnet_v1_101):
     _fn.default_image_size = 224

@@ -14,6 +14,7 @@ from nets import inception_v1, resnet_v1, vgg
 REFERENCE_NETS = ("vgg_16", "inception_v1", "resnet_v1_50", "resnet_v1_101", "mobilenet_v1", "mobilenet_v2")
 ALL_NETS = registry.NAMES
 RESNET18_TRAINABLE_WITHOUT_HEAD = 11176512  # torchvision resnet18 (11,689,512) minus fc (513,000)
+RESNET34_TRAINABLE_WITHOUT_HEAD = 21284672  # torchvision resnet34 (21,797,672) minus fc (513,000)
 
 
 def load_reference(name):
@@ -125,6 +126,23 @@ def test_resnet_v1_18_torchvision_layout():
     # Stride 2 in the first unit of blocks 2-4: unit_1 of block2 already at stride 8.
     assert end_points["resnet_v1_18/block2/unit_1/res_block_v1"].shape.as_list()[1] == 28
     assert end_points["resnet_v1_18/block1"].shape.as_list()[1] == 56
+
+
+def test_resnet_v1_34_torchvision_layout():
+    """torchvision's ResNet-34 in resnet_v1_18's conventions: [3, 4, 6, 3] basic blocks, stride in each first unit."""
+    _, end_points, _ = build("resnet_v1_34", base_only=False)
+    got = variable_shapes()
+    assert got["resnet_v1_34/logits/weights"] == (1, 1, 512, 1000)
+    trainable = sum(int(np.prod(v.shape.as_list())) for v in tf.trainable_variables()
+                    if not v.op.name.startswith("resnet_v1_34/logits/"))
+    assert trainable == RESNET34_TRAINABLE_WITHOUT_HEAD
+    for block, units in (("block1", 3), ("block2", 4), ("block3", 6), ("block4", 3)):
+        found = {k.split("/")[2] for k in got if k.startswith("resnet_v1_34/%s/" % block)}
+        assert found == {"unit_%d" % i for i in range(1, units + 1)}, block
+    assert got["resnet_v1_34/block3/unit_1/res_block_v1/shortcut/weights"] == (1, 1, 128, 256)
+    assert "resnet_v1_34/block3/unit_2/res_block_v1/shortcut/weights" not in got
+    assert len([k for k in got if k.endswith("/weights")]) == 1 + 32 + 3 + 1
+    assert end_points["resnet_v1_34/block3/unit_1/res_block_v1"].shape.as_list()[1] == 14
 
 
 # ---------------------------------------------------------------- output_stride (dilation)
