@@ -283,7 +283,7 @@ def decoder_zoo_rows(encoders=ZOO_ENCODERS, pixels=512, num_classes=21, decoder_
 def format_decoder_zoo(rows, encoders=ZOO_ENCODERS, pixels=512, num_classes=21):
     lines = ["Params M / GMACs at %dx%d, %d classes (each decoder at its default options)" % (pixels, pixels,
                                                                                           num_classes),
-             "", "| decoder | %s |" % " | ".join(encoders), "|---|%s" % "---|" * len(encoders)]
+             "", "| decoder | %s |" % " | ".join(encoders), "|---|" + "---:|" * len(encoders)]
     for decoder, cells in rows:
         lines.append("| %s | %s |" % (decoder, " | ".join("%.2f / %.2f" % cells[e] for e in encoders)))
     return "\n".join(lines)

@@ -40,6 +40,7 @@ from utils.training.step import TrainStep
 PEER_MATCH = {
     "linknet_r18": dict(encoder="resnet_v1_18", decoder="LinkNet"),
     "unet_r18": dict(encoder="resnet_v1_18", decoder="UNet"),
+    "fpn_r18": dict(encoder="resnet_v1_18", decoder="FPN"),
     "deeplabv3_r50": dict(encoder="resnet_v1_50", decoder="DeepLabV3", output_stride=8),
     "pspnet_r18": dict(encoder="resnet_v1_18", decoder="PSPNetLite", encoder_stride=8,
                        decoder_options={"aux_loss_weight": 0.0}),  # smp: its head, no aux

@@ -24,7 +24,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEER_DIR = os.path.abspath(os.path.join(ROOT, "..", "shared", "tools", "peer_bench"))
-DEFAULT_ARCHS = "linknet_r18,unet_r18,deeplabv3_r50,pspnet_r18,fcn32_r18"
+DEFAULT_ARCHS = "linknet_r18,unet_r18,fpn_r18,deeplabv3_r50,pspnet_r18,fcn32_r18"
 
 
 def run_peer(arch, args, channels_last):
