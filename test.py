@@ -11,6 +11,7 @@ and friends under <traindir>/test_<split>_<step>/.
     --afteriter 3000          a milestone checkpoint (an unknown step lists the saved ones)
     --afteriter 3000,6000     several checkpoints: each scored, plus the spread of the mIoU
     --afteriter last:3        the three newest milestones
+    --afteriter best          the best full-validation checkpoint (train.py --keep_best)
     --scales 0.75,1,1.25 --flip   multi-scale + flip testing (averaged probabilities)
     --imagepath 'pics/*.jpg'  segment images of your fancy (no labels) -> overlay PNGs
     --moviepath drive.mp4     segment a movie -> overlay movie with the same frame rate
@@ -51,7 +52,8 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--traindir", required=True, help="run folder made by train.py (holds runargs)")
     parser.add_argument("--afteriter", default=None,
-                        help="checkpoint saved after X steps (default: newest); 'X,Y,...' or 'last:K' for several")
+                        help="checkpoint saved after X steps (default: newest); 'X,Y,...' or 'last:K' for several; "
+                             "'best' for the one train.py --keep_best kept")
     parser.add_argument("--pixels", type=int, default=None,
                         help="larger image side fed to the net (default: as trained; 0 = native resolution)")
     parser.add_argument("--scales", default="1", help="comma list of test scales, factors on --pixels (default: 1)")
@@ -85,11 +87,14 @@ def build_parser():
 def select_steps(afteriter, available):
     """--afteriter -> list of milestone steps; None -> [None] (the newest checkpoint).
 
-    Accepts 'X', 'X,Y,...' and 'last:K'.  An unknown step raises UsageError naming the saved ones.
+    Accepts 'X', 'X,Y,...', 'last:K' and 'best' (the checkpoint train.py --keep_best kept).  An unknown
+    step raises UsageError naming the saved ones.
     """
     if afteriter is None or str(afteriter).strip() == "":
         return [None]
     text = str(afteriter).strip()
+    if text == "best":
+        return ["best"]
     saved = ", ".join(map(str, available)) or "none"
     last = re.fullmatch(r"last:(\d+)", text)
     if last:

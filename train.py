@@ -30,7 +30,9 @@ from utils.compat.session import session_config
 from utils.data import pipeline
 from utils.data.dataset_info import dataset_files
 from utils.data.spec import DataSpec, resolve as resolve_data
+from utils.data.statistics import split_statistics
 from utils.flags import add_gpu_flag, add_setting_flags, apply_gpu_flag_early, settings_from_args
+from utils.training import class_weights
 from utils.training import placement as placements
 from utils.training import runfolder
 from utils.training.config import RunConfig, TrainSettings, provenance, resolve_pretrained, total_steps
@@ -71,16 +73,42 @@ def resolve_config(args, argv=None):
     """The run's RunConfig: from the flags and what the dataset knows, or, with --resume, from its runargs."""
     if args.resume:
         return RunConfig.load(args.resume)
-    model = arch.model_spec_from_args(args)  # an option of another decoder stops here, before any data is read
-    # A missing tfrecords file stops here with the tfrecordify command that makes it.
+    # Bad flag values stop here, before any data is read; a missing tfrecords file next, naming its command.
+    model = arch.model_spec_from_args(args)
+    train = TrainSettings(**settings_from_args(args, TrainSettings))
     data, dataset_classes = resolve_data(DataSpec(**settings_from_args(args, DataSpec)))
     model = model.replace(num_classes=model.num_classes or dataset_classes)
-    train = TrainSettings(**settings_from_args(args, TrainSettings))
+    if train.init_from:
+        train = dataclasses.replace(train, init_from=resolve_init_from(train.init_from), pretrained="none")
     train = dataclasses.replace(
         train, seed=train.seed if train.seed is not None else placements.default_seed(execution_of(args)),
         pretrained=resolve_pretrained(train.pretrained, train.modelspath, model.encoder),
         total_steps=total_steps(train, data.total_train_images))
+    choice, weights = resolve_class_weights(train.class_weights, data, model.num_classes)
+    train = dataclasses.replace(train, class_weights=choice, class_weight_values=weights)
     return RunConfig(model, train, data, provenance=provenance(argv))
+
+
+def resolve_class_weights(choice, data, num_classes):
+    """(--class_weights as resolved, the weights or None); enet / median_freq read the training statistics."""
+    choice = class_weights.default_choice(data.dataset_family) if choice is None else choice
+    names = list(data.class_names)[:num_classes]
+    names += ["class_%d" % index for index in range(len(names), num_classes)]  # the model may have more
+    if choice in ("enet", "median_freq"):
+        stats = split_statistics(data.datapath, data.dataset_family, "training")
+        stats = {key: (list(values) + [0] * num_classes)[:num_classes] for key, values in stats.items()}
+        return class_weights.resolve(choice, names, stats)
+    return class_weights.resolve(choice, names)
+
+
+def resolve_init_from(path):
+    """--init_from: a run folder's newest checkpoint, or a checkpoint prefix; missing ones stop with a message."""
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, runfolder.RUNARGS)):
+        return runfolder.checkpoint_path(path)
+    if os.path.exists(path + ".index") or os.path.exists(path):
+        return path
+    raise FileNotFoundError("--init_from %s: neither a run folder (with runargs) nor a checkpoint (no %s.index)"
+                            % (path, path))
 
 
 # ----------------------------------------------------------------------------- graph
@@ -95,11 +123,15 @@ class TrainGraph:
         train_files = dataset_files(data.datapath, data.dataset_family, "training")
         val_files = dataset_files(data.datapath, data.dataset_family, "validation")
         train_data = pipeline.make_dataset(train_files, training=True, augment=data.augment, seed=train.seed,
-                                           repeat=True, drop_remainder=True, **common)
+                                           repeat=True, drop_remainder=True, scale_range=data.scale_bounds,
+                                           flip=data.flip, color_jitter=data.color_jitter, **common)
         # The monitor's data: shuffled and repeating, so each monitor run sees another random subset.
         val_data = pipeline.make_dataset(val_files, training=True, augment=False, seed=train.seed + 1,
                                          repeat=True, drop_remainder=False, **common)
-        self.feed = pipeline.make_feedable_iterator(train_data, val_data)
+        datasets = [train_data, val_data]
+        if train.keep_best:  # --keep_best scores the whole validation set, one pass in file order
+            datasets.append(pipeline.make_dataset(val_files, training=False, **common))
+        self.feed = pipeline.make_feedable_iterator(*datasets)
         batch = self.feed.next_batch
         self.is_training = tf.placeholder_with_default(False, [], name="is_training")
         replicated = placement is not None and placement.replicated
@@ -108,6 +140,7 @@ class TrainGraph:
         self.init = tf.global_variables_initializer()
         self.latest_saver = tf.train.Saver(max_to_keep=1, name="latest_saver")
         self.milestone_saver = tf.train.Saver(max_to_keep=None, name="milestone_saver")
+        self.best_saver = tf.train.Saver(max_to_keep=1, name="best_saver") if train.keep_best else None
 
 
 # ----------------------------------------------------------------------------- loop
@@ -152,6 +185,8 @@ def train(config, execution):
         train_feed = {graph.feed.handle: handles[0], graph.is_training: True}
         monitor.start(sess, handles[1], start_step)
         monitor.log(placements.summary_line(placement, config.replicas, config.train.learnrate))
+        monitor.log(recipe_line(config))
+        best = runfolder.read_best(folder) if chief else None
         step = start_step
         last_good = None
         fetches = step_tensors.fetches
@@ -170,6 +205,8 @@ def train(config, execution):
             if chief and (step % config.train.val_every == 0 or step == total):
                 monitor.validate(sess, step)
                 last_good = save(sess, graph, folder, step, latest=True)
+                if graph.best_saver is not None:
+                    best = keep_if_best(sess, graph, folder, step, handles[2], monitor, best)
             if chief and step % config.train.save_every == 0:
                 last_good = save(sess, graph, folder, step, latest=False)
             if stop.signal is not None:
@@ -185,15 +222,53 @@ def train(config, execution):
     return 0
 
 
+def recipe_line(config):
+    """One runlog line: optimizer, schedule, loss, class weights, augmentation."""
+    train, data = config.train, config.data
+    weights = "none" if train.class_weight_values is None else "%s [%s]" % (
+        train.class_weights, ", ".join("%.3g" % w for w in train.class_weight_values))
+    return ("recipe: %s lr %.2e, %s schedule, warm-up %d steps | loss %s%s%s | class weights %s | augmentation %s"
+            % (train.optimizer, config.effective_learnrate, train.lr_schedule, train.warmup_steps, train.loss,
+               " (gamma %g)" % train.focal_gamma if "focal" in train.loss_terms else "",
+               ", hardest %g of pixels" % train.ohem_top_k if train.ohem_top_k < 1 else "", weights,
+               "off" if not data.augment else "scale %s, flip %s, colour jitter %g"
+               % (data.scale_range, data.flip, data.color_jitter)))
+
+
+def keep_if_best(sess, graph, folder, step, full_val_handle, monitor, best):
+    """--keep_best: score the whole validation set; a better mIoU replaces the checkpoint in best/."""
+    miou, images = monitor.validate_full(sess, full_val_handle, graph.feed.iterators[2].initializer, step)
+    if best is not None and miou <= best["mIoU"]:
+        return best
+    directory = os.path.join(folder, runfolder.BEST_DIR)
+    os.makedirs(directory, exist_ok=True)
+    path = graph.best_saver.save(sess, os.path.join(directory, runfolder.CKPT_PREFIX), global_step=step,
+                                 write_meta_graph=False)
+    best = {"step": step, "mIoU": miou, "images": images, "checkpoint": os.path.relpath(path, folder)}
+    runfolder.write_best(folder, best)
+    monitor.log("step %d | new best full-val mIoU %.3f (%d images): kept in %s" % (step, miou, images, path))
+    return best
+
+
 def restore(sess, graph, config, resume, monitor):
-    """Resume from the run folder, or initialise the encoder from its ImageNet checkpoint."""
+    """Resume from the run folder, or initialise: from --init_from, or the encoder from its ImageNet checkpoint."""
     if resume:
         path = runfolder.checkpoint_path(resume)  # == folder, except on a non-chief worker
         graph.latest_saver.restore(sess, path)
         step = int(sess.run(graph.step.global_step))
         monitor.log("resumed from %s at step %d" % (path, step))
         return step
-    if config.train.pretrained:
+    if config.train.init_from:
+        model = graph.step.model
+        report = checkpoints.restore_matching(sess, config.train.init_from,
+                                              model.encoder_variables() + model.decoder_variables())
+        monitor.log("initialised from %s: %d variables restored, %d of another shape and %d absent left new"
+                    % (config.train.init_from, len(report.restored), len(report.other_shape),
+                       len(report.not_in_checkpoint)))
+        monitor.log_names("  restored ", report.restored)
+        monitor.log_names("  skipped  ", report.other_shape + ["%s (not in the checkpoint)" % name
+                                                              for name in report.not_in_checkpoint])
+    elif config.train.pretrained:
         report = checkpoints.restore_encoder(sess, config.train.pretrained, graph.step.model.encoder.scope)
         restored = set(report.restored)
         monitor.log("restored %d encoder variables from %s:" % (len(restored), config.train.pretrained))
@@ -229,7 +304,7 @@ def main(argv=None):
     except FileNotFoundError as error:  # missing tfrecords / run folder: say what to run, no traceback
         print("error: %s" % error, file=sys.stderr)
         return 2
-    except (arch.UnknownDecoderError, arch.DecoderOptionError, nets.UnknownNetError) as error:
+    except (arch.UnknownDecoderError, arch.DecoderOptionError, nets.UnknownNetError, ValueError) as error:
         parser.error(str(error))
     return train(config, execution_of(args))
 

@@ -144,5 +144,37 @@ def restore_registry_entry(sess, checkpoint_path, entry, graph_scope=None):
                                      exclude=(entry.head_scope,), graph_scope=graph_scope)
 
 
-__all__ = ["CheckpointMismatchError", "RestoreReport", "check_encoder",
-           "restore_encoder", "restore_registry_entry"]
+@dataclasses.dataclass
+class MatchReport:
+    """What restore_matching did, by variable name."""
+    checkpoint_path: str
+    restored: List[str]
+    other_shape: List[str]     # 'name graph [shape] vs checkpoint [shape]': left to their initializers
+    not_in_checkpoint: List[str]
+
+
+def restore_matching(sess, checkpoint_path, variables):
+    """Restore each of `variables` whose name and shape the checkpoint has; report the others.
+
+    For fine-tuning from another trained model (a run of another dataset: its
+    classifier has another class count and stays new).
+    """
+    reader = tf.train.load_checkpoint(checkpoint_path)
+    shapes = reader.get_variable_to_shape_map()
+    var_list, other_shape, missing = {}, [], []
+    for variable in variables:
+        name = variable.op.name
+        if name not in shapes:
+            missing.append(name)
+        elif list(shapes[name]) != variable.shape.as_list():
+            other_shape.append("%s graph %s vs checkpoint %s" % (name, variable.shape.as_list(), list(shapes[name])))
+        else:
+            var_list[name] = variable
+    if not var_list:
+        raise CheckpointMismatchError(checkpoint_path, "the model", {v.op.name: v.shape.as_list() for v in variables}, {})
+    tf.train.Saver(var_list=var_list).restore(sess, checkpoint_path)
+    return MatchReport(checkpoint_path, sorted(var_list), sorted(other_shape), sorted(missing))
+
+
+__all__ = ["CheckpointMismatchError", "RestoreReport", "MatchReport", "check_encoder", "restore_encoder",
+           "restore_registry_entry", "restore_matching"]

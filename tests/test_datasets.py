@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CAMVID, ROOT, requires
-from utils.data import convert, families
+from utils.data import convert, families, statistics
 from utils.data.families.base import (DatasetError, EmptySplitError, LabelValueError, SizeMismatchError,
                                  UnreadableFileError, holdout_split)
 from utils.data.records import count_records, find_record_files, read_examples
@@ -140,6 +140,31 @@ def test_real_camvid_dataset_json(real_camvid):
     assert info["splits"]["validation"]["records"] == 101
     assert info["splits"]["validation"]["files"] == ["validation.tfrecords"]
     assert len(info["splits"]["training"]["examples"]) == 367
+
+
+def test_class_statistics_are_recorded_and_filled_in_for_older_conversions(tmp_path):
+    """dataset.json holds per-class pixel, image and image-pixel counts of each split (ignore label apart),
+    equal to counts from the label files; a dataset.json without them gets them from the records, once."""
+    src = make_camvid_layout(str(tmp_path / "src"), counts={"train": 5, "val": 2})
+    summary = convert_camvid(src, tmp_path / "out")
+    expected = statistics.ClassCounts(11, 11)
+    for name in sorted(os.listdir(os.path.join(src, "trainannot"))):
+        expected.add(np.asarray(Image.open(os.path.join(src, "trainannot", name))))
+    path = os.path.join(summary.outdir, "dataset.json")
+    info = json.load(open(path))
+    assert info["schema_version"] == 2
+    for key, values in expected.as_dict().items():
+        assert info["splits"]["training"][key] == values, key
+    assert sum(info["splits"]["training"]["class_pixels"]) == 5 * 24 * 32 - 5 * 32  # row 0 is ignored
+    for entry in info["splits"].values():  # a conversion made before the statistics existed
+        for key in statistics.KEYS:
+            del entry[key]
+    json.dump(info, open(path, "w"))
+    messages = []
+    datapath = os.path.dirname(summary.outdir)
+    assert statistics.split_statistics(datapath, "camvid", "training", log=messages.append) == expected.as_dict()
+    assert statistics.split_statistics(datapath, "camvid", "training", log=messages.append) == expected.as_dict()
+    assert len(messages) == 1 and "counting them from 1 record file(s) (once)" in messages[0]
 
 
 @requires(SAMPLE)

@@ -207,7 +207,8 @@ def one_and_two_replicas(sample_datapath, tmp_path_factory):
     """Same seed, same global batch: a single-device run (3 steps) and a synchronised 2-replica run,
     side by side; the latter stopped with SIGTERM once past step 3 (monitor and milestones every 3 steps)."""
     root = tmp_path_factory.mktemp("distribute")
-    common = list(TINY_TRAIN_ARGS) + ["--datapath", sample_datapath, "--log_every", "1"]
+    # Unweighted loss: the comparison is of the replica machinery (weighted losses on replicas: test_training_recipe)
+    common = list(TINY_TRAIN_ARGS) + ["--datapath", sample_datapath, "--log_every", "1", "--class_weights", "none"]
     single_log, double_log = root / "single.log", root / "double.log"
     with open(single_log, "w") as log1, open(double_log, "w") as log2:
         single = _start(*common, "--max_steps", STEPS_COMPARED, "--runs_root", root / "single", log=log1)
@@ -274,7 +275,8 @@ def test_two_replica_checkpoints_restore_on_one_device(one_and_two_replicas, tmp
 def test_two_workers_train_and_only_the_chief_writes(sample_datapath, one_and_two_replicas, tmp_path):
     hosts = ",".join("127.0.0.1:%d" % port for port in _free_ports(2))
     common = list(TINY_TRAIN_ARGS) + ["--datapath", sample_datapath, "--log_every", "1", "--max_steps", 2,
-                                      "--sync_batch_norm", "--worker_hosts", hosts, "--runs_root", tmp_path / "runs"]
+                                      "--class_weights", "none", "--sync_batch_norm", "--worker_hosts", hosts,
+                                      "--runs_root", tmp_path / "runs"]
     logs = [tmp_path / ("worker%d.log" % i) for i in range(2)]
     handles = [open(path, "w") for path in logs]
     workers = [_start(*common, "--task_index", i, log=handle) for i, handle in enumerate(handles)]

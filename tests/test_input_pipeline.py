@@ -10,6 +10,7 @@ from utils.data import dataset_info
 from utils.data import pipeline as ip
 from utils.data.families.base import encode_png
 from utils.data.records import ShardedRecordWriter, serialize_example
+from utils.data.spec import DataSpec
 
 IGNORE = 255
 COLORS = np.array([(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)], np.uint8)
@@ -126,6 +127,32 @@ def test_random_crop_stays_inside_the_stretched_image(tmp_path):
     crops = [b["label"][0] for b in run_batches(dataset, 5)]
     assert all((c != IGNORE).all() for c in crops)  # stretched >= 32: no padding shows
     assert len({c.tobytes() for c in crops}) > 1  # different windows
+
+
+def test_color_jitter_changes_colours_only_and_is_seeded(tmp_path):
+    """--color_jitter: images change, labels and geometry do not; the same seed gives the same colours."""
+    files = write_records(tmp_path, "training", [coloured_example("c%d.png" % i, 40, 56, i) for i in range(4)])
+
+    def batches(jitter, seed=3):
+        with tf.Graph().as_default():
+            dataset = ip.make_dataset(files, None, pixels=48, batch_size=4, ignore_label=IGNORE, training=True,
+                                      seed=seed, color_jitter=jitter)
+            return run_batches(dataset, 2)
+
+    plain, jittered, again = batches(0.0), batches(0.4), batches(0.4)
+    for a, b, c in zip(plain, jittered, again):
+        np.testing.assert_array_equal(a["label"], b["label"])
+        np.testing.assert_array_equal(b["image"], c["image"])
+        assert np.abs(a["image"] - b["image"]).mean() > 1.0
+        assert b["image"].min() >= 0.0 and b["image"].max() <= 255.0
+
+
+def test_augmentation_settings_are_declared_with_their_checks():
+    assert DataSpec().scale_bounds == (0.75, 1.25) and DataSpec(scale_range="0.5,2").scale_bounds == (0.5, 2.0)
+    for bad, flag in ((dict(scale_range="2,1"), "--scale_range"), (dict(scale_range="big"), "--scale_range"),
+                      (dict(color_jitter=2.0), "--color_jitter"), (dict(pixels=-5), "--pixels")):
+        with pytest.raises(ValueError, match=flag):
+            DataSpec(**bad)
 
 
 def batches_of(files, seed, count=3):

@@ -153,3 +153,47 @@ def test_boolean_flags_accept_both_forms_and_reject_garbage():
 def test_decay_schedule_thirds():
     assert [learning_rate_at(s, 1.0, 45, True) for s in (1, 15, 16, 30, 31, 45)] == \
         [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
+
+
+def test_keep_best_and_init_from_with_another_class_count(tiny_run, sample_datapath, tmp_path):
+    """--init_from restores every matching variable of another run (the 11-class classifier does not fit 12
+    classes: listed as skipped); --keep_best keeps the best full-validation checkpoint, test.py picks it."""
+    proc = run_script("train.py", *TINY_TRAIN_ARGS, "--datapath", sample_datapath, "--runs_root", tmp_path,
+                      "--num_classes", "12", "--init_from", tiny_run["folder"], "--keep_best", "--max_steps", "3",
+                      "--val_every", "1", "--loss", "ce+lovasz", "--lr_schedule", "cosine", "--warmup_steps", "1")
+    folder = os.path.join(tmp_path, os.listdir(tmp_path)[0])
+    log = open(os.path.join(folder, runfolder.RUNLOG)).read()
+    assert "initialised from %s" % os.path.join(tiny_run["folder"], "latest", "model.ckpt-6") in log
+    assert "skipped  decoder/final/logits/weights graph [1, 1, 32, 12] vs checkpoint [1, 1, 32, 11]" in log
+    restored = [line for line in log.splitlines() if line.startswith("  restored ")]
+    assert len(restored) > 200 and "  restored resnet_v1_18/conv1/weights" in log
+    scores = [float(line.split("full-val mIoU ")[1].split()[0]) for line in log.splitlines()
+              if "| full-val mIoU" in line]
+    best = runfolder.read_best(folder)
+    assert len(scores) == 3 and best["mIoU"] == pytest.approx(max(scores), abs=1e-3)
+    assert runfolder.checkpoint_path(folder, "best").endswith("model.ckpt-%d" % best["step"])
+    config = RunConfig.load(folder)
+    assert config.train.class_weights == "enet" and len(config.train.class_weight_values) == 12  # camvid's default
+    assert "class weights enet [" in log and "loss ce+lovasz" in log and "cosine schedule" in log
+    scored = run_script("test.py", "--traindir", folder, "--afteriter", "best", "--bootstrap", "0", "--last2viz", "-1",
+                        "--outdir", tmp_path / "scores")
+    assert "step %d" % best["step"] in scored.stdout
+    results = json.load(open(tmp_path / "scores" / "results.json"))
+    assert results["step"] == best["step"] and results["checkpoint"].endswith(runfolder.checkpoint_path(folder, "best"))
+
+
+@pytest.mark.parametrize("flags,message", [
+    (("--loss", "foo"), "--loss 'foo'"),
+    (("--scale_range", "2,1"), "--scale_range 2,1"),
+    (("--color_jitter", "-1"), "--color_jitter"),
+    (("--lr_schedule", "linear"), "--lr_schedule"),
+    (("--class_weights", "{wrong}"), "holds 2 weights; the model has 11 classes"),
+])
+def test_bad_recipe_values_name_their_flag(sample_datapath, tmp_path, flags, message):
+    wrong = tmp_path / "weights.json"
+    wrong.write_text("[1, 2]")
+    flags = tuple(str(wrong) if f == "{wrong}" else f for f in flags)
+    proc = run_script("train.py", *TINY_TRAIN_ARGS, "--datapath", sample_datapath, "--runs_root", tmp_path / "runs",
+                      *flags, check=False)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not os.path.exists(tmp_path / "runs")  # refused before a run folder was made

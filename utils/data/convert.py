@@ -13,9 +13,10 @@ requested split converted cleanly.
 
 dataset.json (read back by utils.data.dataset_info.load_dataset_info):
     family, class_names [str], palette [[r, g, b]], num_classes, ignore_label,
-    default_pixels, schema_version (1), total_train_images (= training records),
+    default_pixels, schema_version (2), total_train_images (= training records),
     splits: {split: {records, files [record file names], examples [source names],
-                     skipped [{name, reason}]}},
+                     skipped [{name, reason}],
+                     class_pixels, class_images, class_image_pixels [per class: utils/data/statistics.py]}},
     source {the family's path options}, created (ISO time), created_by.
 Converting only some --splits keeps the other splits' entries when their files exist.
 """
@@ -24,21 +25,20 @@ import collections
 import concurrent.futures
 import dataclasses
 import datetime
-import json
 import os
-import re
 import sys
 import time
 
 from tqdm import tqdm
 
 from utils.data import families
-from utils.data.dataset_info import DATASET_JSON, read_dataset_json
+from utils.data.dataset_info import read_dataset_json, write_dataset_json
 from utils.data.families.base import (EmptySplitError, DatasetError, SizeMismatchError, UnreadableFileError,
                                       canonical_split, check_label_values, encode_png, read_image)
 from utils.data.records import ShardedRecordWriter, find_record_files, serialize_example
+from utils.data.statistics import ClassCounts
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-split class statistics
 DEFAULT_DATAPATH = "/data"
 DEFAULT_SHARD_SIZE = 1000
 
@@ -51,6 +51,7 @@ class SplitResult:
     examples: list = dataclasses.field(default_factory=list)
     skipped: list = dataclasses.field(default_factory=list)  # [(name, reason)]
     seconds: float = 0.0
+    class_counts: ClassCounts = None                          # per-class statistics of the written labels
 
 
 @dataclasses.dataclass
@@ -86,8 +87,9 @@ def convert_example(family, example):
                                 % (example.image_path, image.height, image.width,
                                    example.label_path, label.shape[0], label.shape[1]))
     check_label_values(label, family.num_classes, family.ignore_label, example.label_path)
-    return serialize_example(image.encoded, image.format, encode_png(label),
-                             image.height, image.width, example.name)
+    record = serialize_example(image.encoded, image.format, encode_png(label), image.height, image.width,
+                               example.name)
+    return record, ClassCounts(family.num_classes, family.ignore_label).add(label)
 
 
 def _ordered_map(function, items, workers, window=64):
@@ -121,19 +123,21 @@ def convert_split(family, split, writer, strict=False, workers=1, progress=True)
     if not examples:
         raise EmptySplitError("%s: split %r has no examples (check the source paths: %s)"
                               % (family.name, split, family.source_description() or family.datapath))
-    result = SplitResult(split=split)
+    result = SplitResult(split=split, class_counts=ClassCounts(family.num_classes, family.ignore_label))
     start = time.time()
     bar = _progress_bar(len(examples), "%s %s" % (family.name, split), progress)
     try:
-        for example, record, error in _ordered_map(lambda ex: convert_example(family, ex), examples, workers):
+        for example, converted, error in _ordered_map(lambda ex: convert_example(family, ex), examples, workers):
             bar.update(1)
             if error is not None:
                 if isinstance(error, UnreadableFileError) and not strict:
                     result.skipped.append((example.name, str(error)))
                     continue
                 raise error
+            record, counts = converted
             writer.write(record)
             result.examples.append(example.name)
+            result.class_counts.merge(counts)
     finally:
         bar.close()
     if not result.examples:
@@ -174,12 +178,13 @@ def convert(family, outdir, splits=None, shard_size=DEFAULT_SHARD_SIZE, strict=F
         raise
     for writer in writers:
         results[writer.split].files = writer.commit()
-    json_path = write_dataset_json(outdir, family, results)
+    json_path = record_dataset_json(outdir, family, results)
     return ConversionSummary(family=family.name, outdir=outdir, splits=results, json_path=json_path)
 
 
-def write_dataset_json(outdir, family, results):
-    """Metadata + per-split records; splits not converted now are kept if their files still exist."""
+def record_dataset_json(outdir, family, results):
+    """Metadata + per-split records and class statistics; splits not converted now are kept if their files
+    still exist."""
     info = family.info()
     previous = read_dataset_json(outdir) or {}
     split_info = {}
@@ -191,6 +196,7 @@ def write_dataset_json(outdir, family, results):
         split_info[split] = {"records": result.records, "files": result.files,
                              "examples": result.examples,
                              "skipped": [{"name": n, "reason": why} for n, why in result.skipped]}
+        split_info[split].update(result.class_counts.as_dict())
     info.update({
         "schema_version": SCHEMA_VERSION,
         "splits": split_info,
@@ -199,13 +205,7 @@ def write_dataset_json(outdir, family, results):
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "created_by": "utils/tfrecordify.py",
     })
-    path = os.path.join(outdir, DATASET_JSON)
-    temp = path + ".tmp-%d" % os.getpid()
-    text = re.sub(r"\[\s+(\d+),\s+(\d+),\s+(\d+)\s+\]", r"[\1, \2, \3]", json.dumps(info, indent=1))
-    with open(temp, "w") as handle:
-        handle.write(text + "\n")
-    os.replace(temp, path)
-    return path
+    return write_dataset_json(outdir, info)
 
 
 def build_parser(family_name=None):

@@ -6,6 +6,7 @@ command that makes it.
 """
 import json
 import os
+import re
 
 from utils.data import families
 from utils.data.records import find_record_files
@@ -73,3 +74,14 @@ def read_dataset_json(directory):
         return None
     with open(path) as handle:
         return json.load(handle)
+
+
+def write_dataset_json(directory, info):
+    """Write dataset.json atomically (readers never see half a file); palette rows stay on one line."""
+    path = os.path.join(directory, DATASET_JSON)
+    temp = path + ".tmp-%d" % os.getpid()
+    text = re.sub(r"\[\s+(\d+),\s+(\d+),\s+(\d+)\s+\]", r"[\1, \2, \3]", json.dumps(info, indent=1))
+    with open(temp, "w") as handle:
+        handle.write(text + "\n")
+    os.replace(temp, path)
+    return path

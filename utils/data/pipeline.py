@@ -25,7 +25,6 @@ smaller).  Randomness is stateless and seeded per element, so with `seed` the
 batches are reproducible whatever the parallelism; without it the map runs
 non-deterministically (faster).
 """
-import collections
 import os
 
 import nets
@@ -93,13 +92,25 @@ def _resize_nearest(label, height, width):
     return tf.gather(tf.gather(label, rows), cols, axis=1)
 
 
-def _make_transform_fn(normalise, pixels, ignore_label, augment, scale_range, flip):
+def jitter_colors(image, strength, seed):
+    """Random brightness, contrast, saturation (factors in [1-s, 1+s]) and hue (shift in [-s/4, s/4]) of a
+    float RGB image in [0, 255]; `seed` a stateless seed pair."""
+    draw = tf.random.stateless_uniform([4], seed=seed, minval=-1.0, maxval=1.0)
+    image = image * (1.0 + strength * draw[0])
+    mean = tf.reduce_mean(tf.image.rgb_to_grayscale(image))
+    image = tf.clip_by_value((image - mean) * (1.0 + strength * draw[1]) + mean, 0.0, 255.0) / 255.0
+    image = tf.image.adjust_saturation(image, 1.0 + strength * draw[2])
+    image = tf.image.adjust_hue(image, 0.25 * strength * draw[3])
+    return tf.clip_by_value(image, 0.0, 1.0) * 255.0
+
+
+def _make_transform_fn(normalise, pixels, ignore_label, augment, scale_range, flip, jitter=0.0):
     """decoded example (parse_record's dict) [+ stateless seed pair] -> network-ready example."""
     def transform(example, rng=None):
         image, label = example["image"], example["label"]
         seeds = None
         if augment:
-            seeds = tf.cast(rng, tf.int64) + tf.constant([[0, 0], [0, 1], [0, 2], [0, 3]], tf.int64)
+            seeds = tf.cast(rng, tf.int64) + tf.constant([[0, 0], [0, 1], [0, 2], [0, 3], [0, 4]], tf.int64)
         if augment and flip:  # on the small uint8 source: cheaper than on the resized float image
             coin = tf.random.stateless_uniform([], seed=seeds[0]) < 0.5
             image, label = tf.cond(coin, lambda: (tf.reverse(image, [1]), tf.reverse(label, [1])),
@@ -127,11 +138,15 @@ def _make_transform_fn(normalise, pixels, ignore_label, augment, scale_range, fl
                                                    maxval=tf.maximum(width - pixels, 0) + 1, dtype=tf.int32)
                 image = image[top:top + pixels, left:left + pixels]
                 label = label[top:top + pixels, left:left + pixels]
+            if augment and jitter:
+                image = jitter_colors(image, jitter, seeds[4])
             image = _pad_to(normalise(image), pixels, pixels, 0.0)
             label = _pad_to(label, pixels, pixels, ignore_label)
             image.set_shape([pixels, pixels, 3])
             label.set_shape([pixels, pixels])
         else:
+            if augment and jitter:
+                image = jitter_colors(image, jitter, seeds[4])
             image = normalise(image)
             image.set_shape([None, None, 3])
             label.set_shape([None, None])
@@ -143,7 +158,7 @@ def _make_transform_fn(normalise, pixels, ignore_label, augment, scale_range, fl
 def make_dataset(files, preprocessing=None, pixels=512, batch_size=8, ignore_label=255, training=True,
                  augment=None, seed=None, shuffle_buffer=256, repeat=None, num_parallel_calls=AUTOTUNE,
                  prefetch=AUTOTUNE, drop_remainder=None, scale_range=(0.75, 1.25), flip=True, threads=None,
-                 cache=False):
+                 cache=False, color_jitter=0.0):
     """A tf.data.Dataset of batched dicts (see module docstring) from record files.
 
     training=True: shuffled, repeated forever, augmented, remainder dropped;
@@ -152,6 +167,7 @@ def make_dataset(files, preprocessing=None, pixels=512, batch_size=8, ignore_lab
     threads: size of tf.data's private thread pool (None: TF's default, all cores).
     cache: keep the decoded images in memory after the first pass (small sets
     only: CamVid train is ~190 MB decoded); skips PNG/JPEG decoding afterwards.
+    scale_range, flip, color_jitter: the augmentations (utils/data/spec.py declares their flags).
     """
     files = [files] if isinstance(files, str) else list(files)
     if not files:
@@ -163,7 +179,7 @@ def make_dataset(files, preprocessing=None, pixels=512, batch_size=8, ignore_lab
     drop_remainder = training if drop_remainder is None else drop_remainder
     deterministic = seed is not None or not training
     transform = _make_transform_fn(resolve_preprocessing(preprocessing), pixels, ignore_label, augment,
-                                   tuple(scale_range) if scale_range else None, flip)
+                                   tuple(scale_range) if scale_range else None, flip, color_jitter)
     decode = (lambda example: example) if cache else parse_record
 
     def example_fn(element, rng=None):
@@ -216,21 +232,32 @@ def dataset_for(datapath, family, split, preprocessing=None, pixels=512, batch_s
                         ignore_label=info["ignore_label"], training=training, **kwargs)
 
 
-# --- one graph, two datasets --------------------------------------------------
-class FeedableIterator(collections.namedtuple(
-        "FeedableIterator", "handle next_batch train_iterator val_iterator train_handle val_handle")):
-    """`next_batch` reads from whichever iterator's string handle is fed to `handle`.
+# --- one graph, several datasets ---------------------------------------------
+class FeedableIterator:
+    """`next_batch` reads from whichever dataset's string handle is fed to `handle`.
 
-        feed = make_feedable_iterator(train, val)
-        train_h, val_h = feed.start(sess)                      # inits both, returns handles
+        feed = make_feedable_iterator(train, val[, full_val])
+        train_h, val_h = feed.start(sess)[:2]                  # inits all, returns their handles
         sess.run(train_op, {feed.handle: train_h})
         sess.run(feed.val_iterator.initializer)                # rewind validation
         sess.run(metrics, {feed.handle: val_h})                # until OutOfRangeError
     """
 
+    def __init__(self, handle, next_batch, iterators):
+        self.handle, self.next_batch, self.iterators = handle, next_batch, list(iterators)
+        self.string_handles = [iterator.string_handle() for iterator in self.iterators]
+
+    @property
+    def train_iterator(self):
+        return self.iterators[0]
+
+    @property
+    def val_iterator(self):
+        return self.iterators[1]
+
     def start(self, sess):
-        sess.run([self.train_iterator.initializer, self.val_iterator.initializer])
-        return tuple(sess.run([self.train_handle, self.val_handle]))
+        sess.run([iterator.initializer for iterator in self.iterators])
+        return tuple(sess.run(self.string_handles))
 
 
 def _merge_shapes(first, second):
@@ -240,18 +267,18 @@ def _merge_shapes(first, second):
     return tf.TensorShape([a if a == b else None for a, b in zip(first.as_list(), second.as_list())])
 
 
-def make_feedable_iterator(train_dataset, val_dataset, name="dataset_handle"):
-    types = tf.data.get_output_types(train_dataset)
-    val_types = tf.data.get_output_types(val_dataset)
-    if types != val_types:
-        raise ValueError("train and val datasets differ in keys/dtypes: %s vs %s" % (types, val_types))
-    train_shapes = tf.data.get_output_shapes(train_dataset)
-    val_shapes = tf.data.get_output_shapes(val_dataset)
-    shapes = {key: _merge_shapes(train_shapes[key], val_shapes[key]) for key in train_shapes}
+def make_feedable_iterator(*datasets, name="dataset_handle"):
+    """One iterator whose batches come from any of `datasets` (train first, then validation sets)."""
+    types = tf.data.get_output_types(datasets[0])
+    for other in datasets[1:]:
+        if tf.data.get_output_types(other) != types:
+            raise ValueError("train and val datasets differ in keys/dtypes: %s vs %s"
+                             % (types, tf.data.get_output_types(other)))
+    shapes = dict(tf.data.get_output_shapes(datasets[0]))
+    for other in datasets[1:]:
+        other_shapes = tf.data.get_output_shapes(other)
+        shapes = {key: _merge_shapes(shapes[key], other_shapes[key]) for key in shapes}
     handle = tf.placeholder(tf.string, shape=[], name=name)
     iterator = tf.data.Iterator.from_string_handle(handle, types, shapes)
-    train_iterator = tf.data.make_initializable_iterator(train_dataset)
-    val_iterator = tf.data.make_initializable_iterator(val_dataset)
-    return FeedableIterator(handle=handle, next_batch=iterator.get_next(), train_iterator=train_iterator,
-                            val_iterator=val_iterator, train_handle=train_iterator.string_handle(),
-                            val_handle=val_iterator.string_handle())
+    return FeedableIterator(handle, iterator.get_next(),
+                            [tf.data.make_initializable_iterator(dataset) for dataset in datasets])

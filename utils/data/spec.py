@@ -20,7 +20,13 @@ class DataSpec:
     dataset_family: str = setting("camvid", "dataset family", choices=families.NAMES, group="data")
     datapath: str = setting("/data", "root of <dataset_family>/training.tfrecords", group="data")
     pixels: int = setting(512, "larger image side scaled to this, padded square; 0 = native size", group="data")
-    augment: bool = setting(True, "random flip, stretch and crop in training", group="data")
+    augment: bool = setting(True, "training augmentation: random stretch and crop, flip and colour jitter as set "
+                                  "below", group="data")
+    scale_range: str = setting("0.75,1.25", "augmentation: random per-axis stretch factors LOW,HIGH", group="data")
+    flip: bool = setting(True, "augmentation: random horizontal flip", group="data")
+    color_jitter: float = setting(0.0, "augmentation: colour jitter strength s: brightness, contrast and "
+                                       "saturation factors in [1-s, 1+s], hue shift in [-s/4, s/4]; 0 = off",
+                                  group="data")
     total_train_images: Optional[int] = setting(None, "training images per epoch (default: the dataset's)",
                                                 group="data")
     # The dataset's facts (dataset.json), filled in by resolve(): never flags.
@@ -30,10 +36,26 @@ class DataSpec:
     palette: Optional[tuple] = setting(None, "RGB colour per class", on_command_line=False)
 
     def __post_init__(self):
+        self.scale_bounds  # validates --scale_range
+        if not 0 <= self.color_jitter <= 1:
+            raise ValueError("--color_jitter must be in [0, 1], got %r" % self.color_jitter)
+        if self.pixels is not None and self.pixels < 0:
+            raise ValueError("--pixels must be >= 0 (0 = native size), got %r" % self.pixels)
         for name in ("class_names", "palette"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, tuple(tuple(v) if isinstance(v, list) else v for v in value))
+
+    @property
+    def scale_bounds(self):
+        """(low, high) of --scale_range."""
+        try:
+            low, high = (float(v) for v in str(self.scale_range).split(","))
+        except ValueError:
+            raise ValueError("--scale_range %r: expected LOW,HIGH, e.g. 0.75,1.25" % (self.scale_range,)) from None
+        if not 0 < low <= high:
+            raise ValueError("--scale_range %s: need 0 < LOW <= HIGH" % (self.scale_range,))
+        return low, high
 
     def to_dict(self):
         values = dataclasses.asdict(self)

@@ -24,6 +24,9 @@ import nets
 from utils.data.spec import DataSpec
 from utils.flags import setting
 from utils.training import runfolder
+from utils.training.losses import LossSettings
+from utils.training.optimizer import OptimizerSettings
+from utils.training.schedule import ScheduleSettings
 
 SCHEMA = 2
 LR_SCALING = ("none", "linear")
@@ -31,23 +34,25 @@ SCRATCH = ("none", "scratch", "")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainSettings:
-    """How a run trains: declared here once, flags generated for train.py (and study cells)."""
+class TrainSettings(OptimizerSettings, ScheduleSettings, LossSettings):
+    """How a run trains.  The optimizer's, the schedule's and the loss's settings are declared in their own
+    modules (utils/training/optimizer.py, schedule.py, losses.py) and inherited here; flags come from all."""
     batch_size: int = setting(16, "global batch size (split over replicas)", group="optimisation")
     epochs: float = setting(45, "epochs to train", group="optimisation")
     max_steps: Optional[int] = setting(None, "stop after this many steps (overrides --epochs)", group="optimisation")
-    learnrate: float = setting(3e-4, "Adam learning rate", group="optimisation")
-    momentum: float = setting(0.9, "Adam beta1", group="optimisation")
-    difflr: float = setting(1.0, "decoder learning rate = learnrate * difflr", group="optimisation")
-    decaylr: bool = setting(False, "divide the rate by 10 at 1/3 and 2/3 of training", group="optimisation")
     seed: Optional[int] = setting(None, "random seed (graph, data order, augmentation); default: from the clock",
                                   group="optimisation")
     modelspath: str = setting("/data/models", "folder of ImageNet slim checkpoints", group="initialisation")
     pretrained: Optional[str] = setting(None, "encoder checkpoint; default <modelspath>/<net's file>; 'none' = "
                                               "from scratch", group="initialisation")
+    init_from: Optional[str] = setting(None, "fine-tune from a trained run folder or checkpoint: every variable "
+                                             "whose name and shape match is restored (instead of --pretrained), "
+                                             "the rest listed in the runlog", group="initialisation")
     val_every: int = setting(200, "steps between quarter-validation monitors", group="run")
     val_fraction: float = setting(0.25, "share of the val set per monitor", group="run")
     save_every: int = setting(2000, "keep a checkpoint every N steps", group="run")
+    keep_best: bool = setting(False, "every --val_every steps also score the full validation set and keep the "
+                                     "best-mIoU checkpoint in best/ (test.py --afteriter best)", group="run")
     xla: bool = setting(False, "XLA JIT compilation of the graph", group="run")
     mixed_precision: bool = setting(False, "float16 compute with loss scaling (GPUs), bfloat16 on CPUs",
                                     group="run")
@@ -57,6 +62,19 @@ class TrainSettings:
                                       "them)", choices=LR_SCALING, group="distribution")
     total_steps: Optional[int] = setting(None, "steps the run trains for (from --max_steps or --epochs)",
                                          on_command_line=False)
+
+    def __post_init__(self):
+        for part in (OptimizerSettings, ScheduleSettings, LossSettings):
+            part.__post_init__(self)
+        for name, low in (("batch_size", 1), ("val_every", 1), ("save_every", 1)):
+            if getattr(self, name) < low:
+                raise ValueError("--%s must be >= %d, got %r" % (name, low, getattr(self, name)))
+        if not self.epochs > 0:
+            raise ValueError("--epochs must be > 0, got %r" % self.epochs)
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError("--max_steps must be >= 1, got %r" % self.max_steps)
+        if not 0 < self.val_fraction <= 1:
+            raise ValueError("--val_fraction must be in (0, 1], got %r" % self.val_fraction)
 
     @classmethod
     def from_dict(cls, values):

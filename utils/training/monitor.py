@@ -146,6 +146,23 @@ class Monitor:
                                                                           time.time() - tic))
         return miou
 
+    def validate_full(self, sess, handle, initializer, step):
+        """(mIoU, images) on the whole validation set, one pass in file order (--keep_best)."""
+        sess.run(initializer)
+        feed = {self.feed_handle: handle, self.is_training: False}
+        confusion = np.zeros((self.num_classes, self.num_classes), np.int64)
+        tic = time.time()
+        while True:
+            try:
+                confusion += sess.run(self.view.confusion, feed)
+            except tf.errors.OutOfRangeError:
+                break
+        miou = metrics.mean_iou(confusion)
+        images = self.config.data.num_val_images
+        self.scalars(step, {"full_val_mIoU": miou})
+        self.log("step %d | full-val mIoU %.3f on %d images (%.1fs)" % (step, miou, images, time.time() - tic))
+        return miou, images
+
     def close(self):
         self.bar.close()
         self.writer.close()

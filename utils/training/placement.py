@@ -211,6 +211,9 @@ def describe(placement, train, total_train_images):
                          "use a multiple of %d" % (batch, replicas, replicas))
     if train.mixed_precision and replicas > 1:
         raise SystemExit("error: --mixed_precision (its dynamic loss scaling) runs on a single device only")
+    if train.optimizer == "adamw" and replicas > 1:
+        raise SystemExit("error: --optimizer adamw (its decoupled decay) runs on a single device only; "
+                         "use adam or sgd with replicas")
     rule = train.lr_scaling or "none"
     return {"num_replicas": replicas, "num_workers": placement.num_workers,
             "global_batch_size": batch, "per_replica_batch_size": batch // replicas, "lr_scaling": rule,

@@ -32,7 +32,7 @@ import tempfile
 
 import arch
 from utils.compat import tf
-from utils.compat.replicas import all_sum_no_gradient, per_thread_arg_scopes, replica_batch_norm
+from utils.compat.replicas import all_sum, all_sum_no_gradient, per_thread_arg_scopes, replica_batch_norm
 from utils.training import losses
 from utils.training.optimizer import update_ops_feeding
 from utils.training.step import MonitorView, learning_rate, objective, optimizer_step
@@ -81,19 +81,20 @@ class ReplicatedTrainStep:
                 "learning_rate": self.learning_rate}
 
     def _replica_step(self, images, labels):
-        """One replica: its slice of the global batch through the shared recipe, the loss divided by the
-        global pixel count and the weight decay counted once (global replica 0)."""
+        """One replica: its slice of the global batch through the shared recipe, the loss statistics all-summed
+        (each replica carries 1/R of the global batch's loss) and the weight decay counted once (replica 0)."""
         context = tf.distribute.get_replica_context()
         with tf.device(self.placement.host_device):
             start = context.replica_id_in_sync_group * self.per_replica
             images, labels = images[start:start + self.per_replica], labels[start:start + self.per_replica]
         model = arch.build_model(self.config.model, is_training=True)
         first = tf.cast(tf.equal(context.replica_id_in_sync_group, 0), tf.float32)
-        goal = objective(model, images, labels, self.config.data.ignore_label,
-                         count_total=lambda count: all_sum_no_gradient([count])[0], regularization_weight=first)
+        goal = objective(model, images, labels, self.config.data.ignore_label, self.config.train,
+                         summed=lambda stats: all_sum(list(stats)), replicas=context.num_replicas_in_sync,
+                         regularization_weight=first)
         self.unused_variables = goal.unused_variables
-        apply = optimizer_step(goal, self.global_step, self.learning_rate, self.config.train, update_ops=(),
-                               loss_scaling=False)
+        apply = optimizer_step(goal, self.global_step, self.learning_rate, self.config.train,
+                               self.config.model.weight_decay, update_ops=(), loss_scaling=False)
         confusion = losses.batch_confusion(goal.logits, labels, model.num_classes, self.config.data.ignore_label)
         global_loss, = all_sum_no_gradient([goal.loss])  # one dtype per batched all-reduce
         global_confusion, = all_sum_no_gradient([confusion])

@@ -5,6 +5,7 @@
     runlog             one line per logged step, human-readable
     model.ckpt-<step>  milestone checkpoints every --save_every steps (test.py --afteriter)
     latest/            the newest checkpoint (rolling), used by --resume and by default in test.py
+    best/              with --keep_best: the checkpoint of the best full-validation mIoU, best.json its score
     events.out.tfevents.*  TensorBoard
 
 Creation is atomic: os.mkdir either makes the folder or fails, so two runs
@@ -18,6 +19,8 @@ import re
 RUNARGS = "runargs"
 RUNLOG = "runlog"
 LATEST_DIR = "latest"
+BEST_DIR = "best"
+BEST_JSON = "best.json"
 CKPT_PREFIX = "model.ckpt"
 _CKPT_INDEX = re.compile(r"^model\.ckpt-(\d+)\.index$")
 _CKPT_STEP = re.compile(r"-(\d+)$")
@@ -65,7 +68,13 @@ def milestone_steps(folder):
 
 
 def checkpoint_path(folder, step=None):
-    """Checkpoint prefix for `step`, or the newest one (latest/ or a milestone) when step is None."""
+    """Checkpoint prefix for `step`, 'best' (--keep_best's), or the newest one (latest/ or a milestone) when
+    step is None."""
+    if step == "best":
+        steps = milestone_steps(os.path.join(folder, BEST_DIR))
+        if not steps:
+            raise FileNotFoundError("no best/ checkpoint in %s: it is kept by train.py --keep_best" % folder)
+        return os.path.join(folder, BEST_DIR, "%s-%d" % (CKPT_PREFIX, steps[-1]))
     if step is not None:
         steps = milestone_steps(folder)
         if step not in steps:
@@ -86,3 +95,22 @@ def checkpoint_step(path):
     """Training step encoded in a checkpoint prefix 'model.ckpt-<step>', or None."""
     match = _CKPT_STEP.search(os.path.basename(path or ""))
     return int(match.group(1)) if match else None
+
+
+def read_best(folder):
+    """{step, mIoU, ...} of the best checkpoint kept so far, or None."""
+    path = os.path.join(folder, BEST_DIR, BEST_JSON)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def write_best(folder, record):
+    directory = os.path.join(folder, BEST_DIR)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, BEST_JSON)
+    with open(path + ".tmp", "w") as handle:
+        json.dump(record, handle, indent=2)
+        handle.write("\n")
+    os.replace(path + ".tmp", path)
