@@ -289,6 +289,15 @@ def format_decoder_zoo(rows, encoders=ZOO_ENCODERS, pixels=512, num_classes=21):
     return "\n".join(lines)
 
 
+def parse_size(text):
+    """'360x480' -> (360, 480)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError("--size %s: expected HxW, e.g. 360x480" % text) from None
+    return height, width
+
+
 def build_parser():
     parser = argparse.ArgumentParser(description="Parameters and GMACs of a segmentation net (batch 1).")
     add_model_flags(parser, defaults={"num_classes": 21})
@@ -314,11 +323,12 @@ def main(argv=None):
         print(json.dumps(rows, indent=1) if args.json else format_decoder_zoo(rows, pixels=args.pixels,
                                                                            num_classes=args.num_classes))
         return 0
-    height, width = (int(v) for v in args.size.lower().split("x")) if args.size else (args.pixels, args.pixels)
     try:
+        height, width = parse_size(args.size) if args.size else (args.pixels, args.pixels)
         spec = model_spec_from_args(args)
     except (UnknownDecoderError, DecoderOptionError, ValueError) as error:
-        parser.error(str(error))
+        print("error: %s" % error, file=sys.stderr)
+        return 2
     result = summarize(spec, height, width)
     if args.json:
         print(json.dumps(result))

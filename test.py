@@ -34,7 +34,7 @@ from utils.inference import evaluation, export, pictures
 from utils.inference.geometry import parse_scales
 from utils.inference.movie import segment_movie
 from utils.inference.segmenter import Segmenter
-from utils.training import runfolder
+from utils.training import checkpoint_check, runfolder
 from utils.training.config import RunConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -125,6 +125,8 @@ def find_images(path):
     if os.path.isdir(path):
         found = [os.path.join(path, name) for name in sorted(os.listdir(path))]
     elif os.path.isfile(path):
+        if not path.lower().endswith(IMAGE_EXTENSIONS):
+            raise UsageError("--imagepath %s: not an image file name (%s)" % (path, ", ".join(IMAGE_EXTENSIONS)))
         return [path]
     else:
         found = sorted(glob.glob(path))
@@ -177,13 +179,31 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
     return results
 
 
+def read_images(paths):
+    """([(path, RGB array)], [(path, why)]): the images that read, and the ones that do not."""
+    good, bad = [], []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                good.append((path, np.asarray(image.convert("RGB"))))
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            bad.append((path, str(error).replace(repr(path), "").strip() or type(error).__name__))
+    return good, bad
+
+
 def segment_image_files(segmenter, paths, outdir, alpha):
-    """Overlay and panel PNGs for images without labels; returns images per second."""
+    """Overlay and panel PNGs for images without labels; unreadable files are skipped and named.
+    Returns (images per second, [(skipped path, why)])."""
     os.makedirs(outdir, exist_ok=True)
-    seconds = 0.0
+    seconds, skipped = 0.0, []
     for start in range(0, len(paths), segmenter.batch_size):
-        chunk = paths[start:start + segmenter.batch_size]
-        images = [np.asarray(Image.open(p).convert("RGB")) for p in chunk]
+        readable, bad = read_images(paths[start:start + segmenter.batch_size])
+        for path, why in bad:
+            print("  skipped %s: %s" % (path, why))
+        skipped += bad
+        if not readable:
+            continue
+        chunk, images = [path for path, _ in readable], [image for _, image in readable]
         tic = time.time()
         predictions = segmenter.segment(images)
         seconds += time.time() - tic
@@ -195,7 +215,7 @@ def segment_image_files(segmenter, paths, outdir, alpha):
                                              ignore_label=segmenter.ignore_label,
                                              title=os.path.basename(path)).save(base + "_panel.png")
             print("  %s -> %s_overlay.png" % (path, base))
-    return len(paths) / seconds if seconds > 0 else float("nan")
+    return (len(paths) - len(skipped)) / seconds if seconds > 0 else float("nan"), skipped
 
 
 # ------------------------------------------------------------------------ commands
@@ -216,16 +236,27 @@ def export_command(args, steps):
 
 def segment_command(args, segmenter, outdir):
     """--imagepath / --moviepath: segment pictures or a movie of your fancy (no labels, no scores)."""
+    code = 0
     if args.imagepath:
         paths = find_images(args.imagepath)
-        speed = segment_image_files(segmenter, paths, outdir, args.alpha)
-        print("segmented %d image(s) into %s: %.1f images/s" % (len(paths), outdir, speed))
+        speed, skipped = segment_image_files(segmenter, paths, outdir, args.alpha)
+        print("segmented %d image(s) into %s: %.1f images/s" % (len(paths) - len(skipped), outdir, speed))
+        if skipped:
+            print("error: %d of %d image(s) could not be read and were skipped: %s"
+                  % (len(skipped), len(paths), ", ".join(path for path, _ in skipped)), file=sys.stderr)
+            code = 1
     if args.moviepath:
         out_movie = os.path.join(outdir, stem(args.moviepath) + "_segmented.mp4")
-        stats = segment_movie(segmenter, args.moviepath, out_movie, alpha=args.alpha)
+        try:
+            stats = segment_movie(segmenter, args.moviepath, out_movie, alpha=args.alpha)
+        except (IOError, ValueError) as error:
+            raise UsageError("--moviepath %s: %s" % (args.moviepath, error)) from None
         print("segmented movie: %d frames -> %s, %.2f frames/s measured (%.1f s)"
               % (stats["frames"], out_movie, stats["frames_per_second"], stats["seconds"]))
-    return 0
+        if stats.get("truncated"):
+            print("warning: the movie ended after %d of the %d frames its header states (truncated?)"
+                  % (stats["frames"], stats["stated_frames"]), file=sys.stderr)
+    return code
 
 
 def score_command(args, segmenter, settings, outdir):
@@ -270,7 +301,7 @@ def run(args):
         config = RunConfig.load(args.traindir)
         steps = select_steps(args.afteriter, runfolder.milestone_steps(args.traindir))
         newest = runfolder.checkpoint_step(runfolder.checkpoint_path(args.traindir, steps[-1])) or "latest"
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         raise UsageError(str(error)) from None
     if args.export:
         return export_command(args, steps)
@@ -291,9 +322,14 @@ def run(args):
             dataset_files(settings["datapath"], settings["dataset_family"], split)
         except FileNotFoundError as error:
             raise UsageError(str(error)) from None
-    segmenter = Segmenter(args.traindir, step=steps[-1] if fancy else steps[0], pixels=args.pixels,
-                          batch_size=args.batch_size, scales=scales, flip=args.flip, threads=args.threads,
-                          xla=args.xla, mixed_precision=args.mixed_precision, fold_batch_norms=args.fold_batch_norms)
+    try:
+        segmenter = Segmenter(args.traindir, step=steps[-1] if fancy else steps[0], pixels=args.pixels,
+                              batch_size=args.batch_size, scales=scales, flip=args.flip, threads=args.threads,
+                              xla=args.xla, mixed_precision=args.mixed_precision,
+                              fold_batch_norms=args.fold_batch_norms)
+    except (checkpoint_check.DamagedCheckpoint, FileNotFoundError) as error:
+        raise UsageError("%s; %s" % (error, "saved steps: %s" % (", ".join(
+            map(str, runfolder.milestone_steps(args.traindir))) or "none"))) from None
     print("loaded %s" % segmenter.describe())
     if fancy:
         return segment_command(args, segmenter, args.outdir or os.path.join(args.traindir, "segmented_%s" % newest))

@@ -16,19 +16,11 @@ schedule, and a NaN/Inf loss stops the run keeping the last good checkpoint.
 """
 import argparse
 import dataclasses
-import math
 import os
-import signal
 import sys
-import time
 
 import arch
 import nets
-from nets import checkpoints
-from utils.compat import tf
-from utils.compat.session import session_config
-from utils.data import pipeline
-from utils.data.dataset_info import dataset_files
 from utils.data.spec import DataSpec, resolve as resolve_data
 from utils.data.statistics import split_statistics
 from utils.flags import add_gpu_flag, add_setting_flags, apply_gpu_flag_early, settings_from_args
@@ -36,16 +28,13 @@ from utils.training import class_weights
 from utils.training import placement as placements
 from utils.training import runfolder
 from utils.training.config import RunConfig, TrainSettings, provenance, resolve_pretrained, total_steps
-from utils.training.monitor import Monitor
-from utils.training.replicas import ReplicatedTrainStep, start_like_single_device
-from utils.training.step import TrainStep
+from utils.training.loop import EXIT_NAN, RunFailed, run  # noqa: F401  (EXIT_NAN: train.py's NaN exit code)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_RUNS_ROOT = os.path.join(HERE, "tmp")
 # Where and how to run, always from the command line (also when resuming): never part of the run's config.
 EXECUTION = ("runs_root", "resume", "log_every", "threads", "gpu") + placements.EXECUTION_FLAGS
 
-EXIT_NAN = 3
 
 
 def build_parser():
@@ -65,37 +54,97 @@ def build_parser():
 
 
 # ----------------------------------------------------------------------------- configuration
+# Settings a resumed run may change (the run's length and its monitoring); every other one is the run's own.
+CHANGEABLE_ON_RESUME = ("max_steps", "epochs", "val_every", "save_every")
+
+
 def execution_of(args):
     return {key: getattr(args, key) for key in EXECUTION}
 
 
-def resolve_config(args, argv=None):
+def given_flags(parser, argv):
+    """dests of the flags written on the command line `argv` (whatever their value)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    given = set()
+    for action in parser._actions:
+        for option in action.option_strings:
+            if any(arg == option or arg.startswith(option + "=") for arg in argv):
+                given.add(action.dest)
+    return given
+
+
+def resolve_config(args, argv=None, log=print):
     """The run's RunConfig: from the flags and what the dataset knows, or, with --resume, from its runargs."""
     if args.resume:
-        return RunConfig.load(args.resume)
+        return resumed_config(args, argv, log)
     # Bad flag values stop here, before any data is read; a missing tfrecords file next, naming its command.
     model = arch.model_spec_from_args(args)
     train = TrainSettings(**settings_from_args(args, TrainSettings))
     data, dataset_classes = resolve_data(DataSpec(**settings_from_args(args, DataSpec)))
     model = model.replace(num_classes=model.num_classes or dataset_classes)
+    check_label_range(data, model.num_classes, log)
     if train.init_from:
         train = dataclasses.replace(train, init_from=resolve_init_from(train.init_from), pretrained="none")
     train = dataclasses.replace(
         train, seed=train.seed if train.seed is not None else placements.default_seed(execution_of(args)),
         pretrained=resolve_pretrained(train.pretrained, train.modelspath, model.encoder),
         total_steps=total_steps(train, data.total_train_images))
-    choice, weights = resolve_class_weights(train.class_weights, data, model.num_classes)
+    choice, weights = resolve_class_weights(train.class_weights, data, model.num_classes, log)
     train = dataclasses.replace(train, class_weights=choice, class_weight_values=weights)
     return RunConfig(model, train, data, provenance=provenance(argv))
 
 
-def resolve_class_weights(choice, data, num_classes):
+def resumed_config(args, argv, log):
+    """The run folder's RunConfig, with the length and monitoring settings the command line changes (logged);
+    any other run setting on the command line is refused rather than silently ignored."""
+    config = RunConfig.load(args.resume)
+    settings = {f.name for f in dataclasses.fields(TrainSettings)} | {f.name for f in dataclasses.fields(DataSpec)} \
+        | {f.name for f in dataclasses.fields(arch.ModelSpec)} | {option for option, _ in option_names()}
+    given = given_flags(build_parser(), argv) & settings
+    refused = sorted(given - set(CHANGEABLE_ON_RESUME))
+    if refused:
+        raise ValueError("--resume continues the run with the settings in its runargs: %s cannot change "
+                         "(a resumed run may change %s)" % (", ".join("--" + name for name in refused),
+                                                            ", ".join("--" + name for name in CHANGEABLE_ON_RESUME)))
+    changes = {name: getattr(args, name) for name in given}
+    if not changes:
+        return config
+    train = dataclasses.replace(config.train, **changes)
+    train = dataclasses.replace(train, total_steps=total_steps(train, config.data.total_train_images))
+    for name, value in sorted(changes.items()):
+        log("resume: --%s %s (was %s)" % (name, value, getattr(config.train, name)))
+    if train.total_steps != config.train.total_steps:
+        log("resume: the run now ends at step %d (was %d); the learning-rate schedule follows the new length"
+            % (train.total_steps, config.train.total_steps))
+    config = config.replace(train=train, provenance=dict(config.provenance, resumed_with=provenance(argv)))
+    config.save(args.resume)
+    return config
+
+
+def option_names():
+    return [(field.name, meta) for field, meta, _ in arch.decoder_option_declarations()[0]]
+
+
+def check_label_range(data, num_classes, log):
+    """The records' labels must fit the model: a class beyond --num_classes would be dropped from the loss
+    without a word.  Read once from dataset.json's class statistics (counted once for older conversions)."""
+    for split in ("training", "validation"):
+        pixels = split_statistics(data.datapath, data.dataset_family, split, log=log)["class_pixels"]
+        beyond = {value: count for value, count in enumerate(pixels) if value >= num_classes and count}
+        if beyond:
+            names = ["%d %s (%d pixels)" % (value, data.class_names[value], count) for value, count in beyond.items()]
+            raise ValueError("--num_classes %d, but the %s labels hold classes beyond it: %s; use --num_classes %d "
+                             "(the dataset's), or relabel the data" % (num_classes, split, ", ".join(names[:6]),
+                                                                        len(pixels)))
+
+
+def resolve_class_weights(choice, data, num_classes, log=print):
     """(--class_weights as resolved, the weights or None); enet / median_freq read the training statistics."""
     choice = class_weights.default_choice(data.dataset_family) if choice is None else choice
     names = list(data.class_names)[:num_classes]
     names += ["class_%d" % index for index in range(len(names), num_classes)]  # the model may have more
     if choice in ("enet", "median_freq"):
-        stats = split_statistics(data.datapath, data.dataset_family, "training")
+        stats = split_statistics(data.datapath, data.dataset_family, "training", log=log)
         stats = {key: (list(values) + [0] * num_classes)[:num_classes] for key, values in stats.items()}
         return class_weights.resolve(choice, names, stats)
     return class_weights.resolve(choice, names)
@@ -111,202 +160,26 @@ def resolve_init_from(path):
                             % (path, path))
 
 
-# ----------------------------------------------------------------------------- graph
-class TrainGraph:
-    """Everything the loop runs: one graph, a feedable iterator over train and val data, one step."""
-
-    def __init__(self, config, placement=None):
-        data, train = config.data, config.train
-        tf.set_random_seed(train.seed)
-        common = dict(preprocessing=nets.get(config.model.encoder).preprocessing, pixels=data.pixels,
-                      batch_size=train.batch_size, ignore_label=data.ignore_label)
-        train_files = dataset_files(data.datapath, data.dataset_family, "training")
-        val_files = dataset_files(data.datapath, data.dataset_family, "validation")
-        train_data = pipeline.make_dataset(train_files, training=True, augment=data.augment, seed=train.seed,
-                                           repeat=True, drop_remainder=True, scale_range=data.scale_bounds,
-                                           flip=data.flip, color_jitter=data.color_jitter, **common)
-        # The monitor's data: shuffled and repeating, so each monitor run sees another random subset.
-        val_data = pipeline.make_dataset(val_files, training=True, augment=False, seed=train.seed + 1,
-                                         repeat=True, drop_remainder=False, **common)
-        datasets = [train_data, val_data]
-        if train.keep_best:  # --keep_best scores the whole validation set, one pass in file order
-            datasets.append(pipeline.make_dataset(val_files, training=False, **common))
-        self.feed = pipeline.make_feedable_iterator(*datasets)
-        batch = self.feed.next_batch
-        self.is_training = tf.placeholder_with_default(False, [], name="is_training")
-        replicated = placement is not None and placement.replicated
-        self.step = (ReplicatedTrainStep(placement, batch["image"], batch["label"], config) if replicated
-                     else TrainStep(batch["image"], batch["label"], self.is_training, config))
-        self.init = tf.global_variables_initializer()
-        self.latest_saver = tf.train.Saver(max_to_keep=1, name="latest_saver")
-        self.milestone_saver = tf.train.Saver(max_to_keep=None, name="milestone_saver")
-        self.best_saver = tf.train.Saver(max_to_keep=1, name="best_saver") if train.keep_best else None
-
-
-# ----------------------------------------------------------------------------- loop
-class StopRequest:
-    """SIGINT/SIGTERM set a flag; the loop saves and exits at the next step boundary."""
-
-    def __init__(self):
-        self.signal = None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame):
-        if self.signal is not None:  # second signal: stop now
-            raise KeyboardInterrupt
-        self.signal = signum
-
-
-def train(config, execution):
-    placement = placements.resolve_placement(execution)
-    config = config.replace(replicas=placements.describe(placement, config.train, config.data.total_train_images))
-    chief = placement.is_chief  # only the chief writes the run folder; other workers' monitors write to scratch
-    resume = execution.get("resume")
-    folder = (resume or runfolder.create(execution["runs_root"], config.net_name)) if chief \
-        else placements.scratch_folder()
-    if chief and not resume:
-        config.save(folder)
-    graph = TrainGraph(config, placement)
-    session = placement.session_config(
-        session_config(execution["threads"], config.train.xla, config.train.mixed_precision))
-
-    step_tensors = graph.step
-    monitor = Monitor(folder, config, graph.feed.handle, graph.is_training, step_tensors.monitor,
-                      execution["log_every"])
-    stop = StopRequest()
-    total = config.train.total_steps
-    with tf.Session(placement.session_target(session), config=session) as sess:
-        sess.run(graph.init)
-        if placement.replicated and not resume:
-            start_like_single_device(sess, graph.latest_saver, lambda: TrainGraph(config))
-        start_step = restore(sess, graph, config, resume, monitor)
-        handles = graph.feed.start(sess)
-        train_feed = {graph.feed.handle: handles[0], graph.is_training: True}
-        monitor.start(sess, handles[1], start_step)
-        monitor.log(placements.summary_line(placement, config.replicas, config.train.learnrate))
-        monitor.log(recipe_line(config))
-        best = runfolder.read_best(folder) if chief else None
-        step = start_step
-        last_good = None
-        fetches = step_tensors.fetches
-        while step < total:
-            tic = time.time()
-            values = sess.run(fetches, train_feed)
-            step += 1  # == global_step after the update (fetching global_step alongside would race it)
-            if not math.isfinite(values["loss"]):
-                monitor.log("loss is %s at step %d: stopping. The last good checkpoint is kept: %s. "
-                            "Try a lower --learnrate, or check the data with utils/label_checker.py."
-                            % (values["loss"], step, last_good or "none saved yet"))
-                monitor.close()
-                return EXIT_NAN
-            monitor.after_step(sess, step, values["loss"], values["learning_rate"], values["confusion"],
-                               time.time() - tic)
-            if chief and (step % config.train.val_every == 0 or step == total):
-                monitor.validate(sess, step)
-                last_good = save(sess, graph, folder, step, latest=True)
-                if graph.best_saver is not None:
-                    best = keep_if_best(sess, graph, folder, step, handles[2], monitor, best)
-            if chief and step % config.train.save_every == 0:
-                last_good = save(sess, graph, folder, step, latest=False)
-            if stop.signal is not None:
-                last_good = save(sess, graph, folder, step, latest=True) if chief else None
-                monitor.log("stopped by signal %d at step %d; checkpoint %s; continue with: "
-                            "python train.py --resume %s" % (stop.signal, step, last_good, folder))
-                monitor.close()
-                return 0
-        if chief:
-            save(sess, graph, folder, step, latest=True)
-        monitor.log("done: %d steps, run folder %s" % (step, folder))
-        monitor.close()
-    return 0
-
-
-def recipe_line(config):
-    """One runlog line: optimizer, schedule, loss, class weights, augmentation."""
-    train, data = config.train, config.data
-    weights = "none" if train.class_weight_values is None else "%s [%s]" % (
-        train.class_weights, ", ".join("%.3g" % w for w in train.class_weight_values))
-    return ("recipe: %s lr %.2e, %s schedule, warm-up %d steps | loss %s%s%s | class weights %s | augmentation %s"
-            % (train.optimizer, config.effective_learnrate, train.lr_schedule, train.warmup_steps, train.loss,
-               " (gamma %g)" % train.focal_gamma if "focal" in train.loss_terms else "",
-               ", hardest %g of pixels" % train.ohem_top_k if train.ohem_top_k < 1 else "", weights,
-               "off" if not data.augment else "scale %s, flip %s, colour jitter %g"
-               % (data.scale_range, data.flip, data.color_jitter)))
-
-
-def keep_if_best(sess, graph, folder, step, full_val_handle, monitor, best):
-    """--keep_best: score the whole validation set; a better mIoU replaces the checkpoint in best/."""
-    miou, images = monitor.validate_full(sess, full_val_handle, graph.feed.iterators[2].initializer, step)
-    if best is not None and miou <= best["mIoU"]:
-        return best
-    directory = os.path.join(folder, runfolder.BEST_DIR)
-    os.makedirs(directory, exist_ok=True)
-    path = graph.best_saver.save(sess, os.path.join(directory, runfolder.CKPT_PREFIX), global_step=step,
-                                 write_meta_graph=False)
-    best = {"step": step, "mIoU": miou, "images": images, "checkpoint": os.path.relpath(path, folder)}
-    runfolder.write_best(folder, best)
-    monitor.log("step %d | new best full-val mIoU %.3f (%d images): kept in %s" % (step, miou, images, path))
-    return best
-
-
-def restore(sess, graph, config, resume, monitor):
-    """Resume from the run folder, or initialise: from --init_from, or the encoder from its ImageNet checkpoint."""
-    if resume:
-        path = runfolder.checkpoint_path(resume)  # == folder, except on a non-chief worker
-        graph.latest_saver.restore(sess, path)
-        step = int(sess.run(graph.step.global_step))
-        monitor.log("resumed from %s at step %d" % (path, step))
-        return step
-    if config.train.init_from:
-        model = graph.step.model
-        report = checkpoints.restore_matching(sess, config.train.init_from,
-                                              model.encoder_variables() + model.decoder_variables())
-        monitor.log("initialised from %s: %d variables restored, %d of another shape and %d absent left new"
-                    % (config.train.init_from, len(report.restored), len(report.other_shape),
-                       len(report.not_in_checkpoint)))
-        monitor.log_names("  restored ", report.restored)
-        monitor.log_names("  skipped  ", report.other_shape + ["%s (not in the checkpoint)" % name
-                                                              for name in report.not_in_checkpoint])
-    elif config.train.pretrained:
-        report = checkpoints.restore_encoder(sess, config.train.pretrained, graph.step.model.encoder.scope)
-        restored = set(report.restored)
-        monitor.log("restored %d encoder variables from %s:" % (len(restored), config.train.pretrained))
-        monitor.log_names("  restored ", sorted(restored))
-        monitor.log_names("  new      ", sorted(v.op.name for v in tf.global_variables()
-                                                 if v.op.name not in restored))
-    else:
-        monitor.log("training from scratch (--pretrained none): all variables are new")
-    unused = graph.step.unused_variables
-    if unused:
-        monitor.log("%d variables the loss does not reach (beyond --encoder_stride %s) are saved but not trained:"
-                    % (len(unused), config.model.encoder_stride))
-        monitor.log_names("  unused   ", sorted(v.op.name for v in unused))
-    return 0
-
-
-def save(sess, graph, folder, step, latest):
-    if latest:
-        directory = os.path.join(folder, runfolder.LATEST_DIR)
-        os.makedirs(directory, exist_ok=True)
-        return graph.latest_saver.save(sess, os.path.join(directory, runfolder.CKPT_PREFIX), global_step=step,
-                                       write_meta_graph=False)
-    return graph.milestone_saver.save(sess, os.path.join(folder, runfolder.CKPT_PREFIX), global_step=step,
-                                      write_meta_graph=False)
-
-
 def main(argv=None):
     apply_gpu_flag_early(argv)  # before the first session: CUDA reads CUDA_VISIBLE_DEVICES once
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+    execution = execution_of(args)
+    try:  # a bad value, a missing file, data that does not fit: one line naming it, exit 2, no run folder
+        if args.log_every < 1:
+            raise ValueError("--log_every must be >= 1, got %d" % args.log_every)
         config = resolve_config(args, argv)
-    except FileNotFoundError as error:  # missing tfrecords / run folder: say what to run, no traceback
+        placement = placements.resolve_placement(execution)
+        config = config.replace(replicas=placements.describe(placement, config.train, config.data.total_train_images))
+    except (arch.UnknownDecoderError, arch.DecoderOptionError, nets.UnknownNetError, ValueError,
+            FileNotFoundError) as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
-    except (arch.UnknownDecoderError, arch.DecoderOptionError, nets.UnknownNetError, ValueError) as error:
-        parser.error(str(error))
-    return train(config, execution_of(args))
+    try:
+        return run(config, execution, placement)
+    except (FileNotFoundError, RunFailed) as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

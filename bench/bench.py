@@ -31,6 +31,7 @@ from utils.compat import tf
 from utils.compat.session import session_config
 from utils.data.dataset_info import dataset_files
 from utils.data.spec import DataSpec
+from utils import machine
 from utils.flags import add_bool_flag
 from utils.inference.folding import freeze_and_fold
 from utils.training.config import RunConfig, TrainSettings
@@ -143,7 +144,8 @@ def bench_training(spec, size, batch, runs, warmup, threads, xla=False, probe=No
 
 
 def measure(name, spec, args):
-    record = {"arch": name, "framework": "seg-mentor/tf1", "encoder": spec.encoder, "decoder": spec.decoder,
+    record = {"arch": name, "framework": "seg-mentor/tf1", "cpu": machine.cpu_info(), "encoder": spec.encoder,
+              "decoder": spec.decoder,
               "spec": spec.to_dict(), "classes": spec.num_classes, "threads": args.threads, "xla": args.xla,
               "mixed_precision": args.mixed_precision, "folded": args.folded, "loadavg_start": list(os.getloadavg()),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version()}
@@ -223,6 +225,7 @@ def configurations(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    print(machine.describe())
     print("| arch | params M | GMACs@%s | infer ms (b1) | train step ms (b%d@%d) | train img/s | foreign cores |"
           % (args.infer_size, args.train_batch, args.train_size))
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -14,9 +14,12 @@ import sys
 import tempfile
 import time
 
+from utils import machine
 from utils.compat import tf
 from utils.data import convert, families, pipeline
 from utils.data.dataset_info import dataset_files
+from utils.data.spec import DataSpec
+from utils.flags import add_setting_flags, settings_from_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,12 +35,18 @@ def records_to_bench(args, scratch):
     return [os.path.join(summary.outdir, f) for f in summary.splits[args.split].files]
 
 
-def bench(files, pixels, batch_size, threads, seconds, batches, warmup, preprocessing, augment, seed, cache=False):
-    """-> dict of the measurement (images/s over the timed batches only)."""
+def bench(files, pixels, batch_size, threads, seconds, batches, warmup, preprocessing, augment, seed, cache=False,
+          augmentation=None):
+    """-> dict of the measurement (images/s over the timed batches only).
+
+    augmentation: a DataSpec whose scale_range / flip / color_jitter to time (default: the declared defaults).
+    """
+    augmentation = augmentation or DataSpec()
     with tf.Graph().as_default():
         dataset = pipeline.make_dataset(files, preprocessing, pixels=pixels, batch_size=batch_size,
-                                              ignore_label=255, training=True, augment=augment, seed=seed,
-                                              threads=threads, cache=cache)
+                                        ignore_label=255, training=True, augment=augment, seed=seed,
+                                        threads=threads, cache=cache, scale_range=augmentation.scale_bounds,
+                                        flip=augmentation.flip, color_jitter=augmentation.color_jitter)
         batch = tf.data.make_one_shot_iterator(dataset).get_next()
         # Fetch what a train step consumes, reduced, so transfer to Python is not what we time.
         fetch = [tf.reduce_sum(batch["image"]), tf.reduce_sum(batch["label"])]
@@ -59,6 +68,8 @@ def bench(files, pixels, batch_size, threads, seconds, batches, warmup, preproce
             # CPU cost per image: comparable across runs even when other jobs share the cores
             "images_per_cpu_s": round(count * batch_size / max(cpu, 1e-9), 1), "pixels": pixels, "batch_size": batch_size,
             "threads": threads, "augment": augment, "cache": cache, "preprocessing": preprocessing,
+            "scale_range": augmentation.scale_range, "flip": augmentation.flip,
+            "color_jitter": augmentation.color_jitter, "cpu": machine.cpu_info(),
             "files": [os.path.basename(f) for f in files]}
 
 
@@ -81,18 +92,23 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--cache", action="store_true", help="cache decoded images in memory (small sets)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's logs")
+    add_setting_flags(parser, DataSpec, only=("scale_range", "flip", "color_jitter"))
     args = parser.parse_args(argv)
 
     scratch = tempfile.mkdtemp(prefix="bench_pipeline_")
     try:
         files = records_to_bench(args, scratch)
         result = bench(files, args.pixels, args.batch_size, args.threads or None, args.seconds, args.batches,
-                       args.warmup, args.preprocessing, not args.no_augment, args.seed, args.cache)
+                       args.warmup, args.preprocessing, not args.no_augment, args.seed, args.cache,
+                       DataSpec(**settings_from_args(args, DataSpec, only=("scale_range", "flip", "color_jitter"))))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print("input_pipeline  pixels=%d  batch=%d  threads=%s  augment=%s  cache=%s  %8.1f images/s  "
+    print(machine.describe())
+    print("input_pipeline  pixels=%d  batch=%d  threads=%s  augment=%s (scale %s, flip %s, colour jitter %g)  "
+          "cache=%s  %8.1f images/s  "
           "(%.1f images per CPU-second; %d batches, %.1fs, load avg %.1f)"
-          % (result["pixels"], result["batch_size"], result["threads"], result["augment"], result["cache"],
+          % (result["pixels"], result["batch_size"], result["threads"], result["augment"], result["scale_range"],
+             result["flip"], result["color_jitter"], result["cache"],
              result["images_per_s"], result["images_per_cpu_s"], result["batches"], result["seconds"],
              os.getloadavg()[0]))
     print(json.dumps(result))

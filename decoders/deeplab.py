@@ -42,7 +42,7 @@ class _DeepLabBase(BaseFcnArch):
             pooled = slim.conv2d(pooled, ASPP_DEPTH, 1, scope="image_pooling_conv")
             branches.append(self.resize(pooled, self.spatial_size(net)))  # 1x1 -> HxW: the same value everywhere
             net = slim.conv2d(tf.concat(branches, axis=-1), ASPP_DEPTH, 1, scope="projection")
-            return slim.dropout(net, keep_prob=0.9, is_training=self.is_training, scope="dropout")
+            return self.dropout(net, keep_prob=0.9)
 
     def conv3x3(self, net, depth, rate=1, scope=None):
         if self.separable:

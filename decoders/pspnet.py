@@ -22,13 +22,6 @@ HEAD_DEPTH = 512
 AUX_DEPTH = 256
 
 
-def spatial_dropout(net, keep_prob, is_training):
-    """Dropout of whole channels (PyTorch's Dropout2d, which PSPNet implementations use)."""
-    shape = tf.shape(net)
-    return slim.dropout(net, keep_prob=keep_prob, noise_shape=[shape[0], 1, 1, shape[3]], is_training=is_training,
-                        scope="dropout")
-
-
 def pooling_matrix(size, bins):
     """[bins, size] averaging weights of PyTorch's AdaptiveAvgPool along one axis.
 
@@ -101,7 +94,7 @@ class PSPNet(BaseFcnArch):
                 pooled = slim.conv2d(pooled, depth, 1, scope="bin%d" % bins, **plain)
                 levels.append(self.resize(pooled, size))
             net = slim.conv2d(tf.concat(levels, axis=-1), HEAD_DEPTH, self.FUSE_KERNEL, scope="fuse")
-            return spatial_dropout(net, self.KEEP_PROB, self.is_training)
+            return self.dropout(net, self.KEEP_PROB, whole_channels=True)  # Dropout2d, as PSPNet implementations
 
     def final_upsample(self, net, size):
         return self.resize(self.classifier(net, kernel_size=self.CLASSIFIER_KERNEL), size)
@@ -110,7 +103,7 @@ class PSPNet(BaseFcnArch):
         if not self.building_for_training() or self.aux_loss_weight <= 0:
             return []
         net = slim.conv2d(features.taps[self.encoder_stride // 2], AUX_DEPTH, 3, scope="conv")
-        net = spatial_dropout(net, 0.9, self.is_training)
+        net = self.dropout(net, 0.9, whole_channels=True)
         return [self.resize(self.classifier(net), size)]
 
 

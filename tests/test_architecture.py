@@ -9,7 +9,7 @@ floor below it, never one above, never an independent sibling):
     model | data   arch.py | utils/data   (independent of each other)
     decoders    decoders/
     nets        nets/
-    helpers     utils/flags, utils/viz, utils/metrics, utils/graphs
+    helpers     utils/flags, utils/viz, utils/metrics, utils/graphs, utils/machine
     compat      utils/compat
 
 Every import statement counts, also inside functions (an import deferred to a
@@ -31,7 +31,7 @@ FLOORS = [
     [("model", ("arch",)), ("data", ("utils.data",))],
     [("decoders", ("decoders",))],
     [("nets", ("nets",))],
-    [("helpers", ("utils.flags", "utils.viz", "utils.metrics", "utils.graphs"))],
+    [("helpers", ("utils.flags", "utils.viz", "utils.metrics", "utils.graphs", "utils.machine"))],
     [("compat", ("utils.compat", "utils"))],
 ]
 SKIP_DIRS = {"tests", "tmp", "data", "tboards", "__pycache__"}

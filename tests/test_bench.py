@@ -18,6 +18,7 @@ def test_bench_reports_inference_training_pipeline_and_folded(sample_datapath):
                 "train_img_per_s", "pipeline_img_per_s"):
         assert key in record, key
     assert record["folded"] is True and len(record["infer_ms_all"]) == 2
+    assert record["cpu"]["model"] and record["cpu"]["cores"] >= 1 and "CPU: " in proc.stdout
     assert "| resnet_v1_18_FCN |" in proc.stdout and "input pipeline:" in proc.stdout
     unfolded = last_record(run_script("bench/bench.py", *tiny, "--no-folded", "--no_train"))
     assert unfolded["folded"] is False and len(unfolded["infer_ms_all"]) == 2 and "train_img_per_s" not in unfolded

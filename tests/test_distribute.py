@@ -98,7 +98,7 @@ def test_cluster_from_flags_or_tf_config(monkeypatch):
     assert placements.resolve_cluster("localhost:2222", 0) is None  # one worker is a single machine
     cluster = placements.resolve_cluster("a:1, b:2", 1)
     assert cluster.spec == {"worker": ["a:1", "b:2"]} and (cluster.task_type, cluster.task_index) == ("worker", 1)
-    with pytest.raises(SystemExit, match="--task_index 0..1"):
+    with pytest.raises(ValueError, match="--task_index 0..1"):
         placements.resolve_cluster("a:1,b:2", None)
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"chief": ["c:1"], "worker": ["a:1", "b:2"]},
                                                 "task": {"type": "worker", "index": 0}}))
@@ -118,7 +118,7 @@ def test_describe_splits_the_global_batch_and_scales_the_rate():
     assert described["effective_learnrate"] == pytest.approx(4e-3)
     assert placements.describe(placement, TrainSettings(batch_size=8, learnrate=1e-3), 24)["effective_learnrate"] \
         == 1e-3
-    with pytest.raises(SystemExit, match="does not split over 4 replicas"):
+    with pytest.raises(ValueError, match="does not split over 4 replicas"):
         placements.describe(placement, TrainSettings(batch_size=6, learnrate=1e-3, lr_scaling="linear"), 24)
     single = placements.resolve_placement({"num_gpus": 0})
     assert not single.replicated and placements.describe(single, settings, 24)["per_replica_batch_size"] == 8
@@ -126,7 +126,7 @@ def test_describe_splits_the_global_batch_and_scales_the_rate():
 
 def test_multi_worker_runs_need_an_explicit_seed():
     args = train.build_parser().parse_args(["--worker_hosts", "a:1,b:2", "--task_index", "0"])
-    with pytest.raises(SystemExit, match="needs an explicit --seed"):
+    with pytest.raises(ValueError, match="needs an explicit --seed"):
         placements.default_seed(train.execution_of(args))
 
 

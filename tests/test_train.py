@@ -67,6 +67,15 @@ def test_concurrent_starts_get_distinct_folders(tmp_path):
     assert sorted(int(f.rsplit("__", 1)[1]) for f in folders) == [1, 2, 3, 4, 5, 6]
 
 
+def _step_losses(folder):
+    """step -> loss from the run's TensorBoard events; a resumed run's later events replace the interrupted one's."""
+    events = []
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        events += [(event.wall_time, event.step, value.simple_value) for event in tf.train.summary_iterator(path)
+                   for value in event.summary.value if value.tag == "loss"]
+    return {step: loss for _, step, loss in sorted(events)}
+
+
 def _final_step_line(folder):
     lines = [l for l in open(os.path.join(folder, runfolder.RUNLOG)) if "| epoch" in l and "| loss" in l]
     return lines[-1].split(" | loss")[0].split(" ", 2)[2]  # "step N | epoch E"
@@ -107,10 +116,15 @@ def test_sigterm_then_resume_matches_uninterrupted_run(sample_datapath, tmp_path
             if running is not None and running.poll() is None:
                 running.kill()
 
-    run_script("train.py", "--resume", folder)
+    run_script("train.py", "--resume", folder, "--log_every", "1")
     log = open(runlog).read()
     assert "resumed from" in log and "at step %d" % stopped_at in log
     assert _final_step_line(folder) == _final_step_line(straight) == "step 24 | epoch 2.00"
+    # The resumed run reads the data where the uninterrupted one did: the same losses, step by step.
+    resumed_losses, straight_losses = _step_losses(folder), _step_losses(straight)
+    assert sorted(resumed_losses) == sorted(straight_losses) == list(range(1, 25))
+    for step in range(1, 25):
+        assert resumed_losses[step] == pytest.approx(straight_losses[step], rel=1e-4), step
     final_lr = [l for l in log.splitlines() if l.split(" ", 2)[2].startswith("step 24 |")][0]
     assert "lr 1.00e-05" in final_lr  # same schedule: 1e-3, /10 at 1/3, /100 after 2/3 of 24 steps
     assert tf.train.load_checkpoint(runfolder.checkpoint_path(folder)).get_tensor("global_step") == 24
@@ -126,7 +140,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(sample_datapath, tmp_path
 
 
 def test_missing_pretrained_checkpoint_names_file_and_scratch_flag(tmp_path):
-    with pytest.raises(SystemExit) as err:
+    with pytest.raises(ValueError) as err:
         resolve_pretrained(None, str(tmp_path), "mobilenet_v1")
     message = str(err.value)
     assert "mobilenet_v1_1.0_224.ckpt" in message and str(tmp_path) in message and "--pretrained none" in message

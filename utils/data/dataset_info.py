@@ -50,8 +50,7 @@ def load_dataset_info(datapath, family, directory=None):
     directory = directory or dataset_dir(datapath, family)
     path = os.path.join(directory, DATASET_JSON)
     if os.path.isfile(path):
-        with open(path) as handle:
-            info = json.load(handle)
+        info = read_dataset_json(directory)
         if info.get("family") != family:
             raise ValueError("%s describes family %r, not %r" % (path, info.get("family"), family))
         return info
@@ -72,8 +71,16 @@ def read_dataset_json(directory):
     path = os.path.join(directory, DATASET_JSON)
     if not os.path.isfile(path):
         return None
-    with open(path) as handle:
-        return json.load(handle)
+    try:
+        with open(path) as handle:
+            info = json.load(handle)
+    except ValueError as error:
+        raise ValueError("%s is not JSON (%s): convert the dataset again with utils/tfrecordify.py" % (path, error)) \
+            from None
+    if not isinstance(info, dict) or not {"family", "class_names"} <= set(info):
+        raise ValueError("%s is not a dataset description (no family / class_names): convert the dataset again "
+                         "with utils/tfrecordify.py" % path)
+    return info
 
 
 def write_dataset_json(directory, info):

@@ -55,6 +55,9 @@ def class_metadata(tfrecords, family=None):
     first = tfrecords[0] if isinstance(tfrecords, (list, tuple)) else tfrecords
     info = read_dataset_json(os.path.dirname(os.path.abspath(first)))
     if info is not None:
+        if family is not None and info.get("family") != family:
+            print("warning: dataset.json beside %s describes family %r; checking against %r's own classes, as "
+                  "--dataset_family says" % (first, info.get("family"), family), file=sys.stderr)
         if family is None or info.get("family") == family:
             return tuple(info["class_names"]), [tuple(c) for c in info["palette"]], info["ignore_label"]
     if family is None:

@@ -37,18 +37,20 @@ from utils.data.records import parse_record
 AUTOTUNE = tf.data.experimental.AUTOTUNE
 # --- geometry ---------------------------------------------------------------
 def scaled_size(height, width, pixels):
-    """(h, w) after scaling the larger side to `pixels` - exactly what the pipeline computes."""
+    """(h, w) after scaling the larger side to `pixels` - exactly what the pipeline computes; a side never
+    shrinks below 1 pixel (an extreme aspect ratio such as 2000x3)."""
     if not pixels:
         return height, width
     larger = max(height, width)
-    return (height * pixels + larger // 2) // larger, (width * pixels + larger // 2) // larger
+    return (max(1, (height * pixels + larger // 2) // larger),
+            max(1, (width * pixels + larger // 2) // larger))
 
 
 def _fit_size(height, width, pixels):
     """TF twin of scaled_size (integer arithmetic, identical rounding) + float scale."""
     larger = tf.maximum(height, width)
-    new_h = (height * pixels + larger // 2) // larger
-    new_w = (width * pixels + larger // 2) // larger
+    new_h = tf.maximum(1, (height * pixels + larger // 2) // larger)
+    new_w = tf.maximum(1, (width * pixels + larger // 2) // larger)
     return new_h, new_w, tf.cast(pixels, tf.float32) / tf.cast(larger, tf.float32)
 
 
@@ -158,7 +160,7 @@ def _make_transform_fn(normalise, pixels, ignore_label, augment, scale_range, fl
 def make_dataset(files, preprocessing=None, pixels=512, batch_size=8, ignore_label=255, training=True,
                  augment=None, seed=None, shuffle_buffer=256, repeat=None, num_parallel_calls=AUTOTUNE,
                  prefetch=AUTOTUNE, drop_remainder=None, scale_range=(0.75, 1.25), flip=True, threads=None,
-                 cache=False, color_jitter=0.0):
+                 cache=False, color_jitter=0.0, skip=0):
     """A tf.data.Dataset of batched dicts (see module docstring) from record files.
 
     training=True: shuffled, repeated forever, augmented, remainder dropped;
@@ -168,6 +170,8 @@ def make_dataset(files, preprocessing=None, pixels=512, batch_size=8, ignore_lab
     cache: keep the decoded images in memory after the first pass (small sets
     only: CamVid train is ~190 MB decoded); skips PNG/JPEG decoding afterwards.
     scale_range, flip, color_jitter: the augmentations (utils/data/spec.py declares their flags).
+    skip: elements to pass over before decoding (a resumed run continues the seeded order where it stopped:
+    the order, the augmentation draws and the batches are the uninterrupted run's).
     """
     files = [files] if isinstance(files, str) else list(files)
     if not files:
@@ -203,6 +207,8 @@ def make_dataset(files, preprocessing=None, pixels=512, batch_size=8, ignore_lab
         dataset = dataset.repeat(int(repeat))
     if augment:  # one stateless seed pair per element: reproducible under parallel map
         dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.random(seed=seed).batch(2)))
+    if skip:  # records and seeds only: nothing is decoded for the skipped elements
+        dataset = dataset.skip(int(skip))
     dataset = dataset.map(example_fn, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
     if pixels:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)

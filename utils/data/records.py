@@ -83,6 +83,7 @@ class ShardedRecordWriter:
         self._temp_paths, self._writer, self._in_shard = [], None, 0
         self.count = 0
         os.makedirs(outdir, exist_ok=True)
+        remove_dead_writers_files(outdir, split)
 
     def _open_next(self):
         self.close()
@@ -128,6 +129,29 @@ class ShardedRecordWriter:
             if os.path.exists(temp):
                 os.remove(temp)
         self._temp_paths = []
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_dead_writers_files(directory, split):
+    """Delete the hidden temporaries (`.<split>.tmp-<pid>-...`) of writers whose process died (kill -9, a full
+    disk); a live writer's files stay.  Returns the removed paths."""
+    removed = []
+    pattern = re.compile(r"^\.%s\.tmp-(\d+)-" % re.escape(split))
+    for name in os.listdir(directory):
+        match = pattern.match(name)
+        if match and not _alive(int(match.group(1))):
+            os.remove(os.path.join(directory, name))
+            removed.append(os.path.join(directory, name))
+    return removed
 
 
 def existing_record_files(directory, split):
@@ -204,3 +228,16 @@ def read_examples(paths):
 
 def count_records(paths):
     return sum(1 for _ in iterate_serialized(paths))
+
+
+def first_damaged_file(paths):
+    """(path, what is wrong) of the first record file that does not read to its end, or None."""
+    for path in paths:
+        if os.path.getsize(path) == 0:
+            return path, "empty file"
+        try:
+            for _ in iterate_serialized(path):
+                pass
+        except (tf.errors.OpError, OSError) as error:
+            return path, str(getattr(error, "message", error)).strip().splitlines()[0][:200]
+    return None

@@ -7,6 +7,7 @@ names, palette, ignore label, image counts), so a run folder's runargs
 describes its data completely even after the records have moved.
 """
 import dataclasses
+import os
 from typing import Optional
 
 from utils.data import families
@@ -76,6 +77,9 @@ def resolve(spec):
     """
     training = dataset_files(spec.datapath, spec.dataset_family, "training")
     validation = dataset_files(spec.datapath, spec.dataset_family, "validation")
+    for path in training + validation:
+        if os.path.getsize(path) == 0:
+            raise ValueError("%s is empty: convert the dataset again with utils/tfrecordify.py" % path)
     info = load_dataset_info(spec.datapath, spec.dataset_family)
     splits = info.get("splits", {})
     resolved = dataclasses.replace(

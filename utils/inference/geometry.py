@@ -48,10 +48,11 @@ def net_probabilities(logits_fn, preprocess, images, resized_size, canvas):
 
 
 def scaled_size_op(image_hw, pixels):
-    """In-graph `input_pipeline.scaled_size`: larger side -> pixels, rounded half up."""
+    """In-graph `utils.data.pipeline.scaled_size`: larger side -> pixels, rounded half up, at least 1."""
     height, width = image_hw[0], image_hw[1]
     larger = tf.maximum(height, width)
-    return tf.stack([(height * pixels + larger // 2) // larger, (width * pixels + larger // 2) // larger])
+    return tf.stack([tf.maximum(1, (height * pixels + larger // 2) // larger),
+                     tf.maximum(1, (width * pixels + larger // 2) // larger)])
 
 
 def same_size_batches(sizes, batch_size):

@@ -129,6 +129,8 @@ def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True):
     with frames, seconds (segmentation + I/O) and frames_per_second.
     """
     info = video_info(in_path)
+    if info.frame_count <= 0 or info.width <= 0 or info.height <= 0:
+        raise ValueError("no video frames found (not a video, or damaged)")
     bar = tqdm(total=info.frame_count or None, unit="frame", desc=os.path.basename(in_path),
                disable=not progress)
     tic = time.time()
@@ -139,6 +141,9 @@ def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True):
             bar.update(len(frames))
         count = writer.frames
     bar.close()
+    if not count:
+        raise ValueError("no frame could be decoded (not a video, or damaged)")
     seconds = time.time() - tic
     return {"input": in_path, "output": out_path, "frames": count, "fps": info.fps, "seconds": seconds,
-            "frames_per_second": count / seconds if seconds > 0 else float("nan")}
+            "frames_per_second": count / seconds if seconds > 0 else float("nan"),
+            "stated_frames": info.frame_count, "truncated": count < info.frame_count}

@@ -35,7 +35,7 @@ from utils.compat import tf
 from utils.compat.session import session_config
 from utils.inference.folding import freeze_and_fold
 from utils.inference.geometry import net_probabilities, parse_scales, same_size_batches, scaled_canvas
-from utils.training import runfolder
+from utils.training import checkpoint_check, runfolder
 from utils.training.config import RunConfig
 
 
@@ -178,8 +178,13 @@ class Segmenter:
         self._ensemble(self.scales, self.flip, (32, 32))
 
     def restore(self, step=None, checkpoint=None):
-        """Load the weights of milestone `step` (None: newest checkpoint) into the graph; returns the path."""
-        path = checkpoint or runfolder.checkpoint_path(self.traindir, step)
+        """Load the weights of milestone `step` (None: the newest intact checkpoint, 'best': --keep_best's) into
+        the graph; returns the path.  A damaged or non-finite checkpoint asked for is refused
+        (checkpoint_check.DamagedCheckpoint); a damaged newest one is skipped, saying so."""
+        if checkpoint or step is not None:
+            path = checkpoint_check.check(checkpoint or runfolder.checkpoint_path(self.traindir, step))
+        else:
+            path = checkpoint_check.newest_intact(self.traindir)
         with self.graph.as_default():
             if self._saver is None:
                 self._build_configured_nets()

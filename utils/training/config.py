@@ -13,7 +13,6 @@ their keys into the sections.
 """
 import dataclasses
 import datetime
-import json
 import math
 import os
 import sys
@@ -21,6 +20,8 @@ from typing import Optional
 
 import arch
 import nets
+from utils import machine
+from utils.compat import tf
 from utils.data.spec import DataSpec
 from utils.flags import setting
 from utils.training import runfolder
@@ -131,8 +132,14 @@ class RunConfig:
 
     @classmethod
     def load(cls, folder):
-        """The run folder's configuration (FileNotFoundError when `folder` has no runargs)."""
-        return cls.from_runargs(runfolder.read_runargs(folder))
+        """The run folder's configuration (FileNotFoundError when `folder` has no runargs, ValueError naming the
+        file when it is damaged)."""
+        values = runfolder.read_runargs(folder)
+        try:
+            return cls.from_runargs(values)
+        except (TypeError, KeyError, AttributeError, ValueError) as error:
+            raise ValueError("%s: not a complete run configuration (%s)"
+                             % (os.path.join(folder, runfolder.RUNARGS), error)) from None
 
     def save(self, folder):
         runfolder.write_runargs(folder, self.to_runargs())
@@ -146,14 +153,23 @@ def total_steps(train, total_train_images):
 
 
 def resolve_pretrained(pretrained, modelspath, encoder):
-    """Checkpoint path, or None for --pretrained none; a missing file stops with what to do."""
+    """Checkpoint path, or None for --pretrained none; a missing file stops with what to do, a file that is no
+    checkpoint of this encoder with what it is."""
     if pretrained is not None and pretrained.lower() in SCRATCH:
         return None
     entry = nets.get(encoder)
     path = pretrained or os.path.join(modelspath, entry.checkpoint)
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, runfolder.RUNARGS)):
+            raise ValueError("--pretrained %s is a run folder; to fine-tune from a trained run use "
+                             "--init_from %s" % (path, path))
+        raise ValueError("--pretrained %s is a folder, not a checkpoint" % path)
+    if os.path.exists(path) or os.path.exists(path + ".index"):
+        check_encoder_checkpoint(path, entry)
+        return path
     if not (os.path.exists(path) or os.path.exists(path + ".index")):
-        raise SystemExit(
-            "error: pretrained checkpoint for %s not found: %s\n"
+        raise ValueError(
+            "pretrained checkpoint for %s not found: %s\n"
             "  expected the TF-Slim ImageNet checkpoint '%s' under --modelspath %s\n"
             "  (download it from the TF-Slim model zoo, or pass --pretrained /path/to/file.ckpt),\n"
             "  or pass --pretrained none to train from scratch."
@@ -161,11 +177,20 @@ def resolve_pretrained(pretrained, modelspath, encoder):
     return path
 
 
+def check_encoder_checkpoint(path, entry):
+    """The file must be a TensorFlow checkpoint holding this encoder's variables (names; shapes are checked by
+    name when it is restored)."""
+    try:
+        names = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as error:
+        raise ValueError("--pretrained %s is not a readable TensorFlow checkpoint (%s)"
+                         % (path, str(getattr(error, "message", error)).strip().splitlines()[0][:150])) from None
+    if not any(name.startswith(entry.scope + "/") for name in names):
+        raise ValueError("--pretrained %s holds no %s/ variables: not a checkpoint of %s (it holds e.g. %s)"
+                         % (path, entry.scope, entry.name, ", ".join(sorted(names)[:3])))
+
+
 def provenance(argv=None):
-    """What made the run: the command line and when (runargs' "provenance")."""
+    """What made the run: the command line, when, and on which CPU (runargs' "provenance")."""
     return {"argv": list(sys.argv if argv is None else argv),
-            "created": datetime.datetime.now().isoformat(timespec="seconds")}
-
-
-def dumps(config):
-    return json.dumps(config.to_runargs(), indent=2, sort_keys=True)
+            "created": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": machine.cpu_info()}

@@ -29,6 +29,11 @@ def _png_bytes(array):
     return buffer.getvalue()
 
 
+def monitor_batches(config):
+    """Batches the quarter-validation monitor scores each time: --val_fraction of the validation set."""
+    return max(1, int(math.ceil(config.data.num_val_images * config.train.val_fraction / config.train.batch_size)))
+
+
 class Monitor:
     """Runlog, progress bar and TensorBoard events of one run.
 
@@ -47,8 +52,7 @@ class Monitor:
         self.writer.add_graph(tf.get_default_graph())  # graph tab; no meta graph (it doubles the file)
         self.bar = tqdm(total=config.train.total_steps, unit="step", dynamic_ncols=True,
                         disable=not sys.stderr.isatty(), file=sys.stderr)
-        self.val_batches = max(1, int(math.ceil(config.data.num_val_images * config.train.val_fraction
-                                                / config.train.batch_size)))
+        self.val_batches = monitor_batches(config)
         self._reset_window()
         self.last_val_miou = None
 
@@ -74,6 +78,13 @@ class Monitor:
             encoded_image_string=_png_bytes(array), height=array.shape[0], width=array.shape[1], colorspace=3))
             for tag, array in named_arrays]
         self.writer.add_summary(tf.Summary(value=values), step)
+
+    def resumed(self, step, checkpoint, dropped_lines):
+        """Say where a resumed run continues; TensorBoard forgets what the interrupted process logged after it."""
+        self.log("resumed from %s at step %d%s" % (checkpoint, step, "" if not dropped_lines else
+                                                   " (%d runlog lines of later steps, written by the interrupted "
+                                                   "process, removed)" % dropped_lines))
+        self.writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), step + 1)
 
     # ---------------------------------------------------------------- training
     def start(self, sess, val_handle, start_step):

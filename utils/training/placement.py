@@ -46,7 +46,7 @@ def execution_flags(args):
 def default_seed(execution):
     """A time seed for single-machine runs; workers must share a seed, so multi-worker runs need --seed."""
     if resolve_cluster(execution.get("worker_hosts"), execution.get("task_index")) is not None:
-        raise SystemExit("error: a multi-worker run needs an explicit --seed: every worker must read "
+        raise ValueError("a multi-worker run needs an explicit --seed: every worker must read "
                          "the same batches and start from the same weights")
     return int(time.time()) % 100000
 
@@ -60,7 +60,7 @@ def resolve_cluster(worker_hosts=None, task_index=None):
     if worker_hosts:
         hosts = [host.strip() for host in worker_hosts.split(",") if host.strip()]
         if task_index is None or not 0 <= task_index < len(hosts):
-            raise SystemExit("error: --worker_hosts lists %d workers: pass --task_index 0..%d"
+            raise ValueError("--worker_hosts lists %d workers: pass --task_index 0..%d"
                              % (len(hosts), len(hosts) - 1))
         resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
             tf.train.ClusterSpec({"worker": hosts}), task_type="worker", task_id=task_index)
@@ -70,7 +70,7 @@ def resolve_cluster(worker_hosts=None, task_index=None):
         return None
     spec = resolver.cluster_spec().as_dict()
     if set(spec) - {"chief", "worker"}:
-        raise SystemExit("error: only 'chief' and 'worker' jobs are supported, got %s" % sorted(spec))
+        raise ValueError("only 'chief' and 'worker' jobs are supported, got %s" % sorted(spec))
     if sum(len(tasks) for tasks in spec.values()) < 2:
         return None
     return Cluster(spec, resolver.task_type, int(resolver.task_id))
@@ -186,14 +186,14 @@ def resolve_placement(execution):
     cpu_replicas = int(execution.get("num_cpu_replicas") or 0)
     if cpu_replicas > 1:
         if cluster is not None:
-            raise SystemExit("error: --num_cpu_replicas is for single-machine development runs, "
+            raise ValueError("--num_cpu_replicas is for single-machine development runs, "
                              "not with --worker_hosts / TF_CONFIG")
         return Placement(["/device:CPU:%d" % i for i in range(cpu_replicas)], cpu_replicas=cpu_replicas)
     visible = visible_gpu_count()
     wanted = execution.get("num_gpus")
     gpus = visible if wanted is None else int(wanted)
     if gpus > visible:
-        raise SystemExit("error: --num_gpus %d but %d GPU%s visible (see --gpu / CUDA_VISIBLE_DEVICES)"
+        raise ValueError("--num_gpus %d but %d GPU%s visible (see --gpu / CUDA_VISIBLE_DEVICES)"
                          % (gpus, visible, " is" if visible == 1 else "s are"))
     if cluster is not None:
         prefix = "/job:%s/task:%d" % (cluster.task_type, cluster.task_index)
@@ -207,12 +207,12 @@ def describe(placement, train, total_train_images):
     replicas = placement.num_replicas
     batch = int(train.batch_size)
     if batch % replicas:
-        raise SystemExit("error: --batch_size %d (the global batch) does not split over %d replicas; "
+        raise ValueError("--batch_size %d (the global batch) does not split over %d replicas; "
                          "use a multiple of %d" % (batch, replicas, replicas))
     if train.mixed_precision and replicas > 1:
-        raise SystemExit("error: --mixed_precision (its dynamic loss scaling) runs on a single device only")
+        raise ValueError("--mixed_precision (its dynamic loss scaling) runs on a single device only")
     if train.optimizer == "adamw" and replicas > 1:
-        raise SystemExit("error: --optimizer adamw (its decoupled decay) runs on a single device only; "
+        raise ValueError("--optimizer adamw (its decoupled decay) runs on a single device only; "
                          "use adam or sgd with replicas")
     rule = train.lr_scaling or "none"
     return {"num_replicas": replicas, "num_workers": placement.num_workers,

@@ -7,11 +7,14 @@
     latest/            the newest checkpoint (rolling), used by --resume and by default in test.py
     best/              with --keep_best: the checkpoint of the best full-validation mIoU, best.json its score
     events.out.tfevents.*  TensorBoard
+    .lock              held (flock) by the process training the run: a second one refuses to start
 
 Creation is atomic: os.mkdir either makes the folder or fails, so two runs
 started in the same second still get different numbers.
 """
 import datetime
+import fcntl
+import glob
 import json
 import os
 import re
@@ -24,6 +27,44 @@ BEST_JSON = "best.json"
 CKPT_PREFIX = "model.ckpt"
 _CKPT_INDEX = re.compile(r"^model\.ckpt-(\d+)\.index$")
 _CKPT_STEP = re.compile(r"-(\d+)$")
+LOCK = ".lock"
+_LOG_STEP = re.compile(r"^\S+ \S+ step (\d+) \|")
+
+
+class RunFolderBusy(RuntimeError):
+    pass
+
+
+class RunLock:
+    """An exclusive flock on <folder>/.lock while a process trains the run.
+
+    The kernel drops the lock when the process ends, however it ends (kill -9
+    included), so a dead run never leaves its folder locked.
+    """
+
+    def __init__(self, folder):
+        self.path, self._fd = os.path.join(folder, LOCK), None
+
+    def acquire(self):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunFolderBusy("%s is being trained by %s: wait for it to end, or stop it first"
+                                % (os.path.dirname(self.path), holder)) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, ("process %d since %s" % (os.getpid(), datetime.datetime.now().isoformat(timespec="seconds")))
+                 .encode())
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 def create(root, name, today=None):
@@ -56,8 +97,14 @@ def read_runargs(folder):
     path = os.path.join(folder, RUNARGS)
     if not os.path.isfile(path):
         raise FileNotFoundError("%s is not a training run folder: it has no %s file" % (folder, RUNARGS))
-    with open(path) as handle:
-        return json.load(handle)
+    try:
+        with open(path) as handle:
+            values = json.load(handle)
+    except ValueError as error:
+        raise ValueError("%s is not JSON (%s): the run folder's settings are damaged" % (path, error)) from None
+    if not isinstance(values, dict):
+        raise ValueError("%s holds a %s, not a run's settings" % (path, type(values).__name__))
+    return values
 
 
 def milestone_steps(folder):
@@ -81,14 +128,10 @@ def checkpoint_path(folder, step=None):
             raise FileNotFoundError("no checkpoint after %s steps in %s; saved steps: %s"
                                     % (step, folder, ", ".join(map(str, steps)) or "none"))
         return os.path.join(folder, "%s-%d" % (CKPT_PREFIX, step))
-    candidates = []
-    latest = os.path.join(folder, LATEST_DIR)
-    for directory in (latest, folder):
-        for s in milestone_steps(directory):
-            candidates.append((s, directory == latest, os.path.join(directory, "%s-%d" % (CKPT_PREFIX, s))))
+    candidates = checkpoint_candidates(folder)
     if not candidates:
         raise FileNotFoundError("no checkpoint in %s (has training saved one yet?)" % folder)
-    return max(candidates)[2]
+    return candidates[0]
 
 
 def checkpoint_step(path):
@@ -114,3 +157,52 @@ def write_best(folder, record):
         json.dump(record, handle, indent=2)
         handle.write("\n")
     os.replace(path + ".tmp", path)
+
+
+def checkpoint_candidates(folder):
+    """Every checkpoint prefix of the run, newest first (latest/ before a milestone of the same step)."""
+    found = []
+    latest = os.path.join(folder, LATEST_DIR)
+    for directory in (latest, folder):
+        for step in milestone_steps(directory):
+            found.append((step, directory == latest, os.path.join(directory, "%s-%d" % (CKPT_PREFIX, step))))
+    return [path for _, _, path in sorted(found, reverse=True)]
+
+
+def trim_runlog(folder, step):
+    """Drop the runlog lines of steps after `step` (written by a process killed before its next checkpoint), and
+    everything after the first of them; returns how many lines went."""
+    path = os.path.join(folder, RUNLOG)
+    if not os.path.isfile(path):
+        return 0
+    with open(path) as handle:
+        lines = handle.readlines()
+    keep = len(lines)
+    for index, line in enumerate(lines):
+        match = _LOG_STEP.match(line)
+        if match and int(match.group(1)) > step:
+            keep = index
+            break
+    if keep < len(lines):
+        with open(path + ".tmp", "w") as handle:
+            handle.writelines(lines[:keep])
+        os.replace(path + ".tmp", path)
+    return len(lines) - keep
+
+
+def remove_stale_temporaries(folder):
+    """Delete half-written checkpoint files (`*.tempstate*`, `*_temp*`) a killed save left; call with the run's
+    lock held, so no live writer owns them.  Returns the removed paths."""
+    stale = []
+    for directory in (folder, os.path.join(folder, LATEST_DIR), os.path.join(folder, BEST_DIR)):
+        stale += glob.glob(os.path.join(glob.escape(directory), "*.tempstate*"))
+        stale += [p for p in glob.glob(os.path.join(glob.escape(directory), "*_temp*")) if "ckpt" in p]
+    for path in stale:
+        if os.path.isdir(path):
+            for root, _, files in os.walk(path, topdown=False):
+                for name in files:
+                    os.remove(os.path.join(root, name))
+                os.rmdir(root)
+        elif os.path.exists(path):
+            os.remove(path)
+    return stale

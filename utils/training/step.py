@@ -85,11 +85,11 @@ class TrainStep:
     """
 
     def __init__(self, images, labels, is_training, config):
+        self.global_step = tf.train.get_or_create_global_step()  # before the model: its dropout reads it
         self.model = arch.build_model(config.model, is_training)
         goal = objective(self.model, images, labels, config.data.ignore_label, config.train,
                          regularization_weight=regularization_weight(config.train))
         self.logits, self.loss, self.unused_variables = goal.logits, goal.loss, goal.unused_variables
-        self.global_step = tf.train.get_or_create_global_step()
         self.learning_rate = learning_rate(self.global_step, config)
         self.train_op = optimizer_step(goal, self.global_step, self.learning_rate, config.train,
                                        config.model.weight_decay)

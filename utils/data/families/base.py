@@ -13,6 +13,7 @@ import dataclasses
 import io
 import os
 import random
+import re
 
 import numpy as np
 from PIL import Image
@@ -90,7 +91,9 @@ def read_image(path):
 
 
 def _why(error):
-    return "%s: %s" % (type(error).__name__, error) if str(error) else type(error).__name__
+    """The error, without PIL's '<_io.BytesIO object at 0x...>' stand-in for the file (the caller names it)."""
+    text = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(error)).strip()
+    return "%s: %s" % (type(error).__name__, text) if text else type(error).__name__
 
 
 def read_index_png(path):

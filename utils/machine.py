@@ -1,0 +1,31 @@
+"""What machine a measurement ran on: CPU model, core count and the instruction-set flags that decide speed.
+
+Every benchmark prints this line and stores it with its numbers, so a claim about "this CPU" names the
+CPU (AVX-512, AVX512-BF16 and AMX change which fast path pays off).
+"""
+import os
+import platform
+
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+
+
+def cpu_info(path="/proc/cpuinfo"):
+    """{"model", "cores", "flags": [the SPEED_FLAGS present]} (model from platform when /proc is absent)."""
+    model, flags = None, set()
+    if os.path.isfile(path):
+        with open(path) as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model is None:
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    return {"model": model or platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "flags": [flag for flag in SPEED_FLAGS if flag in flags]}
+
+
+def describe(info=None):
+    info = info or cpu_info()
+    return "CPU: %s, %d cores, flags: %s" % (info["model"], info["cores"], " ".join(info["flags"]) or "none of %s"
+                                               % ", ".join(SPEED_FLAGS))

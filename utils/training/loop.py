@@ -1,0 +1,294 @@
+"""One training run, start to end: the graph, the loop, its checkpoints, and what keeps it safe.
+
+train.py resolves the configuration; `run(config, execution)` does the rest:
+  * one graph: a feedable iterator over the training and validation data, one
+    train step (TrainStep, or ReplicatedTrainStep over replicas);
+  * the run folder is locked while it trains (a second `--resume` refuses);
+  * nothing non-finite is ever saved: a NaN/Inf loss, or weights that turned
+    non-finite, stop the run before the save, so the last good checkpoint stays;
+  * `--resume` restarts from the newest intact checkpoint (a damaged newer one
+    is skipped, saying so), with the data exactly where the uninterrupted run
+    would read it (the seeded order, skipped past the batches already taken),
+    the runlog and TensorBoard trimmed of steps the checkpoint does not hold;
+  * a new run that fails before its first checkpoint removes its folder.
+"""
+import math
+import os
+import shutil
+import signal
+import time
+
+import nets
+from nets import checkpoints
+from utils.compat import tf
+from utils.compat.session import session_config
+from utils.data import pipeline
+from utils.data.dataset_info import dataset_files
+from utils.data.records import first_damaged_file
+from utils.training import checkpoint_check, runfolder
+from utils.training import placement as placements
+from utils.training.monitor import Monitor, monitor_batches
+from utils.training.replicas import ReplicatedTrainStep, start_like_single_device
+from utils.training.step import TrainStep
+
+EXIT_NAN = 3
+
+
+class RunFailed(RuntimeError):
+    """A run that cannot go on: the message names the file or flag and the fix."""
+
+
+class NonFiniteWeights(RuntimeError):
+    pass
+
+
+# ----------------------------------------------------------------------------- graph
+class TrainGraph:
+    """Everything the loop runs: one graph, a feedable iterator over train and val data, one step.
+
+    start_step: the steps a resumed run has taken; the data streams skip what those steps consumed.
+    """
+
+    def __init__(self, config, placement=None, start_step=0):
+        data, train = config.data, config.train
+        tf.set_random_seed(train.seed)
+        common = dict(preprocessing=nets.get(config.model.encoder).preprocessing, pixels=data.pixels,
+                      batch_size=train.batch_size, ignore_label=data.ignore_label)
+        self.train_files = dataset_files(data.datapath, data.dataset_family, "training")
+        self.val_files = dataset_files(data.datapath, data.dataset_family, "validation")
+        train_data = pipeline.make_dataset(self.train_files, training=True, augment=data.augment, seed=train.seed,
+                                           repeat=True, drop_remainder=True, scale_range=data.scale_bounds,
+                                           flip=data.flip, color_jitter=data.color_jitter,
+                                           skip=start_step * train.batch_size, **common)
+        # The monitor's data: shuffled and repeating, so each monitor run sees another random subset.
+        monitored = (start_step // train.val_every) * monitor_batches(config) * train.batch_size
+        val_data = pipeline.make_dataset(self.val_files, training=True, augment=False, seed=train.seed + 1,
+                                         repeat=True, drop_remainder=False, skip=monitored, **common)
+        datasets = [train_data, val_data]
+        if train.keep_best:  # --keep_best scores the whole validation set, one pass in file order
+            datasets.append(pipeline.make_dataset(self.val_files, training=False, **common))
+        self.feed = pipeline.make_feedable_iterator(*datasets)
+        batch = self.feed.next_batch
+        self.is_training = tf.placeholder_with_default(False, [], name="is_training")
+        replicated = placement is not None and placement.replicated
+        self.step = (ReplicatedTrainStep(placement, batch["image"], batch["label"], config) if replicated
+                     else TrainStep(batch["image"], batch["label"], self.is_training, config))
+        self.init = tf.global_variables_initializer()
+        self.all_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in tf.global_variables()
+                                         if v.dtype.base_dtype.is_floating], name="all_variables_finite")
+        self.latest_saver = tf.train.Saver(max_to_keep=1, name="latest_saver")
+        self.milestone_saver = tf.train.Saver(max_to_keep=None, name="milestone_saver")
+        self.best_saver = tf.train.Saver(max_to_keep=1, name="best_saver") if train.keep_best else None
+
+
+class StopRequest:
+    """SIGINT/SIGTERM set a flag; the loop saves and exits at the next step boundary."""
+
+    def __init__(self):
+        self.signal = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # second signal: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+
+
+# ----------------------------------------------------------------------------- the run
+def run(config, execution, placement, log=print):
+    """Train `config` on `placement` (config.replicas describes it); `execution` holds the command line's
+    where-and-how (runs_root, resume, log_every, threads).  Returns the exit code; RunFailed for a run that
+    cannot start or go on."""
+    chief = placement.is_chief  # only the chief writes the run folder; other workers' monitors write to scratch
+    resume = execution.get("resume")
+    lock = None
+    if not chief:
+        folder = placements.scratch_folder()
+    elif resume:
+        folder = resume
+        try:
+            lock = runfolder.RunLock(folder).acquire()
+        except runfolder.RunFolderBusy as busy:
+            raise RunFailed(str(busy)) from None
+    else:
+        folder = runfolder.create(execution["runs_root"], config.net_name)
+        lock = runfolder.RunLock(folder).acquire()
+        config.save(folder)
+    run_state = {"saved": bool(resume)}
+    try:
+        return _train(config, execution, placement, folder, resume, run_state, log)
+    except (checkpoints.CheckpointMismatchError, checkpoint_check.DamagedCheckpoint) as error:
+        raise RunFailed(str(error)) from None
+    finally:
+        if lock is not None:
+            lock.release()
+        if chief and not resume and not run_state["saved"] and os.path.isdir(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            log("removed the run folder %s: the run stopped before its first checkpoint" % folder)
+
+
+def _train(config, execution, placement, folder, resume, run_state, log):
+    chief = placement.is_chief
+    checkpoint, start_step, dropped, graph = None, 0, 0, None
+    if resume:
+        if chief:
+            runfolder.remove_stale_temporaries(folder)
+        checkpoint = checkpoint_check.newest_intact(resume, log=log)
+        start_step = int(tf.train.load_checkpoint(checkpoint).get_tensor("global_step"))
+        dropped = runfolder.trim_runlog(folder, start_step) if chief else 0
+    graph = TrainGraph(config, placement, start_step)
+    session = placement.session_config(
+        session_config(execution["threads"], config.train.xla, config.train.mixed_precision))
+    monitor = Monitor(folder, config, graph.feed.handle, graph.is_training, graph.step.monitor,
+                      execution["log_every"])
+    stop = StopRequest()
+    total = config.train.total_steps
+    try:
+        with tf.Session(placement.session_target(session), config=session) as sess:
+            sess.run(graph.init)
+            if placement.replicated and not resume:
+                start_like_single_device(sess, graph.latest_saver, lambda: TrainGraph(config))
+            if resume:
+                graph.latest_saver.restore(sess, checkpoint)
+                monitor.resumed(start_step, checkpoint, dropped)
+            else:
+                initialise(sess, graph, config, monitor)
+            handles = graph.feed.start(sess)
+            monitor.start(sess, handles[1], start_step)
+            monitor.log(placements.summary_line(placement, config.replicas, config.train.learnrate))
+            monitor.log(recipe_line(config))
+            code = _loop(sess, graph, config, folder, handles, monitor, stop, start_step, total, chief, run_state)
+    except tf.errors.OpError as error:
+        raise RunFailed(data_error(error, graph) if isinstance(error, (tf.errors.DataLossError,
+                                                                       tf.errors.InvalidArgumentError))
+                        else "training stopped: %s" % _first_line(error)) from None
+    finally:
+        monitor.close()
+    return code
+
+
+def _loop(sess, graph, config, folder, handles, monitor, stop, step, total, chief, run_state):
+    train_feed = {graph.feed.handle: handles[0], graph.is_training: True}
+    best = runfolder.read_best(folder) if chief else None
+    last_good = None
+    fetches = graph.step.fetches
+    try:
+        while step < total:
+            tic = time.time()
+            values = sess.run(fetches, train_feed)
+            step += 1  # == global_step after the update (fetching global_step alongside would race it)
+            if not math.isfinite(values["loss"]):
+                raise NonFiniteWeights("loss is %s at step %d" % (values["loss"], step))
+            monitor.after_step(sess, step, values["loss"], values["learning_rate"], values["confusion"],
+                               time.time() - tic)
+            if chief and (step % config.train.val_every == 0 or step == total):
+                monitor.validate(sess, step)
+                last_good = save(sess, graph, folder, step, latest=True, run_state=run_state)
+                if graph.best_saver is not None:
+                    best = keep_if_best(sess, graph, folder, step, handles[2], monitor, best)
+            if chief and step % config.train.save_every == 0:
+                last_good = save(sess, graph, folder, step, latest=False, run_state=run_state)
+            if stop.signal is not None:
+                last_good = save(sess, graph, folder, step, latest=True, run_state=run_state) if chief else None
+                monitor.log("stopped by signal %d at step %d; checkpoint %s; continue with: "
+                            "python train.py --resume %s" % (stop.signal, step, last_good, folder))
+                return 0
+        if chief:
+            save(sess, graph, folder, step, latest=True, run_state=run_state)
+    except NonFiniteWeights as problem:
+        kept = last_good or (runfolder.checkpoint_candidates(folder) or ["none saved yet"])[0]
+        monitor.log("%s: stopping without saving. The last good checkpoint is kept: %s. Try a lower --learnrate, "
+                    "or check the data with utils/label_checker.py." % (problem, kept))
+        return EXIT_NAN
+    monitor.log("done: %d steps, run folder %s" % (step, folder))
+    return 0
+
+
+def data_error(error, graph):
+    """One line for a damaged record file: which one, and the command that remakes it."""
+    if graph is None:
+        return "the data cannot be read: %s" % _first_line(error)
+    files = list(graph.train_files) + list(graph.val_files)
+    damaged = first_damaged_file(files)
+    where = "%s (%s)" % damaged if damaged else "one of %s" % ", ".join(files)
+    return ("a record file is damaged (truncated or overwritten?): %s; convert the dataset again with "
+            "utils/tfrecordify.py" % where)
+
+
+def _first_line(error):
+    return str(getattr(error, "message", error)).strip().splitlines()[0][:300]
+
+
+# ----------------------------------------------------------------------------- pieces
+def recipe_line(config):
+    """One runlog line: optimizer, schedule, loss, class weights, augmentation."""
+    train, data = config.train, config.data
+    weights = "none" if train.class_weight_values is None else "%s [%s]" % (
+        train.class_weights, ", ".join("%.3g" % w for w in train.class_weight_values))
+    return ("recipe: %s lr %.2e, %s schedule, warm-up %d steps | loss %s%s%s | class weights %s | augmentation %s"
+            % (train.optimizer, config.effective_learnrate, train.lr_schedule, train.warmup_steps, train.loss,
+               " (gamma %g)" % train.focal_gamma if "focal" in train.loss_terms else "",
+               ", hardest %g of pixels" % train.ohem_top_k if train.ohem_top_k < 1 else "", weights,
+               "off" if not data.augment else "scale %s, flip %s, colour jitter %g"
+               % (data.scale_range, data.flip, data.color_jitter)))
+
+
+def keep_if_best(sess, graph, folder, step, full_val_handle, monitor, best):
+    """--keep_best: score the whole validation set; a better mIoU replaces the checkpoint in best/."""
+    miou, images = monitor.validate_full(sess, full_val_handle, graph.feed.iterators[2].initializer, step)
+    if best is not None and miou <= best["mIoU"]:
+        return best
+    directory = os.path.join(folder, runfolder.BEST_DIR)
+    os.makedirs(directory, exist_ok=True)
+    path = graph.best_saver.save(sess, os.path.join(directory, runfolder.CKPT_PREFIX), global_step=step,
+                                 write_meta_graph=False)
+    best = {"step": step, "mIoU": miou, "images": images, "checkpoint": os.path.relpath(path, folder)}
+    runfolder.write_best(folder, best)
+    monitor.log("step %d | new best full-val mIoU %.3f (%d images): kept in %s" % (step, miou, images, path))
+    return best
+
+
+def initialise(sess, graph, config, monitor):
+    """A new run's weights: every matching variable of --init_from, or the encoder's ImageNet checkpoint."""
+    if config.train.init_from:
+        model = graph.step.model
+        report = checkpoints.restore_matching(sess, config.train.init_from,
+                                              model.encoder_variables() + model.decoder_variables())
+        monitor.log("initialised from %s: %d variables restored, %d of another shape and %d absent left new"
+                    % (config.train.init_from, len(report.restored), len(report.other_shape),
+                       len(report.not_in_checkpoint)))
+        monitor.log_names("  restored ", report.restored)
+        monitor.log_names("  skipped  ", report.other_shape + ["%s (not in the checkpoint)" % name
+                                                              for name in report.not_in_checkpoint])
+    elif config.train.pretrained:
+        report = checkpoints.restore_encoder(sess, config.train.pretrained, graph.step.model.encoder.scope)
+        restored = set(report.restored)
+        monitor.log("restored %d encoder variables from %s:" % (len(restored), config.train.pretrained))
+        monitor.log_names("  restored ", sorted(restored))
+        monitor.log_names("  new      ", sorted(v.op.name for v in tf.global_variables()
+                                                 if v.op.name not in restored))
+    else:
+        monitor.log("training from scratch (--pretrained none): all variables are new")
+    unused = graph.step.unused_variables
+    if unused:
+        monitor.log("%d variables the loss does not reach (beyond --encoder_stride %s) are saved but not trained:"
+                    % (len(unused), config.model.encoder_stride))
+        monitor.log_names("  unused   ", sorted(v.op.name for v in unused))
+
+
+def save(sess, graph, folder, step, latest, run_state):
+    """Save the weights after `step`, unless any of them is NaN/Inf (NonFiniteWeights: the last good
+    checkpoint must stay the last one)."""
+    if not sess.run(graph.all_finite):
+        raise NonFiniteWeights("weights are not finite after step %d" % step)
+    if latest:
+        directory = os.path.join(folder, runfolder.LATEST_DIR)
+        os.makedirs(directory, exist_ok=True)
+        path = graph.latest_saver.save(sess, os.path.join(directory, runfolder.CKPT_PREFIX), global_step=step,
+                                       write_meta_graph=False)
+    else:
+        path = graph.milestone_saver.save(sess, os.path.join(folder, runfolder.CKPT_PREFIX), global_step=step,
+                                          write_meta_graph=False)
+    run_state["saved"] = True
+    return path
