@@ -30,7 +30,7 @@ from PIL import Image
 from utils.data.dataset_info import dataset_files
 from utils.data.families import canonical_split
 from utils.flags import add_bool_flag, add_gpu_flag, apply_gpu_flag_early
-from utils.inference import evaluation, export, pictures
+from utils.inference import clusters, evaluation, export, pictures
 from utils.inference.geometry import parse_scales
 from utils.inference.movie import segment_movie
 from utils.inference.segmenter import Segmenter
@@ -64,6 +64,10 @@ def build_parser():
     parser.add_argument("--first2viz", type=int, default=0, help="first image index to draw (default: 0)")
     parser.add_argument("--last2viz", type=int, default=2, help="last image index to draw, -1: none (default: 2)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the mIoU 95 %% CI, 0 = off (default: 1000)")
+    parser.add_argument("--bootstrap_by", default="auto",
+                        help="what the bootstrap resamples: sequence (whole videos; a single one falls back to blocks "
+                             "of consecutive frames), block, block:N, image; auto = sequence where the dataset has "
+                             "sequences (CamVid, Cityscapes), else image (default: auto)")
     parser.add_argument("--imagepath", default=None, help="image file, folder or glob to segment (no scoring)")
     parser.add_argument("--moviepath", default=None, help="video file to segment into an overlay movie")
     parser.add_argument("--export", default=None, metavar="DIR",
@@ -161,7 +165,8 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
     examples = evaluation.split_examples(settings["datapath"], settings["dataset_family"], settings["split"],
                                          settings["num_images"])
     scored = evaluation.score_split(segmenter, examples, on_image=draw)
-    report = evaluation.summarize(scored.confusions, names, bootstrap=bootstrap)
+    report = evaluation.summarize(scored.confusions, names, bootstrap=bootstrap, filenames=scored.filenames,
+                                  family=settings["dataset_family"], bootstrap_by=settings["bootstrap_by"])
     speed = len(scored.filenames) / scored.seconds if scored.seconds > 0 else float("nan")
     results = {"run": os.path.abspath(segmenter.traindir), "net": segmenter.name,
                "checkpoint": segmenter.checkpoint, "step": segmenter.step, "split": settings["split"],
@@ -313,10 +318,12 @@ def run(args):
     try:
         split = canonical_split(args.split)
         scales = parse_scales(args.scales)
+        clusters.parse_mode(args.bootstrap_by)
     except ValueError as error:
         raise UsageError(str(error)) from None
     settings = {"split": split, "dataset_family": config.data.dataset_family, "num_images": args.num_images,
-                "datapath": resolve_datapath(args.datapath or config.data.datapath), "alpha": args.alpha}
+                "datapath": resolve_datapath(args.datapath or config.data.datapath), "alpha": args.alpha,
+                "bootstrap_by": args.bootstrap_by}
     if not fancy:
         try:
             dataset_files(settings["datapath"], settings["dataset_family"], split)

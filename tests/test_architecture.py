@@ -3,7 +3,8 @@
 Floors, top to bottom (a module may import its own floor's package and any
 floor below it, never one above, never an independent sibling):
 
-    scripts     train.py, test.py, demo.py, bench/, media/, the utils/ command entry points
+    scripts     train.py, test.py, study.py, demo.py, bench/, media/, the utils/ command entry points
+    study       utils/study (a grid of runs: it starts train.py, test.py and bench.py as commands)
     inference   utils/inference
     training    utils/training
     model | data   arch.py | utils/data   (independent of each other)
@@ -25,7 +26,8 @@ import pytest
 from tests.conftest import ROOT
 
 FLOORS = [
-    [("scripts", ("train", "test", "demo", "bench", "media", "utils.tfrecordify", "utils.label_checker"))],
+    [("scripts", ("train", "test", "study", "demo", "bench", "media", "utils.tfrecordify", "utils.label_checker"))],
+    [("study", ("utils.study",))],
     [("inference", ("utils.inference",))],
     [("training", ("utils.training",))],
     [("model", ("arch",)), ("data", ("utils.data",))],

@@ -65,16 +65,21 @@ def summary(confusion, class_names=None):
     }
 
 
-def bootstrap_miou(per_image_confusions, samples=1000, confidence=0.95, seed=0):
+def bootstrap_miou(per_image_confusions, samples=1000, confidence=0.95, seed=0, clusters=None):
     """Bootstrap CI of the dataset mIoU: resample images with replacement, recompute from summed matrices.
 
     Returns (low, high).  The mIoU is not a mean over images, so each bootstrap
     replicate sums the resampled images' confusion matrices, as the full
-    evaluation does.
+    evaluation does.  clusters: one id per image; images of one cluster (a video
+    sequence, a block of consecutive frames) are resampled together, as they are
+    not independent draws (a cluster bootstrap).
     """
     stack = np.asarray(per_image_confusions, dtype=np.int64)
     if stack.ndim != 3 or len(stack) == 0:
         raise ValueError("need a [num_images, C, C] stack of confusion matrices")
+    if clusters is not None:
+        ids, members = np.unique(np.asarray(clusters), return_inverse=True)
+        stack = np.stack([stack[members == k].sum(0) for k in range(len(ids))])
     rng = np.random.RandomState(seed)
     n = len(stack)
     values = np.empty(samples)

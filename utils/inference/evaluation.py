@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from utils import metrics
+from utils.inference import clusters
 from utils.data.dataset_info import dataset_files
 from utils.data.records import read_examples
 
@@ -75,12 +76,15 @@ def score_split(segmenter, examples, on_image=None):
     return Scored(np.stack(confusions), filenames, seconds)
 
 
-def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0):
+def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0, filenames=None, family=None,
+              bootstrap_by="image"):
     """Every number of a test run as a JSON-friendly dict, from per-image confusions [N, C, C].
 
     mIoU, per-class IoU (None for a class absent from truth and prediction),
     pixel accuracy, mean class accuracy, per-class accuracy, the summed
-    confusion matrix, per-image mIoU, and with bootstrap > 0 the CI of the mIoU.
+    confusion matrix, per-image mIoU, and with bootstrap > 0 the CI of the mIoU,
+    resampling images, or the sequences / blocks of `bootstrap_by`
+    (utils/inference/clusters.py; needs the images' file names and family).
     """
     confusions = np.asarray(confusions, np.int64)
     total = confusions.sum(0)
@@ -100,7 +104,10 @@ def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0):
         mIoU_ci=None,
     )
     if bootstrap and len(confusions) > 1:
-        report["mIoU_ci"] = list(metrics.bootstrap_miou(confusions, bootstrap, confidence, seed))
+        names = filenames if filenames is not None else [str(i) for i in range(len(confusions))]
+        ids, described = clusters.clusters_for(names, family, bootstrap_by, report["per_image_mIoU"])
+        report["bootstrap_by"] = described
+        report["mIoU_ci"] = list(metrics.bootstrap_miou(confusions, bootstrap, confidence, seed, clusters=ids))
     return report
 
 
@@ -116,7 +123,8 @@ def headline(report):
 
 def format_report(report):
     """Human-readable lines: headline, accuracies, per-class IoU table."""
-    lines = [headline(report),
+    lines = [headline(report) + ("; the bootstrap resamples by %s" % report["bootstrap_by"]
+                                 if report.get("bootstrap_by") else ""),
              "pixel accuracy %.1f %%, mean class accuracy %.1f %%, %d images, %d scored pixels"
              % (100 * report["pixel_accuracy"], 100 * report["mean_class_accuracy"], report["num_images"],
                 report["scored_pixels"])]

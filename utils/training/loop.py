@@ -174,6 +174,9 @@ def _loop(sess, graph, config, folder, handles, monitor, stop, step, total, chie
     last_good = None
     fetches = graph.step.fetches
     try:
+        if chief and step and step % config.train.save_every == 0 and step not in runfolder.milestone_steps(folder):
+            # killed between latest/'s save and the milestone's of the same step: the milestone is still owed
+            last_good = save(sess, graph, folder, step, latest=False, run_state=run_state)
         while step < total:
             tic = time.time()
             values = sess.run(fetches, train_feed)

@@ -1,0 +1,97 @@
+"""Run a grid of experiments and tabulate it with honest error bars: `python study.py STUDY.json`
+
+A study is a base recipe (any train.py flags), axes (any train.py flag, e.g.
+encoder, decoder, seed, loss, class_weights, pixels) and a budget.  Each cell
+of the grid is an ordinary run folder made by train.py and scored by
+test.py, under <studies_root>/<name>/cells/<cell>/; the study writes
+results/table.md, table.csv, cells.json and pictures, and prints the table.
+Run it again to continue: finished cells are skipped, a cell cut mid-run
+resumes (train.py --resume).  See utils/study/grid.py for the file format.
+
+    python study.py studies/camvid_encoders_decoders.json --dry_run   # the cells, their params and GMACs
+    python study.py studies/camvid_encoders_decoders.json             # run what is missing, write the table
+    python study.py studies/camvid_encoders_decoders.json --parallel 2 --threads 1
+"""
+import argparse
+import json
+import os
+import sys
+
+import train
+from utils.study import grid, plots, runner, table
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("study", help="the study file (JSON)")
+    parser.add_argument("--studies_root", default=os.path.join(HERE, "tmp", "studies"),
+                        help="where study folders are made (default: tmp/studies)")
+    parser.add_argument("--dry_run", action="store_true", help="list the cells with their settings, params, GMACs")
+    parser.add_argument("--parallel", type=int, default=1, help="cells trained at once (default: 1)")
+    parser.add_argument("--threads", type=int, default=0, help="TF threads per cell (default: TF's choice)")
+    parser.add_argument("--table_only", action="store_true", help="only (re)write the table of the scored cells")
+    parser.add_argument("--tboards", default=os.path.join(HERE, "tboards"),
+                        help="folder that gets a TensorBoard link per cell (default: tboards/)")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log")
+    return parser
+
+
+def link_tensorboard(study, root, tboards, log=print):
+    """<tboards>/study_<name>__<cell> -> each cell's run folder, for `tensorboard --logdir tboards`."""
+    linked = 0
+    os.makedirs(tboards, exist_ok=True)
+    for cell in study.cells:
+        run = runner.run_folder(root, cell)
+        if run:
+            link = os.path.join(tboards, "study_%s__%s" % (study.name, cell.id))
+            if os.path.islink(link):
+                os.remove(link)
+            os.symlink(run, link)
+            linked += 1
+    log("tensorboard: %d cell(s) linked into %s (tensorboard --logdir %s)" % (linked, tboards, tboards))
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        study = grid.load(args.study, train.build_parser())
+        runner.check_cells(study, train.build_parser())
+        root = os.path.join(args.studies_root, study.name)
+        os.makedirs(root, exist_ok=True)
+        record_path = os.path.join(root, "study.json")
+        recorded = json.load(open(record_path)) if os.path.isfile(record_path) else {}
+        steps = (runner.budget_steps(study) if "max_steps" in study.budget
+                 else recorded.get("budget_steps") or runner.budget_steps(study, runner.probe_step_seconds))
+        if args.dry_run:
+            print("study %s: %d cells, %d steps each, folder %s" % (study.name, len(study.cells), steps, root))
+            print("\n".join(runner.dry_run_lines(study, root, steps)))
+            return 0
+        with open(record_path, "w") as handle:
+            json.dump({"study": json.load(open(args.study)), "file": os.path.abspath(args.study),
+                       "budget_steps": steps}, handle, indent=1)
+        failures = {}
+        if not args.table_only:
+            print("study %s: %d cells, %d steps each, folder %s" % (study.name, len(study.cells), steps, root))
+            failures = runner.run_cells(study, root, steps, args.parallel, args.threads)
+        records, text = table.write(study, root)
+        pictures = plots.draw_all(records, os.path.join(root, "results"))
+        link_tensorboard(study, root, args.tboards)
+    except grid.StudyError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
+    print(text)
+    for path in pictures:
+        print("picture: %s" % path)
+    if failures:
+        print("error: %d cell(s) failed: %s" % (len(failures), "; ".join("%s: %s" % item for item in failures.items())),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

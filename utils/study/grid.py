@@ -1,0 +1,143 @@
+"""A study file -> its cells: the base recipe, the axes, the budget, checked against train.py's own flags.
+
+    {
+      "name": "encoders_x_decoders",                      # default: the file's name
+      "base": {"dataset_family": "camvid", "datapath": "/data", "pretrained": "none", "pixels": 256},
+      "axes": {"encoder": ["resnet_v1_18", "mobilenet_v2"], "decoder": ["FCN", "LinkNet"], "seed": [1, 2]},
+      "budget": {"max_steps": 600},                        # or {"minutes": 10}: steps from a timed probe
+      "test": {"bootstrap": 1000, "bootstrap_by": "auto", "checkpoints": 3, "latency": "360x480"},
+      "compare": [{"a": {"decoder": "FCN"}, "b": {"decoder": "LinkNet"}}]
+    }
+
+Any train.py flag is a key of `base` or an axis (its name with or without the
+dashes; seg-mentor's names and ours: `basenet` or `encoder`).  A cell is one
+combination of the axes' values; its id names them, e.g.
+`encoder-resnet_v1_18__decoder-FCN__seed-1`.
+"""
+import dataclasses
+import itertools
+import json
+import os
+import re
+
+CONTROLLED = ("runs_root", "resume", "max_steps", "epochs", "save_every", "verbose", "gpu")
+TEST_DEFAULTS = {"bootstrap": 1000, "bootstrap_by": "auto", "checkpoints": 3, "latency": "360x480", "pixels": None}
+
+
+class StudyError(ValueError):
+    pass
+
+
+@dataclasses.dataclass
+class Cell:
+    id: str
+    axes: dict        # axis -> value, in the study's axis order
+    settings: dict    # dest -> value: base and axes together, train.py's destinations
+    argv: list        # train.py's command line for a new run (without --runs_root)
+
+    def config_key(self, without=("seed",)):
+        """The configuration the cell belongs to: its axes but `without` (the seed), as a readable label."""
+        return ", ".join("%s=%s" % (k, v) for k, v in self.axes.items() if k not in without) or "all"
+
+
+@dataclasses.dataclass
+class Study:
+    name: str
+    path: str
+    base: dict
+    axes: dict
+    budget: dict
+    test: dict
+    compare: list
+    cells: list
+
+
+def _flag_table(parser):
+    """{every spelling of a train.py flag (without dashes): (dest, action)}."""
+    table = {}
+    for action in parser._actions:
+        for option in action.option_strings:
+            if option.startswith("--") and not option.startswith("--no-"):
+                table[option[2:]] = (action.dest, action)
+    return table
+
+
+def _argv(settings, table):
+    """train.py arguments for {dest: value}, with the flag names train.py prints."""
+    by_dest = {}
+    for name, (dest, action) in table.items():
+        by_dest.setdefault(dest, "--" + action.option_strings[0].lstrip("-")
+                           if action.option_strings[0].startswith("--") else "--" + name)
+    argv = []
+    for dest, value in settings.items():
+        if value is None:
+            continue
+        flag = by_dest[dest]
+        argv += [flag, str(value) if not isinstance(value, bool) else ("True" if value else "False")]
+    return argv
+
+
+def _safe(value):
+    return re.sub(r"[^A-Za-z0-9_.+=-]", "_", str(value))
+
+
+def load(path, parser):
+    """Read and check a study file against train.py's `parser`; StudyError names the key and the valid values."""
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise StudyError("%s: not a readable JSON study file (%s)" % (path, error)) from None
+    if not isinstance(data, dict):
+        raise StudyError("%s: a study is a JSON object with base, axes, budget (see python study.py --help)" % path)
+    unknown = sorted(set(data) - {"name", "base", "axes", "budget", "test", "compare"})
+    if unknown:
+        raise StudyError("%s: unknown keys %s; a study has name, base, axes, budget, test, compare" % (path, unknown))
+    table = _flag_table(parser)
+
+    def dest_of(key, where):
+        name = str(key).lstrip("-")
+        if name not in table:
+            raise StudyError("%s: %s key %r is not a train.py flag; valid keys: %s"
+                             % (path, where, key, ", ".join(sorted(n for n in table if n not in CONTROLLED))))
+        dest = table[name][0]
+        if dest in CONTROLLED:
+            raise StudyError("%s: %s key %r is set by the study itself (budget / cells); remove it" % (path, where, key))
+        return dest
+
+    base = {dest_of(k, "base"): v for k, v in (data.get("base") or {}).items()}
+    axes = {}
+    for key, values in (data.get("axes") or {}).items():
+        if not isinstance(values, list) or not values:
+            raise StudyError("%s: axis %r needs a non-empty list of values" % (path, key))
+        axes[key] = (dest_of(key, "axes"), values)
+    budget = dict(data.get("budget") or {})
+    if set(budget) - {"max_steps", "minutes"} or len(budget) != 1:
+        raise StudyError("%s: budget is {\"max_steps\": N} or {\"minutes\": M}, got %r" % (path, budget))
+    test = dict(TEST_DEFAULTS, **(data.get("test") or {}))
+    if set(test) - set(TEST_DEFAULTS):
+        raise StudyError("%s: unknown test keys %s; valid: %s" % (path, sorted(set(test) - set(TEST_DEFAULTS)),
+                                                                 ", ".join(TEST_DEFAULTS)))
+    cells = []
+    for combination in itertools.product(*[values for _, values in axes.values()]):
+        chosen = dict(zip(axes, combination))
+        settings = dict(base)
+        settings.update({axes[key][0]: value for key, value in chosen.items()})
+        cell_id = "__".join("%s-%s" % (_safe(k.lstrip("-")), _safe(v)) for k, v in chosen.items()) or "single"
+        cells.append(Cell(cell_id, chosen, settings, _argv(settings, table)))
+    name = data.get("name") or os.path.splitext(os.path.basename(path))[0]
+    compare = list(data.get("compare") or [])
+    for entry in compare:
+        if not isinstance(entry, dict) or set(entry) != {"a", "b"}:
+            raise StudyError("%s: each compare entry is {\"a\": {axis: value}, \"b\": {axis: value}}" % path)
+        for side in entry.values():
+            for key in side:
+                if key not in axes:
+                    raise StudyError("%s: compare uses %r, which is not an axis (axes: %s)"
+                                     % (path, key, ", ".join(axes)))
+    return Study(_safe(name), path, base, {k: v for k, (_, v) in axes.items()}, budget, test, compare, cells)
+
+
+def matches(cell, selection):
+    """True when the cell has every axis value of `selection`."""
+    return all(str(cell.axes.get(key)) == str(value) for key, value in selection.items())

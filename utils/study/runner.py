@@ -1,0 +1,252 @@
+"""Running a study's cells: each an ordinary train.py run folder scored by test.py, resumable at any point.
+
+The study folder (`<studies_root>/<name>/`):
+    study.json            the study file as run (with the budget in steps)
+    cells/<cell id>/      the cell's --runs_root: holds exactly one run folder, and test/ (test.py's output)
+    latency/<config>.json bench.py's inference latency of each configuration (seeds share it)
+    results/              table.md, table.csv, cells.json, the pictures (utils/study/table.py, plots.py)
+A cell is done when its run reached the budget and test/results.json exists;
+a cell cut mid-training continues with `train.py --resume`; finished cells are
+skipped, so a second invocation of the same study only does what is missing.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import arch
+from utils.data.spec import DataSpec
+from utils.flags import settings_from_args
+from utils.study.grid import StudyError
+from utils.training import runfolder
+from utils.training.config import TrainSettings
+
+HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PYTHON = sys.executable
+
+
+def script(name):
+    return os.path.join(HERE, name)
+
+
+def check_cells(study, parser):
+    """Parse and resolve every cell's command line as train.py would (without reading data), so a wrong value
+    stops the study before anything runs, naming the cell and the flag's valid values."""
+    def refuse(message):
+        raise StudyError("%s: %s" % (study.path, message))
+
+    original = parser.error
+    parser.error = refuse
+    try:
+        for cell in study.cells:
+            try:
+                args = parser.parse_args(cell.argv)
+                arch.model_spec_from_args(args)
+                TrainSettings(**settings_from_args(args, TrainSettings))
+                DataSpec(**settings_from_args(args, DataSpec))
+            except (ValueError, StudyError) as error:
+                raise StudyError("%s: cell %s: %s" % (study.path, cell.id, str(error).split(": ", 1)[-1]
+                                                      if isinstance(error, StudyError) else error)) from None
+    finally:
+        parser.error = original
+
+
+def cell_folder(root, cell):
+    return os.path.join(root, "cells", cell.id)
+
+
+def run_folder(root, cell):
+    """The cell's run folder, or None before train.py made it."""
+    folder = cell_folder(root, cell)
+    runs = sorted(d for d in (os.listdir(folder) if os.path.isdir(folder) else [])
+                  if os.path.isfile(os.path.join(folder, d, runfolder.RUNARGS)))
+    if len(runs) > 1:
+        raise StudyError("%s holds %d run folders (%s); a cell holds one: remove the extra ones"
+                         % (folder, len(runs), ", ".join(runs)))
+    return os.path.join(folder, runs[0]) if runs else None
+
+
+def results_path(root, cell):
+    return os.path.join(cell_folder(root, cell), "test", "results.json")
+
+
+def trained_steps(run):
+    try:
+        return runfolder.checkpoint_step(runfolder.checkpoint_path(run)) or 0
+    except FileNotFoundError:
+        return 0
+
+
+def status(root, cell, steps):
+    """'done', 'scoring' (trained, not scored), 'cut' (a run folder short of the budget) or 'new'."""
+    run = run_folder(root, cell)
+    if run is None:
+        return "new"
+    if trained_steps(run) < steps:
+        return "cut"
+    return "done" if os.path.isfile(results_path(root, cell)) else "scoring"
+
+
+def budget_steps(study, probe=None):
+    """The budget in steps: max_steps, or minutes converted with a timed probe of the first cell's steps."""
+    if "max_steps" in study.budget:
+        return int(study.budget["max_steps"])
+    seconds_per_step = probe(study.cells[0]) if probe else None
+    if not seconds_per_step:
+        raise StudyError("a minutes budget needs a probe of the step time")
+    return max(1, int(study.budget["minutes"] * 60.0 / seconds_per_step))
+
+
+def probe_step_seconds(cell, batch_size=None):
+    """Median training-step time of a cell's configuration (bench/bench.py, on random data in memory)."""
+    args = model_argv(cell) + ["--no_infer", "--runs", "5", "--warmup", "2"]
+    size = cell.settings.get("pixels") or 512
+    batch = cell.settings.get("batch_size") or batch_size or 16
+    proc = subprocess.run([PYTHON, script("bench/bench.py")] + args + ["--train_size", str(size), "--train_batch",
+                                                                         str(batch)],
+                          capture_output=True, text=True, cwd=HERE)
+    records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    if proc.returncode or not records:
+        raise StudyError("timing the budget probe failed:\n%s" % proc.stderr[-2000:])
+    return records[-1]["train_step_ms_median"] / 1000.0
+
+
+def model_argv(cell):
+    """The model's flags of a cell's command line (what bench.py and arch.py take)."""
+    parser = arch.build_parser()
+    model_dests = {action.dest for action in parser._actions if action.option_strings}
+    argv, skip = [], False
+    for index, item in enumerate(cell.argv):
+        if skip:
+            skip = False
+            continue
+        if item.startswith("--"):
+            dest = next((a.dest for a in parser._actions if item in a.option_strings), None)
+            if dest in model_dests and dest not in ("pixels", "json", "verbose", "size", "table", "decoders"):
+                argv += [item, cell.argv[index + 1]]
+            skip = True
+    return argv
+
+
+def train_command(root, cell, steps, checkpoints, threads):
+    """train.py's command for the cell: a new run, or --resume of its cut run."""
+    run = run_folder(root, cell)
+    save_every = max(1, steps // max(1, checkpoints))
+    extra = ["--threads", str(threads)] if threads else []
+    if run is not None:  # the run's settings are in its runargs; the command line adds where and how
+        log_every = cell.settings.get("log_every")
+        extra += ["--log_every", str(log_every)] if log_every else []
+        return [PYTHON, script("train.py"), "--resume", run, "--max_steps", str(steps), "--save_every",
+                str(save_every)] + extra
+    return ([PYTHON, script("train.py")] + cell.argv + ["--runs_root", cell_folder(root, cell), "--max_steps",
+                                                        str(steps), "--save_every", str(save_every)] + extra)
+
+
+def test_command(root, cell, test):
+    run = run_folder(root, cell)
+    command = [PYTHON, script("test.py"), "--traindir", run, "--afteriter", "last:%d" % max(1, test["checkpoints"]),
+               "--bootstrap", str(test["bootstrap"]), "--bootstrap_by", str(test["bootstrap_by"]), "--last2viz", "-1",
+               "--outdir", os.path.join(cell_folder(root, cell), "test")]
+    if test.get("pixels") is not None:
+        command += ["--pixels", str(test["pixels"])]
+    return command
+
+
+def latency_path(root, cell):
+    return os.path.join(root, "latency", re.sub(r"[^A-Za-z0-9_.=-]", "_", cell.config_key()) + ".json")
+
+
+def latency_command(root, cell, size):
+    return [PYTHON, script("bench/bench.py")] + model_argv(cell) + ["--infer_size", str(size), "--no_train",
+                                                                    "--runs", "10", "--warmup", "2",
+                                                                    "--json", latency_path(root, cell)]
+
+
+def run_cells(study, root, steps, parallel=1, threads=0, log=print):
+    """Train, score and time every cell not done yet; `parallel` cells at once.  Returns {cell id: problem}."""
+    todo = [cell for cell in study.cells if status(root, cell, steps) != "done"]
+    for cell in study.cells:
+        if cell not in todo:
+            log("cell %s: done, skipped" % cell.id)
+    failures, running = {}, []
+    queue = list(todo)
+    while queue or running:
+        while queue and len(running) < max(1, parallel):
+            cell = queue.pop(0)
+            running.append((cell, _CellJob(study, root, cell, steps, threads, log)))
+        time.sleep(0.5)
+        for cell, job in list(running):
+            problem = job.poll()
+            if problem is not False:
+                running.remove((cell, job))
+                if problem:
+                    failures[cell.id] = problem
+                    log("cell %s FAILED: %s" % (cell.id, problem))
+    for cell in study.cells:
+        size = study.test.get("latency")
+        if size and cell.id not in failures and not os.path.isfile(latency_path(root, cell)):
+            os.makedirs(os.path.join(root, "latency"), exist_ok=True)
+            log("latency of %s at %s" % (cell.config_key(), size))
+            subprocess.run(latency_command(root, cell, size), cwd=HERE, capture_output=True, text=True)
+    return failures
+
+
+class _CellJob:
+    """One cell's train -> test sequence as subprocesses, polled without blocking."""
+
+    def __init__(self, study, root, cell, steps, threads, log):
+        self.study, self.root, self.cell, self.steps, self.threads, self.log = study, root, cell, steps, threads, log
+        os.makedirs(cell_folder(root, cell), exist_ok=True)
+        self.stage, self.proc = None, None
+        self._next()
+
+    def _start(self, stage, command):
+        self.stage = stage
+        log_path = os.path.join(cell_folder(self.root, self.cell), "%s.log" % stage)
+        self.log("cell %s: %s" % (self.cell.id, "resuming" if "--resume" in command else stage))
+        with open(log_path, "a") as handle:
+            self.proc = subprocess.Popen(command, cwd=HERE, stdout=handle, stderr=subprocess.STDOUT,
+                                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+    def _next(self):
+        state = status(self.root, self.cell, self.steps)
+        if state in ("new", "cut"):
+            self._start("train", train_command(self.root, self.cell, self.steps, self.study.test["checkpoints"],
+                                               self.threads))
+        elif state == "scoring":
+            self._start("test", test_command(self.root, self.cell, self.study.test))
+        else:
+            self.stage = "done"
+
+    def poll(self):
+        """False while running; None when the cell is done; a one-line problem when it failed."""
+        if self.stage == "done":
+            return None
+        if self.proc.poll() is None:
+            return False
+        if self.proc.returncode:
+            log_path = os.path.join(cell_folder(self.root, self.cell), "%s.log" % self.stage)
+            tail = open(log_path).read().strip().splitlines()[-1:] or ["(no output)"]
+            return "%s exited with %d: %s (%s)" % (self.stage, self.proc.returncode, tail[0], log_path)
+        before = self.stage
+        self._next()
+        if self.stage == before:  # no progress: training ended short of the budget, or scoring wrote nothing
+            return "%s ended without finishing the cell (see its %s.log)" % (before, before)
+        return None if self.stage == "done" else False
+
+
+def dry_run_lines(study, root, steps):
+    """One line per cell: status, settings and the model's parameters and GMACs."""
+    lines = []
+    size = study.test.get("latency") or "360x480"
+    height, width = (int(v) for v in str(size).lower().split("x"))
+    for cell in study.cells:
+        args = arch.build_parser().parse_args(model_argv(cell))
+        spec = arch.model_spec_from_args(args, num_classes=args.num_classes or 11)
+        counts = arch.summarize(spec, height, width)
+        lines.append("%-8s %s  %s: %.2f M params, %.2f GMACs at %dx%d; %d steps; train.py %s"
+                     % (status(root, cell, steps), cell.id, spec.run_name, counts["params"] / 1e6, counts["gmacs"],
+                        height, width, steps, " ".join(cell.argv)))
+    return lines
