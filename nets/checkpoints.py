@@ -20,6 +20,9 @@ from typing import Dict, List, Tuple
 
 from utils.compat import tf
 
+# Where train.py looks for `<net's checkpoint file>` (--modelspath) and convert_weights writes it.
+DEFAULT_MODELSPATH = "/data/models"
+
 
 class CheckpointMismatchError(ValueError):
     """The checkpoint cannot fill the feature extractor: names (and shapes) are in the message."""
@@ -176,5 +179,5 @@ def restore_matching(sess, checkpoint_path, variables):
     return MatchReport(checkpoint_path, sorted(var_list), sorted(other_shape), sorted(missing))
 
 
-__all__ = ["CheckpointMismatchError", "RestoreReport", "MatchReport", "check_encoder", "restore_encoder",
+__all__ = ["DEFAULT_MODELSPATH", "CheckpointMismatchError", "RestoreReport", "MatchReport", "check_encoder", "restore_encoder",
            "restore_registry_entry", "restore_matching"]

@@ -26,7 +26,8 @@ import pytest
 from tests.conftest import ROOT
 
 FLOORS = [
-    [("scripts", ("train", "test", "study", "demo", "bench", "media", "utils.tfrecordify", "utils.label_checker"))],
+    [("scripts", ("train", "test", "study", "demo", "bench", "media", "utils.tfrecordify", "utils.label_checker",
+                  "utils.convert_weights"))],
     [("study", ("utils.study",))],
     [("inference", ("utils.inference",))],
     [("training", ("utils.training",))],

@@ -22,6 +22,8 @@ import arch
 import nets
 from utils import machine
 from utils.compat import tf
+from nets.checkpoints import DEFAULT_MODELSPATH
+from nets.torch_weights import TORCH_MODELS
 from utils.data.spec import DataSpec
 from utils.flags import setting
 from utils.training import runfolder
@@ -43,7 +45,7 @@ class TrainSettings(OptimizerSettings, ScheduleSettings, LossSettings):
     max_steps: Optional[int] = setting(None, "stop after this many steps (overrides --epochs)", group="optimisation")
     seed: Optional[int] = setting(None, "random seed (graph, data order, augmentation); default: from the clock",
                                   group="optimisation")
-    modelspath: str = setting("/data/models", "folder of ImageNet slim checkpoints", group="initialisation")
+    modelspath: str = setting(DEFAULT_MODELSPATH, "folder of ImageNet slim checkpoints", group="initialisation")
     pretrained: Optional[str] = setting(None, "encoder checkpoint; default <modelspath>/<net's file>; 'none' = "
                                               "from scratch", group="initialisation")
     init_from: Optional[str] = setting(None, "fine-tune from a trained run folder or checkpoint: every variable "
@@ -168,12 +170,18 @@ def resolve_pretrained(pretrained, modelspath, encoder):
         check_encoder_checkpoint(path, entry)
         return path
     if not (os.path.exists(path) or os.path.exists(path + ".index")):
+        if encoder in TORCH_MODELS:
+            how = ("convert torchvision's or timm's %s weights into it: python utils/convert_weights.py "
+                   "<%s .pth or .safetensors> --modelspath %s" % (TORCH_MODELS[encoder], TORCH_MODELS[encoder],
+                                                                  modelspath))
+        else:
+            how = "download it from the TF-Slim model zoo"
         raise ValueError(
             "pretrained checkpoint for %s not found: %s\n"
-            "  expected the TF-Slim ImageNet checkpoint '%s' under --modelspath %s\n"
-            "  (download it from the TF-Slim model zoo, or pass --pretrained /path/to/file.ckpt),\n"
+            "  expected the ImageNet checkpoint '%s' under --modelspath %s\n"
+            "  (%s, or pass --pretrained /path/to/file.ckpt),\n"
             "  or pass --pretrained none to train from scratch."
-            % (encoder, path, entry.checkpoint, modelspath))
+            % (encoder, path, entry.checkpoint, modelspath, how))
     return path
 
 

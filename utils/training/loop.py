@@ -265,12 +265,17 @@ def initialise(sess, graph, config, monitor):
         monitor.log_names("  skipped  ", report.other_shape + ["%s (not in the checkpoint)" % name
                                                               for name in report.not_in_checkpoint])
     elif config.train.pretrained:
-        report = checkpoints.restore_encoder(sess, config.train.pretrained, graph.step.model.encoder.scope)
+        report = checkpoints.restore_registry_entry(sess, config.train.pretrained, graph.step.model.encoder)
         restored = set(report.restored)
         monitor.log("restored %d encoder variables from %s:" % (len(restored), config.train.pretrained))
         monitor.log_names("  restored ", sorted(restored))
         monitor.log_names("  new      ", sorted(v.op.name for v in tf.global_variables()
                                                  if v.op.name not in restored))
+        if report.unused_head:
+            monitor.log("  the checkpoint's ImageNet classifier is not used: %s" % ", ".join(report.unused_head))
+        if report.unexpected:
+            monitor.log("  WARNING %d checkpoint variables of %s match nothing in the graph: %s"
+                        % (len(report.unexpected), report.scope, ", ".join(report.unexpected)))
     else:
         monitor.log("training from scratch (--pretrained none): all variables are new")
     unused = graph.step.unused_variables
