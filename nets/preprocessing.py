@@ -8,7 +8,8 @@ from utils.compat import tf
 
 # ImageNet channel means (RGB) used by the Caffe-converted VGG and slim ResNet-v1 checkpoints.
 VGG_MEAN_RGB = (123.68, 116.78, 103.94)
-# torchvision normalisation, used by ResNet-18 weights converted from PyTorch.
+# torchvision normalisation (of [0, 1] RGB), used by ResNet-18/34 weights converted from torchvision / timm
+# (tests/test_torch_weights.py compares it with torchvision's ToTensor + Normalize).
 TORCH_MEAN_RGB = (0.485, 0.456, 0.406)
 TORCH_STD_RGB = (0.229, 0.224, 0.225)
 
@@ -24,7 +25,7 @@ def inception(images):
 
 
 def torchvision(images):
-    """(x/255 - mean) / std (torchvision-converted ResNet-18)."""
+    """(x/255 - mean) / std (torchvision-converted ResNet-18/34)."""
     mean = tf.constant(TORCH_MEAN_RGB, dtype=images.dtype)
     std = tf.constant(TORCH_STD_RGB, dtype=images.dtype)
     return (images / 255.0 - mean) / std

@@ -57,10 +57,13 @@ def variable_name(key, scope):
         return None
     block, index, layer, leaf = found.groups()
     unit = "%s/block%s/unit_%d/res_block_v1/" % (scope, block, int(index) + 1)
-    conv = {"downsample.0": "shortcut", "downsample.1": "shortcut"}.get(layer, layer.replace("bn", "conv"))
-    if layer.startswith("conv") or layer == "downsample.0":
-        return unit + conv + "/weights" if leaf == "weight" else None
-    return unit + conv + "/BatchNorm/" + BATCH_NORM[leaf] if leaf in BATCH_NORM else None
+    if layer.startswith("downsample."):  # downsample.0 the 1x1 conv, downsample.1 its batch norm
+        conv, batch_norm = "shortcut", layer.endswith("1")
+    else:  # convN and its batch norm bnN
+        conv, batch_norm = layer.replace("bn", "conv"), layer.startswith("bn")
+    if batch_norm:
+        return unit + conv + "/BatchNorm/" + BATCH_NORM[leaf] if leaf in BATCH_NORM else None
+    return unit + conv + "/weights" if leaf == "weight" else None
 
 
 def to_tf_layout(name, array):

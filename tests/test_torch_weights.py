@@ -24,7 +24,8 @@ from utils.compat import slim, tf
 from utils.training.config import resolve_pretrained
 
 FIXTURE_DIR = os.path.join(ROOT, "tests", "fixtures", "torchvision_resnet")
-FIXTURE = json.load(open(os.path.join(FIXTURE_DIR, "fixture.json")))
+with open(os.path.join(FIXTURE_DIR, "fixture.json")) as _handle:
+    FIXTURE = json.load(_handle)
 OURS = {"resnet18": "resnet_v1_18", "resnet34": "resnet_v1_34"}
 TOLERANCE = 1e-4  # max |ours - torchvision's| / max |torchvision's|
 
