@@ -251,7 +251,7 @@ def test_command_refuses_bad_files_and_overwrites(resnet18_safetensors, tmp_path
 
 
 def test_missing_checkpoint_of_a_torchvision_net_points_to_the_converter(tmp_path):
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(ValueError) as info:
         resolve_pretrained(None, str(tmp_path), "resnet_v1_34")
     assert "python utils/convert_weights.py <resnet34 .pth or .safetensors> --modelspath %s" % tmp_path \
         in str(info.value)

@@ -20,10 +20,10 @@ from typing import Optional
 
 import arch
 import nets
-from utils import machine
-from utils.compat import tf
 from nets.checkpoints import DEFAULT_MODELSPATH
 from nets.torch_weights import TORCH_MODELS
+from utils import machine
+from utils.compat import tf
 from utils.data.spec import DataSpec
 from utils.flags import setting
 from utils.training import runfolder
