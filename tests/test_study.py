@@ -73,6 +73,19 @@ def test_paired_difference_against_hand_values():
     assert gaps["images"] == 1 and gaps["mean"] == pytest.approx(0.1)
 
 
+def test_a_recipe_axis_sets_its_flags_together(tmp_path):
+    path = _write_study(tmp_path / "recipes.json", str(tmp_path), axes={
+        "recipe": {"ce": {"loss": "ce", "class_weights": "none"}, "focal": {"loss": "focal", "focal_gamma": 1}}})
+    study = grid.load(path, train.build_parser())
+    cells = {cell.axes["recipe"]: cell for cell in study.cells}
+    assert len(study.cells) == 2 * 2 * 2  # encoder x seed x recipe
+    assert study.cells[1].id == "encoder-resnet_v1_18__decoder-LinkNet__seed-1__recipe-focal"
+    argv = " ".join(cells["focal"].argv)
+    assert "--loss focal" in argv and "--focal_gamma 1" in argv and "class_weights" not in argv
+    assert "--loss ce --class_weights none" in " ".join(cells["ce"].argv)
+    assert study.axes["recipe"] == ["ce", "focal"]
+
+
 def _write_study(path, datapath, **changes):
     study = {"name": "tiny",
              "base": {"dataset_family": "camvid", "datapath": datapath, "pretrained": "none", "pixels": 64,
@@ -94,6 +107,9 @@ def _write_study(path, datapath, **changes):
     ({"axes": {"decoder": ["LinkNet", "LinkNett"]}}, ["LinkNett", "FCN", "PSPNet"]),
     ({"base": {"max_steps": 5}}, ["'max_steps' is set by the study itself"]),
     ({"budget": {"hours": 1}}, ["budget is"]),
+    ({"axes": {"recipe": {"ce": {"loss": "ce"}, "focal": {"los": "focal"}}}},
+     ["axis 'recipe' recipe 'focal' key 'los' is not a train.py flag", "loss"]),
+    ({"axes": {"recipe": {"odd": {"loss": "foo"}}}}, ["--loss", "foo"]),
 ])
 def test_a_bad_study_file_names_the_key_and_the_valid_values(tmp_path, changes, expected):
     path = _write_study(tmp_path / "bad.json", str(tmp_path), **changes)

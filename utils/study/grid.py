@@ -4,6 +4,8 @@
       "name": "encoders_x_decoders",                      # default: the file's name
       "base": {"dataset_family": "camvid", "datapath": "/data", "pretrained": "none", "pixels": 256},
       "axes": {"encoder": ["resnet_v1_18", "mobilenet_v2"], "decoder": ["FCN", "LinkNet"], "seed": [1, 2]},
+      # an axis of named recipes, each a few flags set together:
+      #   "recipe": {"ce": {"loss": "ce", "class_weights": "none"}, "focal": {"loss": "focal", "class_weights": "none"}}
       "budget": {"max_steps": 600},                        # or {"minutes": 10}: steps from a timed probe
       "test": {"bootstrap": 1000, "bootstrap_by": "auto", "checkpoints": 3, "latency": "360x480"},
       "compare": [{"a": {"decoder": "FCN"}, "b": {"decoder": "LinkNet"}}]
@@ -12,7 +14,9 @@
 Any train.py flag is a key of `base` or an axis (its name with or without the
 dashes; seg-mentor's names and ours: `basenet` or `encoder`).  A cell is one
 combination of the axes' values; its id names them, e.g.
-`encoder-resnet_v1_18__decoder-FCN__seed-1`.
+`encoder-resnet_v1_18__decoder-FCN__seed-1`.  An axis given as an object of
+named recipes (any axis name) sets each recipe's flags together; its value in
+the cell id and the table is the recipe's name.
 """
 import dataclasses
 import itertools
@@ -106,11 +110,18 @@ def load(path, parser):
         return dest
 
     base = {dest_of(k, "base"): v for k, v in (data.get("base") or {}).items()}
-    axes = {}
+    axes = {}  # axis -> (function value -> {dest: value}, values)
     for key, values in (data.get("axes") or {}).items():
-        if not isinstance(values, list) or not values:
-            raise StudyError("%s: axis %r needs a non-empty list of values" % (path, key))
-        axes[key] = (dest_of(key, "axes"), values)
+        if isinstance(values, dict) and values and all(isinstance(v, dict) for v in values.values()):
+            recipes = {name: {dest_of(flag, "axis %r recipe %r" % (key, name)): value
+                              for flag, value in flags.items()} for name, flags in values.items()}
+            axes[key] = (recipes.__getitem__, list(recipes))
+        elif isinstance(values, list) and values:
+            dest = dest_of(key, "axes")
+            axes[key] = ((lambda value, dest=dest: {dest: value}), values)
+        else:
+            raise StudyError("%s: axis %r needs a non-empty list of values or an object of named recipes "
+                             "({name: {flag: value}})" % (path, key))
     budget = dict(data.get("budget") or {})
     if set(budget) - {"max_steps", "minutes"} or len(budget) != 1:
         raise StudyError("%s: budget is {\"max_steps\": N} or {\"minutes\": M}, got %r" % (path, budget))
@@ -122,7 +133,8 @@ def load(path, parser):
     for combination in itertools.product(*[values for _, values in axes.values()]):
         chosen = dict(zip(axes, combination))
         settings = dict(base)
-        settings.update({axes[key][0]: value for key, value in chosen.items()})
+        for key, value in chosen.items():
+            settings.update(axes[key][0](value))
         cell_id = "__".join("%s-%s" % (_safe(k.lstrip("-")), _safe(v)) for k, v in chosen.items()) or "single"
         cells.append(Cell(cell_id, chosen, settings, _argv(settings, table)))
     name = data.get("name") or os.path.splitext(os.path.basename(path))[0]
