@@ -44,16 +44,24 @@ def test_block_length_follows_the_autocorrelation():
 
 
 def test_clusters_by_family_and_mode():
-    names = ["0001TP_1.png", "0001TP_2.png", "0006R0_1.png", "Seq05VD_1.png"]
+    names = ["0001TP_1.png", "0001TP_2.png", "0006R0_1.png", "Seq05VD_1.png", "A_1.png", "B_1.png"]
     ids, described = clusters.clusters_for(names, "camvid", "auto")
-    assert ids == ["0001TP", "0001TP", "0006R0", "Seq05VD"] and described.startswith("sequence (3 clusters)")
+    assert ids == ["0001TP", "0001TP", "0006R0", "Seq05VD", "A", "B"] and described.startswith("sequence (5 clusters)")
     one_sequence = ["0016E5_%05d.png" % i for i in range(10)]
     ids, described = clusters.clusters_for(one_sequence, "camvid", "auto", scores=[0.5] * 10)
     assert described.startswith("a single sequence, 0016E5: block of 1")
     ids, described = clusters.clusters_for(one_sequence, "camvid", "block:4")
-    assert ids == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2] and "3 clusters" in described
-    assert clusters.clusters_for(names, "voc", "auto")[0] == [0, 1, 2, 3]
-    assert clusters.clusters_for(names, "camvid", "image")[0] == [0, 1, 2, 3]
+    assert ids == ["0016E5:%d" % i for i in (0, 0, 0, 0, 1, 1, 1, 1, 2, 2)] and "3 clusters" in described
+    # two sequences are too few to resample: blocks within each, never across the boundary
+    two = ["0001TP_%d.png" % i for i in range(5)] + ["Seq05VD_%d.png" % i for i in range(3)]
+    ids, described = clusters.clusters_for(two, "camvid", "block:4")
+    assert described == "block of 4 consecutive frames (3 clusters)"
+    assert ids == ["0001TP:0"] * 4 + ["0001TP:1", "Seq05VD:0", "Seq05VD:0", "Seq05VD:0"]
+    ids, described = clusters.clusters_for(two, "camvid", "auto", scores=[0.5] * 8)
+    assert described == "2 sequences (0001TP, Seq05VD), fewer than 5: block of 1 consecutive frames from the " \
+        "autocorrelation of per-image mIoU (8 clusters)"
+    assert clusters.clusters_for(names, "voc", "auto")[0] == list(range(6))
+    assert clusters.clusters_for(names, "camvid", "image")[0] == list(range(6))
     for bad in ("block:0", "scene"):
         with pytest.raises(ValueError, match="--bootstrap_by"):
             clusters.parse_mode(bad)

@@ -3,11 +3,13 @@
 CamVid's images are consecutive frames of a few videos; neighbouring frames
 are near-copies.  Resampling single images treats a hundred correlated frames
 as a hundred independent draws, so the interval comes out too narrow for a
-new scene.  `--bootstrap_by sequence` resamples whole sequences instead; a
-split holding a single sequence (CamVid's validation set: all 0016E5) falls
-back to blocks of consecutive frames, as long as the per-image scores stay
-correlated (the first lag whose autocorrelation falls inside the 95 % band of
-white noise, 2/sqrt(n)), or `block:N` frames.
+new scene.  `--bootstrap_by sequence` resamples whole sequences instead.  A
+split of fewer than MIN_SEQUENCES sequences (CamVid's validation set is one,
+0016E5; its test set two; Cityscapes' validation three cities) is too few to
+resample: it falls back to blocks of consecutive frames within each
+sequence, as long as the per-image scores stay correlated (the first lag
+whose autocorrelation falls inside the 95 % band of white noise, 2/sqrt(n)),
+or `block:N` frames.
 
 Sequences by family: CamVid and Cityscapes file names start with the
 sequence (CamVid: 0016E5_07959.png) or city (aachen_000000_000019_...), the
@@ -18,6 +20,7 @@ import numpy as np
 
 MODES = ("auto", "sequence", "block", "image")
 SEQUENCE_FAMILIES = ("camvid", "cityscapes")
+MIN_SEQUENCES = 5  # fewer clusters than this make a degenerate bootstrap: blocks within sequences instead
 
 
 def sequence_of(family, filename):
@@ -77,15 +80,23 @@ def clusters_for(filenames, family, mode="auto", scores=None):
         sequences = [sequence_of(family, name) for name in filenames]
         if any(s is None for s in sequences):
             return list(range(n)), "image (%s has no sequences; %d clusters)" % (family, n)
-        if len(set(sequences)) > 1:
-            return sequences, "sequence (%d clusters)" % len(set(sequences))
-        mode, why = "block", "a single sequence, %s: " % sequences[0]
+        distinct = sorted(set(sequences))
+        if len(distinct) >= MIN_SEQUENCES:
+            return sequences, "sequence (%d clusters)" % len(distinct)
+        why = ("a single sequence, %s: " % distinct[0] if len(distinct) == 1 else
+               "%d sequences (%s), fewer than %d: " % (len(distinct), ", ".join(distinct), MIN_SEQUENCES))
     else:
-        why = ""
+        sequences, why = [sequence_of(family, name) for name in filenames], ""
+        if any(s is None for s in sequences):
+            sequences = [None] * n
     if length is None:
         length = block_length(scores if scores is not None else [])
         why += "block of %d consecutive frames from the autocorrelation of per-image mIoU" % length
     else:
         why += "block of %d consecutive frames" % length
-    ids = [index // length for index in range(n)]
+    ids, position, previous = [], 0, object()
+    for sequence in sequences:  # blocks never straddle two sequences
+        position = 0 if sequence != previous else position + 1
+        previous = sequence
+        ids.append(position // length if sequence is None else "%s:%d" % (sequence, position // length))
     return ids, "%s (%d clusters)" % (why, len(set(ids)))
