@@ -1,12 +1,15 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - install, then convert the embedded CamVid sample, train briefly, test, write pictures
 #   make test   - install, then run the test suite
+#   make tensorboard - link every run under tmp/ into tboards/ (tboards/createlinks), then serve them side by side
+#                      on http://localhost:$(TB_PORT)/ (TB_PORT=6006 by default; Ctrl-C stops it)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TB_PORT ?= 6006
 
-.PHONY: demo test install clean-venv
+.PHONY: demo test tensorboard install clean-venv
 
 install: $(STAMP)
 
@@ -21,6 +24,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra tests
+
+tensorboard: $(STAMP)
+	bash tboards/createlinks
+	$(VENV)/bin/tensorboard --logdir tboards --port $(TB_PORT)
 
 clean-venv:
 	rm -rf $(VENV)

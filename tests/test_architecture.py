@@ -10,7 +10,8 @@ floor below it, never one above, never an independent sibling):
     model | data   arch.py | utils/data   (independent of each other)
     decoders    decoders/
     nets        nets/
-    helpers     utils/flags, utils/viz, utils/metrics, utils/graphs, utils/machine
+    helpers     utils/flags, utils/viz, utils/metrics, utils/graphs, utils/machine, utils/polling,
+                utils/tensorboard_server, utils/headless_chromium
     compat      utils/compat
 
 Every import statement counts, also inside functions (an import deferred to a
@@ -34,7 +35,8 @@ FLOORS = [
     [("model", ("arch",)), ("data", ("utils.data",))],
     [("decoders", ("decoders",))],
     [("nets", ("nets",))],
-    [("helpers", ("utils.flags", "utils.viz", "utils.metrics", "utils.graphs", "utils.machine"))],
+    [("helpers", ("utils.flags", "utils.viz", "utils.metrics", "utils.graphs", "utils.machine", "utils.polling",
+                  "utils.tensorboard_server", "utils.headless_chromium"))],
     [("compat", ("utils.compat", "utils"))],
 ]
 SKIP_DIRS = {"tests", "tmp", "data", "tboards", "__pycache__"}

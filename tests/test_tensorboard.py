@@ -1,0 +1,168 @@
+"""The README's run comparison, `bash tboards/createlinks && tensorboard --logdir tboards`, on two real runs.
+
+The runs are the session's `tiny_run` (ResNet18-LinkNet, 6 steps, logged every 2, validated every 3) and the
+smallest second run (ResNet18-FCN32, 2 steps).  The installed `tensorboard` command serves them on a free local
+port; we read what a browser reads from its HTTP data API and compare it with what each run's runlog says it
+logged; then headless Chromium opens the scalars page of the two runs and must show both run names.
+"""
+import glob
+import io
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT, TINY_TRAIN_ARGS, run_script
+from utils import headless_chromium
+from utils.compat import tf
+from utils.tensorboard_server import TensorBoard
+from utils.training import runfolder
+from utils.training.config import RunConfig
+
+# What the README's run-folder table promises TensorBoard shows (plus the per-class val_IoU/<class> tags).
+README_SCALARS = ("loss", "learning_rate", "train_mIoU", "val_mIoU")
+IMAGE_TAGS = ("val/0/image_prediction_truth", "val/1/image_prediction_truth")
+TRAIN_LINE = re.compile(r" step (\d+) \| epoch [\d.]+ \| loss ([\d.]+) \| lr ([\d.e+-]+) \|")
+VAL_LINE = re.compile(r" step (\d+) \| quarter-val mIoU ([\d.]+) on ")
+SCALARS_PAGE = "/#scalars&tagFilter=mIoU&_smoothingWeight=0"
+BROWSER_REQUIRED = os.environ.get("SEGMENTOR_REQUIRE_BROWSER", "") not in ("", "0")  # .ci/run sets it
+
+
+def _value(flag):
+    return TINY_TRAIN_ARGS[TINY_TRAIN_ARGS.index(flag) + 1]
+
+
+@pytest.fixture(scope="module")
+def second_run(tiny_run, tmp_path_factory):
+    """The cheapest real run to compare with: another decoder, so another run name; 2 steps, validated at 2."""
+    runs = tmp_path_factory.mktemp("second_runs")
+    run_script("train.py", "--basenet", "resnet_v1_18", "--extended_arch", "FCN", "--no-fcn16",
+               "--pretrained", "none", "--pixels", _value("--pixels"), "--batch_size", _value("--batch_size"),
+               "--seed", "7", "--datapath", tiny_run["datapath"], "--runs_root", runs,
+               "--max_steps", "2", "--val_every", "2", "--save_every", "2", "--log_every", "1")
+    (folder,) = glob.glob(os.path.join(str(runs), "*_resnet_v1_18_FCN32__1"))
+    return {"folder": folder, "runs": str(runs)}
+
+
+@pytest.fixture(scope="module")
+def tboards(tiny_run, second_run, tmp_path_factory):
+    """A copy of tboards/createlinks in a fresh folder, run on both runs roots: the folder TensorBoard serves."""
+    folder = tmp_path_factory.mktemp("tboards")
+    script = shutil.copy(os.path.join(ROOT, "tboards", "createlinks"), folder)
+    for run in (tiny_run, second_run):
+        linked = subprocess.run(["bash", script, run["runs"]], capture_output=True, text=True, check=True)
+        assert "1 run(s) linked" in linked.stdout, linked.stdout + linked.stderr
+    runs = {os.path.basename(run["folder"]): run["folder"] for run in (tiny_run, second_run)}
+    assert sorted(os.listdir(folder)) == sorted(["createlinks"] + list(runs))
+    return {"folder": str(folder), "runs": runs}
+
+
+@pytest.fixture(scope="module")
+def board(tboards):
+    with TensorBoard(tboards["folder"]) as server:
+        yield server
+
+
+def logged_steps(folder):
+    """{'train': [(step, loss, lr)], 'val': [(step, mIoU)]} as the run's runlog states them."""
+    log = open(os.path.join(folder, runfolder.RUNLOG)).read()
+    return {"train": [(int(s), float(loss), float(lr)) for s, loss, lr in TRAIN_LINE.findall(log)],
+            "val": [(int(s), float(miou)) for s, miou in VAL_LINE.findall(log)]}
+
+
+def written_scalar_tags(folder):
+    tags = set()
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in tf.train.summary_iterator(path):
+            tags.update(v.tag for v in event.summary.value if v.HasField("simple_value"))
+    return tags
+
+
+def scalar_tags(board, runs):
+    """Scalar tags per run once TensorBoard has read every run's event files."""
+    expected = {run: written_scalar_tags(folder) for run, folder in runs.items()}
+    return board.poll_json("/data/plugin/scalars/tags",
+                           lambda tags: all(expected[run] <= set(tags.get(run, {})) for run in runs),
+                           "every scalar tag of both runs")
+
+
+def test_both_runs_are_listed(board, tboards):
+    runs = board.poll_json("/data/runs", lambda runs: set(tboards["runs"]) <= set(runs), "both runs")
+    assert sorted(runs) == sorted(tboards["runs"])
+
+
+def test_the_readme_scalars_are_served_for_each_run(board, tboards):
+    tags = scalar_tags(board, tboards["runs"])
+    for run, folder in tboards["runs"].items():
+        served = set(tags[run])
+        assert served == written_scalar_tags(folder), run
+        assert set(README_SCALARS) <= served, (run, sorted(served))
+        per_class = {tag for tag in served if tag.startswith("val_IoU/")}
+        assert per_class, (run, sorted(served))
+        assert {tag.split("/", 1)[1] for tag in per_class} <= set(RunConfig.load(folder).data.class_names), run
+
+
+def test_each_series_has_one_point_per_logged_step(board, tboards):
+    scalar_tags(board, tboards["runs"])
+    for run, folder in tboards["runs"].items():
+        logged = logged_steps(folder)
+        assert logged["train"] and logged["val"], run
+        loss = board.json("/data/plugin/scalars/scalars", run=run, tag="loss")
+        assert [step for _, step, _ in loss] == [step for step, _, _ in logged["train"]], run
+        np.testing.assert_allclose([value for _, _, value in loss], [l for _, l, _ in logged["train"]], atol=6e-5)
+        rate = board.json("/data/plugin/scalars/scalars", run=run, tag="learning_rate")
+        np.testing.assert_allclose([value for _, _, value in rate], [lr for _, _, lr in logged["train"]], rtol=6e-3)
+        train_miou = board.json("/data/plugin/scalars/scalars", run=run, tag="train_mIoU")
+        assert [step for _, step, _ in train_miou] == [step for step, _, _ in logged["train"]], run
+        val_miou = board.json("/data/plugin/scalars/scalars", run=run, tag="val_mIoU")
+        assert [step for _, step, _ in val_miou] == [step for step, _ in logged["val"]], run
+        np.testing.assert_allclose([value for _, _, value in val_miou], [m for _, m in logged["val"]], atol=6e-4)
+
+
+def test_image_summaries_are_served(board, tboards):
+    pixels = int(_value("--pixels"))
+    tags = board.poll_json("/data/plugin/images/tags",
+                           lambda tags: all(set(IMAGE_TAGS) <= set(tags.get(run, {})) for run in tboards["runs"]),
+                           "the image summaries of both runs")
+    for run, folder in tboards["runs"].items():
+        assert sorted(tags[run]) == sorted(IMAGE_TAGS), run
+        samples = board.json("/data/plugin/images/images", run=run, tag=IMAGE_TAGS[0], sample=0)
+        assert [s["step"] for s in samples] == [step for step, _ in logged_steps(folder)["val"]], run
+        png = board.get("/data/plugin/images/individualImage?" + samples[-1]["query"])
+        picture = Image.open(io.BytesIO(png))
+        assert picture.format == "PNG"
+        assert picture.size == (3 * pixels, pixels), run  # image | prediction | ground truth
+
+
+def test_make_tensorboard_links_then_serves_tboards():
+    recipe = subprocess.run(["make", "-n", "tensorboard"], cwd=ROOT, capture_output=True, text=True, check=True)
+    lines = [line for line in recipe.stdout.splitlines() if "createlinks" in line or "tensorboard --logdir" in line]
+    assert lines[0] == "bash tboards/createlinks", recipe.stdout
+    assert "bin/tensorboard --logdir tboards --port 6006" in lines[1], recipe.stdout
+
+
+@pytest.fixture
+def chromium():
+    path = headless_chromium.find_chromium()
+    if path is None:
+        reason = ("no Chromium: the browser check needs Debian's chromium package (apt-get install chromium) "
+                  "or SEGMENTOR_CHROMIUM=<binary>")
+        if BROWSER_REQUIRED:
+            pytest.fail(reason + " (SEGMENTOR_REQUIRE_BROWSER is set)")
+        pytest.skip(reason)
+    return path
+
+
+def test_scalars_page_shows_both_runs_in_chromium(board, tboards, chromium, tmp_path):
+    scalar_tags(board, tboards["runs"])
+    with headless_chromium.Page((1000, 600), chromium) as page:
+        page.open(board.url + SCALARS_PAGE)
+        text = page.wait_for_text(list(tboards["runs"]) + ["train_mIoU", "val_mIoU"])
+        shot = page.screenshot(str(tmp_path / "scalars.png"))
+    assert "TensorBoard" in text
+    assert Image.open(shot).size == (1000, 600)
+    print("screenshot of the scalars page:", shot)
