@@ -19,12 +19,11 @@ import urllib.parse
 from PIL import Image
 
 from utils.headless_chromium import Page
-from utils.polling import wait_until
+from utils.processes import wait_until
 from utils.tensorboard_server import TENSORBOARD, TensorBoard
 from utils.training.config import RunConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 # TensorBoard's scalars page, deep-linked: tags filtered, no smoothing; its y axes span every point once
 # the page's "ignore outliers" switch, kept in the browser's local storage, is off.
 SCALARS_PAGE = "/#scalars&tagFilter=%s&_smoothingWeight=0"
@@ -34,7 +33,7 @@ LINES_PER_CHART_AND_RUN = 2  # the scalars page draws each series twice: the raw
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--logdir", default=os.path.join(ROOT, "tboards"), help="runs to show (default: tboards/)")
+    parser.add_argument("--logdir", default="tboards", help="runs to show, as TensorBoard names it on the page")
     parser.add_argument("--tags", default="loss|val_mIoU", help="regular expression of the scalar tags to show")
     parser.add_argument("--size", default="1000x600", help="window width x height")
     parser.add_argument("--colors", type=int, default=64, help="palette size of the PNG")

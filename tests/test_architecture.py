@@ -10,7 +10,7 @@ floor below it, never one above, never an independent sibling):
     model | data   arch.py | utils/data   (independent of each other)
     decoders    decoders/
     nets        nets/
-    helpers     utils/flags, utils/viz, utils/metrics, utils/graphs, utils/machine, utils/polling,
+    helpers     utils/flags, utils/viz, utils/metrics, utils/graphs, utils/machine, utils/processes,
                 utils/tensorboard_server, utils/headless_chromium
     compat      utils/compat
 
@@ -35,7 +35,7 @@ FLOORS = [
     [("model", ("arch",)), ("data", ("utils.data",))],
     [("decoders", ("decoders",))],
     [("nets", ("nets",))],
-    [("helpers", ("utils.flags", "utils.viz", "utils.metrics", "utils.graphs", "utils.machine", "utils.polling",
+    [("helpers", ("utils.flags", "utils.viz", "utils.metrics", "utils.graphs", "utils.machine", "utils.processes",
                   "utils.tensorboard_server", "utils.headless_chromium"))],
     [("compat", ("utils.compat", "utils"))],
 ]

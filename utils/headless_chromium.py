@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 
-from utils.polling import wait_until
+from utils.processes import stop, wait_until
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -110,12 +110,7 @@ class Page:
             return
         for fd in (self._to_chromium, self._from_chromium):
             os.close(fd)
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
         self.process = None
         self.stderr.close()
         self.profile.cleanup()

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from utils.polling import wait_until
+from utils.processes import stop, wait_until
 
 # The `tensorboard` console script of the environment this interpreter belongs to.
 TENSORBOARD = os.path.join(os.path.dirname(sys.executable), "tensorboard")
@@ -96,12 +96,6 @@ class TensorBoard:
     def stop(self):
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)
         self.process = None
         self.output.close()
