@@ -96,10 +96,16 @@ class Page:
             preexec_fn=wire_pipes, pass_fds=(3, 4))
         os.close(to_chromium_r)
         os.close(from_chromium_w)
-        target = next(t for t in self.call("Target.getTargets", timeout=60)["targetInfos"] if t["type"] == "page")
-        self.session = self.call("Target.attachToTarget", targetId=target["targetId"], flatten=True)["sessionId"]
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
-                  deviceScaleFactor=1, mobile=False)
+        try:
+            pages = [t for t in self.call("Target.getTargets", timeout=60)["targetInfos"] if t["type"] == "page"]
+            if not pages:
+                raise ChromiumError("Chromium started without a page; its stderr ends:\n" + self._stderr_tail())
+            self.session = self.call("Target.attachToTarget", targetId=pages[0]["targetId"], flatten=True)["sessionId"]
+            self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
+                      deviceScaleFactor=1, mobile=False)
+        except BaseException:  # __exit__ does not run when __enter__ raises: stop the browser here
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc):
