@@ -3,7 +3,8 @@
 The README's ```bash blocks and its inline `python ...`, `make ...`, `bash ...` and `tensorboard ...` spans are
 read as shell (shlex); every distinct script runs with --help in a fresh interpreter without PYTHONPATH (the
 project is installed editable by `make install`) and must exit 0 without a traceback; every make target must
-exist (`make -n`), and the scripts its recipe runs get the same --help check.  A command of any other program
+exist (`make -n`), and the scripts its recipe runs get the same --help check, as does every top-level script of
+the checkout (study.py before the README documents it).  A command of any other program
 must be one of SYSTEM_TOOLS, so a new kind of command in the README needs a decision here.
 """
 import concurrent.futures
@@ -68,6 +69,13 @@ def readme_commands():
     return classify(command_lines(open(README).read()))
 
 
+def top_level_scripts():
+    """The checkout's own commands at its root (train.py, test.py, study.py, ...): checked even before the README
+    documents them, so a new script's missing dependency fails CI from the day it lands."""
+    return {name for name in os.listdir(ROOT) if name.endswith(".py")
+            and "__name__ == \"__main__\"" in open(os.path.join(ROOT, name)).read()}
+
+
 def make_recipe(target):
     return subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True)
 
@@ -112,12 +120,12 @@ def test_each_make_target_exists(target):
 def test_each_documented_command_answers_help():
     """Every README script, the scripts the README's make targets run, createlinks and tensorboard: --help."""
     kinds = readme_commands()
-    scripts, bash_scripts = set(kinds["python"]), set(kinds["bash"])
+    scripts, bash_scripts = set(kinds["python"]) | top_level_scripts(), set(kinds["bash"])
     for target in kinds["make"]:
         recipe = classify(command_lines("```bash\n%s\n```" % make_recipe(target).stdout))
         scripts |= recipe["python"]
         bash_scripts |= recipe["bash"]
-    assert "demo.py" in scripts  # `make demo` runs it
+    assert {"demo.py", "study.py"} <= scripts  # `make demo` runs demo.py; study.py is a top-level command
     commands = [[sys.executable, script] for script in sorted(scripts)]
     commands += [["bash", script] for script in sorted(bash_scripts)] + [[TENSORBOARD]]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
@@ -125,5 +133,5 @@ def test_each_documented_command_answers_help():
     failures = [message for message in (failed(*result) for result in results) if message]
     assert not failures, "\n\n".join(failures)
     usage = {" ".join(command[1:] or command): proc.stdout for command, proc in results}
-    assert "--basenet" in usage["train.py"] and "--traindir" in usage["test.py"]
+    assert "--basenet" in usage["train.py"] and "--traindir" in usage["test.py"] and "--dry_run" in usage["study.py"]
     assert "RUNS_ROOT" in usage["tboards/createlinks"] and "--logdir" in usage[TENSORBOARD]
