@@ -98,8 +98,8 @@ def failed(command, proc):
 
 def test_the_parser_finds_the_documented_commands():
     kinds = readme_commands()
-    assert {"train.py", "test.py", "arch.py", "utils/tfrecordify.py", "utils/label_checker.py",
-            "bench/bench.py", "bench/compare_peer.py"} <= kinds["python"], kinds
+    assert {"train.py", "test.py", "arch.py", "study.py", "utils/tfrecordify.py", "utils/label_checker.py",
+            "utils/convert_weights.py", "bench/bench.py", "bench/compare_peer.py"} <= kinds["python"], kinds
     assert {"demo", "test", "tensorboard"} <= kinds["make"], kinds
     assert kinds["bash"] == {"tboards/createlinks"}, kinds
     assert kinds["tensorboard"] == {"tensorboard --logdir tboards"}, kinds
