@@ -29,26 +29,35 @@ INPUT = "images"
 OUTPUTS = ("classes", "probabilities")
 
 
-def inference_graph_def(traindir, step=None, pixels=None):
-    """(frozen GraphDef, RunConfig, checkpoint path) of the run's test-time graph, outputs named as OUTPUTS."""
+def restored_graph_def(traindir, step, build):
+    """(frozen GraphDef, RunConfig, checkpoint path): `build(model, config)` makes the test-time graph of the run's
+    model (is_training=False) and returns the names of its outputs; the checkpoint's weights become constants."""
     config = RunConfig.load(traindir)
-    pixels = config.data.pixels if pixels is None else pixels
-    if not pixels:
-        raise ValueError("export needs a fixed input side: the run trained at native size, pass --pixels N")
     checkpoint = runfolder.checkpoint_path(traindir, step)
     graph = tf.Graph()
     with graph.as_default():
-        model = arch.build_model(config.model, is_training=False)
-        images = tf.placeholder(tf.float32, [None, None, None, 3], name=INPUT)
-        resized = scaled_size_op(tf.shape(images)[1:3], pixels)
-        probabilities = net_probabilities(model.build, nets.get(config.model.encoder).preprocess, images, resized,
-                                          (pixels, pixels))
-        tf.identity(probabilities, name=OUTPUTS[1])
-        tf.argmax(probabilities, axis=-1, output_type=tf.int32, name=OUTPUTS[0])
+        outputs = build(arch.build_model(config.model, is_training=False), config)
         with tf.Session() as sess:
             tf.train.Saver().restore(sess, checkpoint)
-            frozen = tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), list(OUTPUTS))
+            frozen = tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), list(outputs))
     return frozen, config, checkpoint
+
+
+def inference_graph_def(traindir, step=None, pixels=None):
+    """(frozen GraphDef, RunConfig, checkpoint path) of the run's test-time graph, outputs named as OUTPUTS."""
+    def build(model, config):
+        side = config.data.pixels if pixels is None else pixels
+        if not side:
+            raise ValueError("export needs a fixed input side: the run trained at native size, pass --pixels N")
+        images = tf.placeholder(tf.float32, [None, None, None, 3], name=INPUT)
+        resized = scaled_size_op(tf.shape(images)[1:3], side)
+        probabilities = net_probabilities(model.build, nets.get(config.model.encoder).preprocess, images, resized,
+                                          (side, side))
+        tf.identity(probabilities, name=OUTPUTS[1])
+        tf.argmax(probabilities, axis=-1, output_type=tf.int32, name=OUTPUTS[0])
+        return OUTPUTS
+
+    return restored_graph_def(traindir, step, build)
 
 
 def export_saved_model(traindir, export_dir, step=None, pixels=None):
