@@ -16,8 +16,15 @@ and friends under <traindir>/test_<split>_<step>/.
     --imagepath 'pics/*.jpg'  segment images of your fancy (no labels) -> overlay PNGs
     --moviepath drive.mp4     segment a movie -> overlay movie with the same frame rate
     --export exported/        a SavedModel (batch norm folded) that plain TensorFlow can load and run
+    --export_tflite int8 deploy/int8   TFLite fp32 | fp16 | int8 of the same folded net (static shape, see
+                              --export_shape, --export_output, --calibration_images, --int8_io); export.json beside it
+    --export_onnx deploy/onnx ONNX (tf2onnx, opset 17) of the same net
+    --model deploy/int8/model.tflite   score an exported model (.tflite, .onnx or a SavedModel folder) with the
+                              same evaluation; results.json names the runtime and precision
+    --quantized               export int8 (into <traindir>/export_tflite_int8_<step>) and score it
 """
 import argparse
+import dataclasses
 import glob
 import os
 import re
@@ -29,8 +36,8 @@ from PIL import Image
 
 from utils.data.dataset_info import dataset_files
 from utils.data.families import canonical_split
-from utils.flags import add_bool_flag, add_gpu_flag, apply_gpu_flag_early
-from utils.inference import clusters, evaluation, export, pictures
+from utils.flags import add_bool_flag, add_gpu_flag, add_setting_flags, apply_gpu_flag_early, settings_from_args
+from utils.inference import clusters, deploy, evaluation, export, pictures, runtimes
 from utils.inference.geometry import parse_scales
 from utils.inference.movie import segment_movie
 from utils.inference.segmenter import Segmenter
@@ -72,6 +79,19 @@ def build_parser():
     parser.add_argument("--moviepath", default=None, help="video file to segment into an overlay movie")
     parser.add_argument("--export", default=None, metavar="DIR",
                         help="write the checkpoint as a SavedModel (batch norm folded, runs without this code) and stop")
+    parser.add_argument("--export_tflite", nargs=2, default=None, metavar=("PRECISION", "DIR"),
+                        help="write DIR/model.tflite at PRECISION %s (the folded net, static input shape) and stop"
+                             % "|".join(deploy.PRECISIONS))
+    parser.add_argument("--export_onnx", default=None, metavar="DIR",
+                        help="write DIR/model.onnx (the folded net, static input shape, opset %d) and stop"
+                             % deploy.ONNX_OPSET)
+    add_setting_flags(parser, deploy.ExportSettings)
+    parser.add_argument("--model", default=None,
+                        help="score (or --imagepath / --moviepath) an exported model instead of the checkpoint: "
+                             "DIR/model.tflite, DIR/model.onnx or a SavedModel folder")
+    parser.add_argument("--quantized", action="store_true",
+                        help="export int8 TFLite into <traindir>/export_tflite_int8_<step> (reused when its "
+                             "settings match) and score it: seg-mentor's --hquant")
     parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours in overlays (default: 0.5)")
     parser.add_argument("--outdir", default=None,
                         help="output folder (default: <traindir>/test_<split>_<step> or <traindir>/segmented_<step>)")
@@ -170,6 +190,8 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
     speed = len(scored.filenames) / scored.seconds if scored.seconds > 0 else float("nan")
     results = {"run": os.path.abspath(segmenter.traindir), "net": segmenter.name,
                "checkpoint": segmenter.checkpoint, "step": segmenter.step, "split": settings["split"],
+               "runtime": segmenter.runtime, "precision": segmenter.precision,
+               "model": os.path.abspath(segmenter.model_path) if getattr(segmenter, "model_path", None) else None,
                "dataset_family": settings["dataset_family"], "datapath": settings["datapath"],
                "pixels": segmenter.pixels, "scales": list(segmenter.scales), "flip": segmenter.flip,
                "images_per_second": speed, "segmentation_seconds": scored.seconds,
@@ -237,6 +259,49 @@ def export_command(args, steps):
              info["batch_norms_before"] - info["batch_norms_after"]))
     print("inputs: images float32 [N, H, W, 3] RGB 0-255; outputs: classes [N, H, W], probabilities [N, H, W, C]")
     return 0
+
+
+def deploy_command(args, steps):
+    """--export_tflite PRECISION DIR / --export_onnx DIR: the folded net as a deployment file, then stop."""
+    if len(steps) > 1:
+        raise UsageError("an export takes one checkpoint: give --afteriter a single step")
+    settings = deploy.ExportSettings(**settings_from_args(args, deploy.ExportSettings))
+    try:
+        if args.export_tflite:
+            precision, folder = args.export_tflite
+            info = deploy.export_tflite(args.traindir, folder, precision, settings, step=steps[0], pixels=args.pixels)
+        else:
+            folder = args.export_onnx
+            info = deploy.export_onnx(args.traindir, folder, settings, step=steps[0], pixels=args.pixels)
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    print("exported %s (%s) as %s %s to %s: %.1f MB, input images %s RGB 0-255, output %s %s%s"
+          % (info["net"], info["checkpoint"], info["format"], info["precision"], os.path.join(folder, info["model"]),
+             info["file_bytes"] / 1e6, "x".join(map(str, info["input"]["shape"])), info["output"]["kind"],
+             "x".join(map(str, info["output"]["shape"])),
+             "; calibrated on %d training images (seed %d)" % (info["calibration"]["images"],
+                                                                info["calibration"]["seed"])
+             if "calibration" in info else ""))
+    return 0
+
+
+def quantized_model(args, step, newest):
+    """--quantized: <traindir>/export_tflite_int8_<step>/model.tflite, exported now or reused when export.json
+    records the same checkpoint and settings."""
+    folder = os.path.join(args.traindir, "export_tflite_int8_%s" % newest)
+    settings = deploy.ExportSettings(**settings_from_args(args, deploy.ExportSettings))
+    record = runtimes.read_record(os.path.join(folder, deploy.MODEL_FILES["tflite"]))
+    wanted = runfolder.checkpoint_path(args.traindir, step)
+    if record:
+        if record.get("settings") != dataclasses.asdict(settings) or record.get("checkpoint") != wanted \
+                or record.get("precision") != "int8":
+            raise UsageError("%s holds an int8 export with other settings or another checkpoint: remove it, or "
+                             "score it with --model %s" % (folder, os.path.join(folder, deploy.MODEL_FILES["tflite"])))
+        print("reusing the int8 export in %s" % folder)
+    else:
+        args.export_tflite = ("int8", folder)
+        deploy_command(args, [step])
+    return os.path.join(folder, deploy.MODEL_FILES["tflite"])
 
 
 def segment_command(args, segmenter, outdir):
@@ -308,8 +373,14 @@ def run(args):
         newest = runfolder.checkpoint_step(runfolder.checkpoint_path(args.traindir, steps[-1])) or "latest"
     except (FileNotFoundError, ValueError) as error:
         raise UsageError(str(error)) from None
+    if sum(bool(x) for x in (args.export, args.export_tflite, args.export_onnx, args.model, args.quantized)) > 1:
+        raise UsageError("--export, --export_tflite, --export_onnx, --model and --quantized: give one at a time")
     if args.export:
         return export_command(args, steps)
+    if args.export_tflite or args.export_onnx:
+        return deploy_command(args, steps)
+    if (args.model or args.quantized) and len(steps) > 1:
+        raise UsageError("--model / --quantized score one model: give --afteriter a single step")
     if args.imagepath:
         find_images(args.imagepath)  # nothing to segment: say so before loading the net
     if args.moviepath and not os.path.isfile(args.moviepath):
@@ -329,20 +400,33 @@ def run(args):
             dataset_files(settings["datapath"], settings["dataset_family"], split)
         except FileNotFoundError as error:
             raise UsageError(str(error)) from None
+    model = quantized_model(args, steps[0], newest) if args.quantized else args.model
     try:
-        segmenter = Segmenter(args.traindir, step=steps[-1] if fancy else steps[0], pixels=args.pixels,
-                              batch_size=args.batch_size, scales=scales, flip=args.flip, threads=args.threads,
-                              xla=args.xla, mixed_precision=args.mixed_precision,
-                              fold_batch_norms=args.fold_batch_norms)
+        if model:
+            segmenter = runtimes.ExportedSegmenter(model, args.traindir, pixels=args.pixels,
+                                                   batch_size=args.batch_size, scales=scales, flip=args.flip,
+                                                   threads=args.threads)
+            newest = "%s_%s" % (segmenter.step or newest, runtimes.model_tag(segmenter))
+        else:
+            segmenter = Segmenter(args.traindir, step=steps[-1] if fancy else steps[0], pixels=args.pixels,
+                                  batch_size=args.batch_size, scales=scales, flip=args.flip, threads=args.threads,
+                                  xla=args.xla, mixed_precision=args.mixed_precision,
+                                  fold_batch_norms=args.fold_batch_norms)
     except (checkpoint_check.DamagedCheckpoint, FileNotFoundError) as error:
         raise UsageError("%s; %s" % (error, "saved steps: %s" % (", ".join(
             map(str, runfolder.milestone_steps(args.traindir))) or "none"))) from None
+    except (runtimes.ModelFileError, runtimes.ShapeMismatch) as error:
+        raise UsageError(str(error)) from None
     print("loaded %s" % segmenter.describe())
-    if fancy:
-        return segment_command(args, segmenter, args.outdir or os.path.join(args.traindir, "segmented_%s" % newest))
-    if len(steps) == 1:
-        return score_command(args, segmenter, settings,
-                             args.outdir or os.path.join(args.traindir, "test_%s_%s" % (split, newest)))
+    try:
+        if fancy:
+            return segment_command(args, segmenter,
+                                   args.outdir or os.path.join(args.traindir, "segmented_%s" % newest))
+        if len(steps) == 1 or model:
+            return score_command(args, segmenter, settings,
+                                 args.outdir or os.path.join(args.traindir, "test_%s_%s" % (split, newest)))
+    except runtimes.ShapeMismatch as error:
+        raise UsageError(str(error)) from None
     outdir = args.outdir or os.path.join(args.traindir, "test_%s_steps_%s" % (split, "-".join(map(str, steps))))
     return score_checkpoints_command(args, segmenter, settings, steps, outdir)
 
@@ -352,6 +436,8 @@ def _print_results(results):
           % (results["net"], results["step"], results["dataset_family"], results["split"], results["num_images"],
              results["pixels"] or "native", ",".join("%g" % s for s in results["scales"]),
              ", flip" if results["flip"] else ""))
+    print("runtime: %s, precision %s%s" % (results["runtime"], results["precision"],
+                                          ", model %s" % results["model"] if results.get("model") else ""))
     print(evaluation.format_report(results))
     print("speed: %.1f images/s (segmentation at original resolution)" % results["images_per_second"])
 

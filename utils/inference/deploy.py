@@ -196,12 +196,6 @@ def convert_onnx(graph_def, output):
     return model.SerializeToString()
 
 
-def _prepare_folder(export_dir, flag):
-    if os.path.exists(export_dir) and os.listdir(export_dir):
-        raise FileExistsError("%s %s exists and is not empty; choose a new folder" % (flag, export_dir))
-    os.makedirs(export_dir, exist_ok=True)
-
-
 def _record(traindir, config, checkpoint, graph_def, shape, settings, fmt, precision, model_path, extra):
     """export.json: what was exported, from which run and checkpoint, how, and with which converter."""
     return dict({
@@ -224,41 +218,46 @@ def _record(traindir, config, checkpoint, graph_def, shape, settings, fmt, preci
 
 
 def export_tflite(traindir, export_dir, precision, settings, step=None, pixels=None):
-    """Write DIR/model.tflite and DIR/export.json; returns the record."""
+    """Write DIR/model.tflite and DIR/export.json; returns the record.  Nothing is written when a setting fails."""
     if precision not in PRECISIONS:
         raise ExportError("--export_tflite %r: unknown precision; choose %s" % (precision, ", ".join(PRECISIONS)))
-    config, shape = _config_and_shape(traindir, settings, pixels)
-    _prepare_folder(export_dir, "--export_tflite")
+    config, shape = _config_and_shape(traindir, settings, pixels, export_dir, "--export_tflite")
     graph_def, config, checkpoint = net_graph_def(traindir, step, shape, settings.export_output)
-    calibration, extra = None, {}
+    calibration, extra = None, {"converter_api": "tf.compat.v1.lite.TFLiteConverter.from_session"}
     if precision == "int8":
         calibration, files = calibration_set(config, settings.calibration_images, settings.calibration_seed, shape)
         extra["calibration"] = {"split": "training", "datapath": config.data.datapath, "images": len(files),
                                 "seed": settings.calibration_seed, "files": files}
-    path = os.path.join(export_dir, MODEL_FILES["tflite"])
-    with open(path, "wb") as handle:
-        handle.write(convert_tflite(graph_def, precision, settings.export_output, calibration, settings.int8_io))
-    extra["converter_api"] = "tf.compat.v1.lite.TFLiteConverter.from_session"
+    model = convert_tflite(graph_def, precision, settings.export_output, calibration, settings.int8_io)
+    path = _write_model(export_dir, MODEL_FILES["tflite"], model)
     return _write_record(export_dir, _record(traindir, config, checkpoint, graph_def, shape, settings, "tflite",
                                              precision, path, extra))
 
 
 def export_onnx(traindir, export_dir, settings, step=None, pixels=None):
     """Write DIR/model.onnx and DIR/export.json (fp32, opset ONNX_OPSET); returns the record."""
-    config, shape = _config_and_shape(traindir, settings, pixels)
-    _prepare_folder(export_dir, "--export_onnx")
+    config, shape = _config_and_shape(traindir, settings, pixels, export_dir, "--export_onnx")
     graph_def, config, checkpoint = net_graph_def(traindir, step, shape, settings.export_output)
-    path = os.path.join(export_dir, MODEL_FILES["onnx"])
-    with open(path, "wb") as handle:
-        handle.write(convert_onnx(graph_def, settings.export_output))
+    path = _write_model(export_dir, MODEL_FILES["onnx"], convert_onnx(graph_def, settings.export_output))
     extra = {"opset": ONNX_OPSET, "converter_api": "tf2onnx.convert.from_graph_def"}
     return _write_record(export_dir, _record(traindir, config, checkpoint, graph_def, shape, settings, "onnx", "fp32",
                                              path, extra))
 
 
-def _config_and_shape(traindir, settings, pixels):
+def _config_and_shape(traindir, settings, pixels, export_dir, flag):
+    """The run's config and the export's (H, W), checked before any work; the folder must be new or empty."""
+    if os.path.exists(export_dir) and os.listdir(export_dir):
+        raise FileExistsError("%s %s exists and is not empty; choose a new folder" % (flag, export_dir))
     config = RunConfig.load(traindir)
     return config, canvas_shape(settings.export_shape, config.data.pixels if pixels is None else pixels)
+
+
+def _write_model(export_dir, name, content):
+    os.makedirs(export_dir, exist_ok=True)
+    path = os.path.join(export_dir, name)
+    with open(path, "wb") as handle:
+        handle.write(content)
+    return path
 
 
 def _write_record(export_dir, record):

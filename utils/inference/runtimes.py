@@ -133,6 +133,12 @@ def read_record(path):
         return json.load(handle)
 
 
+def model_tag(segmenter):
+    """'tflite_int8', 'onnx_fp32', 'savedmodel_fp32': names test.py's output folder for an exported model."""
+    kind = "savedmodel" if segmenter.shape is None else segmenter.runner.kind
+    return "%s_%s" % (kind, segmenter.precision)
+
+
 class ExportedSegmenter:
     """An exported model of a run, segmenting numpy images like Segmenter (same attributes test.py reads)."""
 

@@ -143,6 +143,7 @@ class Segmenter:
         self._ensembles = {}
         self.static_shapes = bool(static_shapes)
         self.fold_batch_norms = bool(fold_batch_norms)
+        self.mixed_precision = bool(mixed_precision)
         self.graph = tf.Graph()
         self._config = session_config(threads, xla, mixed_precision)
         self.session = tf.Session(graph=self.graph, config=self._config)
@@ -261,6 +262,16 @@ class Segmenter:
 
     def __exit__(self, *exc):
         self.close()
+
+    @property
+    def runtime(self):
+        """What runs the net, for results.json (an exported model's ExportedSegmenter names its runtime alike)."""
+        return "tensorflow %s (%s)" % (tf.__version__, "frozen graph, batch norm folded" if self.fold_batch_norms
+                                       else "variable graph")
+
+    @property
+    def precision(self):
+        return "mixed bf16/fp16" if self.mixed_precision else "fp32"
 
     def describe(self):
         """One line: which net, checkpoint and test settings."""

@@ -1,0 +1,156 @@
+"""TFLite (fp32 / fp16 / int8) and ONNX exports of the tiny trained run, and test.py scoring them."""
+import contextlib
+import glob
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import SAMPLE
+from tests.test_test_script import test_script
+from utils.compat import tf
+from utils.inference import deploy, runtimes
+from utils.inference.segmenter import Segmenter
+
+SCORE_ARGS = ("--num_images", "3", "--bootstrap", "50", "--last2viz", "0")
+
+
+def _test_py(*argv):
+    """test.py's main in this process (no interpreter start): (exit code, what it printed)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = test_script.main([str(a) for a in argv])
+    return code, out.getvalue()
+
+
+def _sample_images(count=8):
+    paths = sorted(glob.glob(os.path.join(SAMPLE, "val", "*.jpg")))[:count]
+    return [np.asarray(Image.open(path).convert("RGB")) for path in paths]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_results(tiny_run, tmp_path_factory):
+    outdir = tmp_path_factory.mktemp("checkpoint_scored")
+    assert _test_py("--traindir", tiny_run["folder"], *SCORE_ARGS, "--outdir", outdir)[0] == 0
+    return json.load(open(os.path.join(outdir, "results.json")))
+
+
+@pytest.fixture(scope="module")
+def quantized(tiny_run, tmp_path_factory):
+    """test.py --quantized: the int8 export (4 calibration images) and its score, in one command."""
+    outdir = tmp_path_factory.mktemp("int8_scored")
+    code, stdout = _test_py("--traindir", tiny_run["folder"], "--quantized", "--calibration_images", "4",
+                            *SCORE_ARGS, "--outdir", outdir)
+    assert code == 0, stdout
+    model = os.path.join(tiny_run["folder"], "export_tflite_int8_6", "model.tflite")
+    return {"stdout": stdout, "model": model, "results": json.load(open(os.path.join(outdir, "results.json"))),
+            "record": json.load(open(os.path.join(os.path.dirname(model), "export.json")))}
+
+
+def test_quantized_exports_int8_with_its_record_and_scores_it(quantized, tiny_run):
+    record, results = quantized["record"], quantized["results"]
+    assert record["format"] == "tflite" and record["precision"] == "int8" and record["input"]["shape"] == [1, 64, 64, 3]
+    assert record["calibration"]["images"] == 4 == len(set(record["calibration"]["files"]))
+    assert record["calibration"]["seed"] == 0 and record["calibration"]["split"] == "training"
+    assert record["converter"]["tensorflow"] == tf.__version__ and record["runargs"]["net_name"] == results["net"]
+    assert record["batch_norms_folded"] and record["file_bytes"] == os.path.getsize(quantized["model"])
+    assert results["runtime"].startswith("tflite") and results["precision"] == "int8"
+    assert results["model"] == os.path.abspath(quantized["model"]) and results["step"] == 6
+    assert "runtime: tflite" in quantized["stdout"] and "precision int8" in quantized["stdout"]
+    code, again = _test_py("--traindir", tiny_run["folder"], "--quantized", "--calibration_images", "4",
+                           "--imagepath", os.path.join(SAMPLE, "val", "0016E5_08039.jpg"))
+    assert code == 0 and "reusing the int8 export" in again and "_overlay.png" in again
+
+
+def test_exported_model_results_have_the_checkpoints_keys(quantized, checkpoint_results):
+    assert set(quantized["results"]) == set(checkpoint_results)
+    assert checkpoint_results["runtime"].startswith("tensorflow") and checkpoint_results["precision"] == "fp32"
+    assert checkpoint_results["model"] is None
+    assert quantized["results"]["scored_pixels"] == checkpoint_results["scored_pixels"]
+
+
+def test_int8_class_maps_agree_with_fp32(quantized, tiny_run):
+    images = _sample_images()
+    with Segmenter(tiny_run["folder"]) as segmenter:
+        reference = segmenter.segment(images)
+    with runtimes.ExportedSegmenter(quantized["model"], tiny_run["folder"]) as segmenter:
+        assert segmenter.precision == "int8"
+        maps = segmenter.segment(images)
+    agreement = np.mean([(a == b).mean() for a, b in zip(maps, reference)])
+    assert agreement >= 0.95, agreement
+
+
+def test_fp32_tflite_and_onnx_equal_the_tf_graph(tiny_run, tmp_path):
+    """The net alone on the same canvases, then the whole scoring path against test.py's Segmenter."""
+    graph_def, config, _ = deploy.net_graph_def(tiny_run["folder"], None, (64, 64))
+    images = _sample_images(2)
+    canvases = deploy.fit_to_canvas(images, (64, 64), deploy.pad_value(config.model.encoder))
+    with tf.Graph().as_default() as graph:
+        tf.import_graph_def(graph_def, name="")
+        with tf.Session() as sess:
+            expected = np.concatenate([sess.run("logits:0", {"images:0": canvas[None]}) for canvas in canvases])
+    paths = {"tflite": str(tmp_path / "model.tflite"), "onnx": str(tmp_path / "model.onnx")}
+    for name, content in ((paths["tflite"], deploy.convert_tflite(graph_def, "fp32", "logits")),
+                          (paths["onnx"], deploy.convert_onnx(graph_def, "logits")),
+                          (str(tmp_path / "fp16.tflite"), deploy.convert_tflite(graph_def, "fp16", "logits"))):
+        with open(name, "wb") as handle:
+            handle.write(content)
+    scale = max(1.0, float(np.abs(expected).max()))
+    with Segmenter(tiny_run["folder"]) as segmenter:
+        classes, probabilities = segmenter.segment(images, probabilities=True)
+    for kind, path in paths.items():
+        runner = runtimes.load_runner(path)
+        assert runner.kind == kind and runner.precision == "fp32" and runner.shape == (64, 64)
+        np.testing.assert_allclose(runner(canvases), expected, atol=1e-4 * scale, rtol=0)
+        with runtimes.ExportedSegmenter(path, tiny_run["folder"]) as segmenter:
+            got_classes, got_probabilities = segmenter.segment(images, probabilities=True)
+        for got, want in zip(got_probabilities, probabilities):
+            assert got.shape == want.shape == (360, 480, 11)
+            np.testing.assert_allclose(got, want, atol=1e-4)
+        assert np.mean([(a == b).mean() for a, b in zip(got_classes, classes)]) > 0.999
+    with runtimes.ExportedSegmenter(str(tmp_path / "fp16.tflite"), tiny_run["folder"]) as segmenter:
+        assert segmenter.precision == "fp16"
+        got_classes = segmenter.segment(images)
+    assert np.mean([(a == b).mean() for a, b in zip(got_classes, classes)]) > 0.99
+
+
+def test_export_onnx_class_map_at_an_image_shape_from_the_command_line(tiny_run, tmp_path):
+    folder = tiny_run["folder"]
+    code, out = _test_py("--traindir", folder, "--export_onnx", tmp_path / "onnx", "--export_output", "classes",
+                         "--export_shape", "360x480")
+    assert code == 0 and "as onnx fp32" in out
+    record = json.load(open(tmp_path / "onnx" / "export.json"))
+    assert record["format"] == "onnx" and record["opset"] == deploy.ONNX_OPSET and record["output"]["kind"] == "classes"
+    assert record["output"]["shape"] == [1, 360, 480] and record["converter"]["tf2onnx"]
+    with runtimes.ExportedSegmenter(str(tmp_path / "onnx" / "model.onnx"), folder) as segmenter:
+        assert segmenter.shape == (360, 480) and segmenter.pixels == 0
+        maps = segmenter.segment(_sample_images(2))  # a class-map export scores too, images as they are
+        assert [m.shape for m in maps] == [(360, 480)] * 2
+        with pytest.raises(runtimes.ShapeMismatch, match="takes 360x480 images"):
+            segmenter.segment(np.zeros((100, 120, 3), np.uint8))
+
+
+def test_bad_model_shape_and_precision_give_one_clear_line(tiny_run, tmp_path, capsys, quantized):
+    folder = tiny_run["folder"]
+    garbage = tmp_path / "model.tflite"
+    garbage.write_bytes(b"not a flatbuffer")
+
+    def error(*argv):
+        assert test_script.main(["--traindir", folder] + list(argv)) == 2
+        return capsys.readouterr().err.strip()
+
+    assert error("--model", str(garbage)).startswith("error: --model %s: not a loadable TFLite model" % garbage)
+    assert "no such file" in error("--model", str(tmp_path / "missing.onnx"))
+    assert "expected a .tflite or .onnx file" in error("--model", str(tmp_path))
+    message = error("--model", quantized["model"], "--pixels", "128")
+    assert message.startswith("error: --pixels 128: %s takes 64x64 inputs" % quantized["model"])
+    assert "multi-scale" in error("--model", quantized["model"], "--scales", "0.5,1")
+    message = error("--export_tflite", "int4", str(tmp_path / "int4"))
+    assert message == "error: --export_tflite 'int4': unknown precision; choose fp32, fp16, int8"
+    assert "--export_shape '64'" in error("--export_onnx", str(tmp_path / "x"), "--export_shape", "64")
+    assert "--calibration_images 999" in error("--export_tflite", "int8", str(tmp_path / "y"),
+                                               "--calibration_images", "999")
+    assert not os.path.exists(tmp_path / "int4")
