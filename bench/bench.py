@@ -238,12 +238,17 @@ def main(argv=None):
             name, record["params_m"], record["fwd_gmacs"], record.get("infer_ms_median", "-"),
             record.get("train_step_ms_median", "-"), record.get("train_img_per_s", "-"),
             record.get("infer_foreign_cores", "-"), record.get("train_foreign_cores", "-")), flush=True)
-        line = json.dumps(record)
-        print(line, file=sys.stderr, flush=True)
-        if args.json:
-            with open(args.json, "a") as handle:
-                handle.write(line + "\n")
+        emit_json(record, args.json)
     return 0
+
+
+def emit_json(record, path=None):
+    """One JSON line per measurement: on stderr, and appended to `path` when given."""
+    line = json.dumps(record)
+    print(line, file=sys.stderr, flush=True)
+    if path:
+        with open(path, "a") as handle:
+            handle.write(line + "\n")
 
 
 if __name__ == "__main__":

@@ -174,11 +174,7 @@ def main(argv=None):
                 record["scores"] = score_formats(args.traindir, paths, args)
             record["loadavg_end"] = list(os.getloadavg())
             print_table(record)
-            line = json.dumps(record)
-            print(line, file=sys.stderr, flush=True)
-            if args.json:
-                with open(args.json, "a") as handle:
-                    handle.write(line + "\n")
+            bench.emit_json(record, args.json)
     return 0
 
 
