@@ -4,6 +4,8 @@ segmenter.py   Segmenter: a run folder loaded once, numpy images of any size in,
 geometry.py    test-time resize / pad and its inverse, multi-scale and flip
 folding.py     freezing a graph and folding batch norms into the convolutions
 export.py      the SavedModel of a run folder
+deploy.py      TFLite (fp32 / fp16 / int8) and ONNX files of the folded net, with export.json
+runtimes.py    exported models (LiteRT, onnxruntime, SavedModel) behind the Segmenter's interface
 evaluation.py  scoring a split at original resolution, bootstrap error bars, checkpoint spread
 movie.py       reading and writing videos and GIFs, segmenting a movie
 pictures.py    prediction panels, overlays, the confusion-matrix heat map
