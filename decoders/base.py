@@ -47,6 +47,8 @@ DECODER_SCOPE = "decoder"
 REGISTERED = {}   # name -> decoder class, filled by @register as decoders/ modules are imported
 
 
+DEFAULT_BATCH_NORM_DECAY = 0.997  # the slim nets' own default, used by the decoder's batch norms too
+
 class UnknownDecoderError(ValueError):
     pass
 
@@ -190,7 +192,7 @@ class BaseFcnArch(abc.ABC):
 
     def decoder_arg_scope(self):
         """arg_scope for decoder layers: L2 decay, fused batch norm following `is_training`."""
-        decay = 0.997 if self.spec.batch_norm_decay is None else self.spec.batch_norm_decay
+        decay = DEFAULT_BATCH_NORM_DECAY if self.spec.batch_norm_decay is None else self.spec.batch_norm_decay
         batch_norm_params = {"is_training": self.is_training, "decay": decay, "epsilon": 1e-5,
                              "scale": True, "fused": True}
         weight_decay = self.spec.weight_decay

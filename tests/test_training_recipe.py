@@ -1,13 +1,14 @@
 """The training recipe's parts against hand-computed values: losses, class weights, schedules, optimizers."""
 import json
 import math
+import types
 
 import numpy as np
 import pytest
 
 from utils.compat import tf
 from utils.compat.replicas import all_sum
-from utils.training import class_weights, losses, schedule
+from utils.training import class_weights, losses, loop, schedule
 from utils.training.config import TrainSettings
 from utils.training.losses import LossSettings
 from utils.training.optimizer import train_op
@@ -182,3 +183,16 @@ def test_optimizers_take_the_step_they_should(optimizer, slot):
     expected = {"sgd": 2 - 0.1 * 2, "adam": 2 - 0.1, "adamw": 2 * (1 - 0.05) - 0.1}[optimizer]
     assert value == pytest.approx(expected, rel=1e-4)
     assert any(v.op.name == "w/" + slot for v in tf.global_variables())
+
+
+def test_a_run_too_short_for_its_batch_norm_averages_is_warned():
+    """0.997**300 = 0.41: 41 % of each moving average is still its initial value after 300 steps."""
+    def config(decay, steps):
+        return types.SimpleNamespace(model=types.SimpleNamespace(batch_norm_decay=decay),
+                                     train=types.SimpleNamespace(total_steps=steps))
+    warning = loop.batch_norm_lag(config(None, 300))
+    assert warning.startswith("WARNING after 300 steps 41 % of the batch-norm moving averages (decay 0.997)")
+    assert warning.endswith("--batch_norm_decay 0.99 suits a run this short")
+    assert loop.batch_norm_lag(config(0.99, 2200)) is None  # the README recipe
+    assert loop.batch_norm_lag(config(0.9, 300)) is None
+    assert "--batch_norm_decay 0.5 suits" in loop.batch_norm_lag(config(0.9, 6))

@@ -18,6 +18,7 @@ import shutil
 import signal
 import time
 
+from decoders.base import DEFAULT_BATCH_NORM_DECAY
 import nets
 from nets import checkpoints
 from utils.compat import tf
@@ -158,6 +159,8 @@ def _train(config, execution, placement, folder, resume, run_state, log):
             monitor.start(sess, handles[1], start_step)
             monitor.log(placements.summary_line(placement, config.replicas, config.train.learnrate))
             monitor.log(recipe_line(config))
+            if batch_norm_lag(config):
+                monitor.log(batch_norm_lag(config))
             code = _loop(sess, graph, config, folder, handles, monitor, stop, start_step, total, chief, run_state)
     except tf.errors.OpError as error:
         raise RunFailed(data_error(error, graph) if isinstance(error, (tf.errors.DataLossError,
@@ -235,6 +238,19 @@ def recipe_line(config):
                ", hardest %g of pixels" % train.ohem_top_k if train.ohem_top_k < 1 else "", weights,
                "off" if not data.augment else "scale %s, flip %s, colour jitter %g"
                % (data.scale_range, data.flip, data.color_jitter)))
+
+
+def batch_norm_lag(config):
+    """A warning when the run is too short for its batch-norm moving averages: after N steps a share decay**N
+    of them is still the initial value, and test.py (inference mode) uses them, so scores lag the weights."""
+    decay = config.model.batch_norm_decay if config.model.batch_norm_decay is not None else DEFAULT_BATCH_NORM_DECAY
+    stale = decay ** config.train.total_steps
+    if stale <= 0.05:
+        return None
+    return ("WARNING after %d steps %.0f %% of the batch-norm moving averages (decay %g) are still their initial "
+            "values, so the scores of this run's checkpoints will lag its training; --batch_norm_decay %g suits a "
+            "run this short" % (config.train.total_steps, 100 * stale, decay,
+                                max(0.5, min(0.99, round(1 - 3.0 / config.train.total_steps, 2)))))
 
 
 def keep_if_best(sess, graph, folder, step, full_val_handle, monitor, best):
