@@ -3,13 +3,18 @@
 #   make test   - install, then run the test suite
 #   make tensorboard - link every run under tmp/ into tboards/ (tboards/createlinks), then serve them side by side
 #                      on http://localhost:$(TB_PORT)/ (TB_PORT=6006 by default; Ctrl-C stops it)
+# and one to explore:
+#   make notebook - install, plus Jupyter Notebook on first use, then open play-with-me.ipynb
+#                   (NOTEBOOK_ARGS="--no-browser --ip 0.0.0.0" on a remote machine)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TB_PORT ?= 6006
+NOTEBOOK_STAMP := $(VENV)/.notebook-installed
+NOTEBOOK_ARGS ?=
 
-.PHONY: demo test tensorboard install clean-venv
+.PHONY: demo test tensorboard install notebook clean-venv
 
 install: $(STAMP)
 
@@ -28,6 +33,13 @@ test: $(STAMP)
 tensorboard: $(STAMP)
 	bash tboards/createlinks
 	$(VENV)/bin/tensorboard --logdir tboards --port $(TB_PORT)
+
+$(NOTEBOOK_STAMP): $(STAMP) requirements-notebook
+	$(PY) -m pip install -q -r requirements-notebook
+	touch $(NOTEBOOK_STAMP)
+
+notebook: $(NOTEBOOK_STAMP)
+	$(VENV)/bin/jupyter notebook $(NOTEBOOK_ARGS) play-with-me.ipynb
 
 clean-venv:
 	rm -rf $(VENV)

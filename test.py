@@ -4,17 +4,21 @@ Every net and dataset setting comes from the run folder's runargs and the
 weights from its checkpoint, so any training run can be tested as it was
 trained.  Scores the whole validation (or test) split at each image's
 original resolution: mIoU with a bootstrap 95 % CI, per-class IoU, pixel and
-mean class accuracy, the confusion matrix (CSV + PNG), and pictures of the
-images asked for (--first2viz..--last2viz); all of it lands in results.json
-and friends under <traindir>/test_<split>_<step>/.
+mean class accuracy, frequency-weighted IoU, per-class F1 (Dice), the
+calibration of the softmax (expected calibration error and a reliability
+diagram), the confusion matrix (CSV + PNG), and pictures of the images asked
+for (--first2viz..--last2viz); all of it lands in results.json and friends
+under <traindir>/test_<split>_<step>/.
 
     --afteriter 3000          a milestone checkpoint (an unknown step lists the saved ones)
     --afteriter 3000,6000     several checkpoints: each scored, plus the spread of the mIoU
     --afteriter last:3        the three newest milestones
     --afteriter best          the best full-validation checkpoint (train.py --keep_best)
     --scales 0.75,1,1.25 --flip   multi-scale + flip testing (averaged probabilities)
+    --pixels 0 --tile 512x512     native resolution through sliding 512x512 windows (4K images; with
+                              --imagepath / --moviepath too), probabilities blended where they overlap
     --imagepath 'pics/*.jpg'  segment images of your fancy (no labels) -> overlay PNGs
-    --moviepath drive.mp4     segment a movie -> overlay movie with the same frame rate
+    --moviepath drive.mp4     segment a movie -> H.264 overlay movie, same frame count and rate
     --export exported/        a SavedModel (batch norm folded) that plain TensorFlow can load and run
     --export_tflite int8 deploy/int8   TFLite fp32 | fp16 | int8 of the same folded net (static shape, see
                               --export_shape, --export_output, --calibration_images, --int8_io); export.json beside it
@@ -38,9 +42,9 @@ from utils.data.dataset_info import dataset_files
 from utils.data.families import canonical_split
 from utils.flags import add_bool_flag, add_gpu_flag, add_setting_flags, apply_gpu_flag_early, settings_from_args
 from utils.inference import clusters, deploy, evaluation, export, pictures, runtimes
-from utils.inference.geometry import parse_scales
+from utils.inference.geometry import check_overlap, parse_scales, parse_tile
 from utils.inference.movie import segment_movie
-from utils.inference.segmenter import Segmenter
+from utils.inference.segmenter import Segmenter, describe_tile
 from utils.training import checkpoint_check, runfolder
 from utils.training.config import RunConfig
 
@@ -65,6 +69,11 @@ def build_parser():
                         help="larger image side fed to the net (default: as trained; 0 = native resolution)")
     parser.add_argument("--scales", default="1", help="comma list of test scales, factors on --pixels (default: 1)")
     add_bool_flag(parser, "flip", False, "also segment the mirrored image and average")
+    parser.add_argument("--tile", default=None, metavar="HxW",
+                        help="segment through overlapping windows of HxW net-input pixels (e.g. 256x256) at the "
+                             "image's scale, for images too large for one net call (default: whole images)")
+    parser.add_argument("--tile_overlap", type=float, default=0.25,
+                        help="share of a window its neighbour also covers, in [0, 1) (default: 0.25)")
     parser.add_argument("--split", default="validation", help="split to score: %s (default: validation)" % ", ".join(SPLITS))
     parser.add_argument("--datapath", default=None, help="root of <family>/<split>.tfrecords (default: runargs')")
     parser.add_argument("--num_images", type=int, default=None, help="score only the first N images of the split")
@@ -185,8 +194,9 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
     examples = evaluation.split_examples(settings["datapath"], settings["dataset_family"], settings["split"],
                                          settings["num_images"])
     scored = evaluation.score_split(segmenter, examples, on_image=draw)
-    report = evaluation.summarize(scored.confusions, names, bootstrap=bootstrap, filenames=scored.filenames,
-                                  family=settings["dataset_family"], bootstrap_by=settings["bootstrap_by"])
+    report = evaluation.summarize(scored.confusions, names, bootstrap=bootstrap, calibration=scored.calibration,
+                                  filenames=scored.filenames, family=settings["dataset_family"],
+                                  bootstrap_by=settings["bootstrap_by"])
     speed = len(scored.filenames) / scored.seconds if scored.seconds > 0 else float("nan")
     results = {"run": os.path.abspath(segmenter.traindir), "net": segmenter.name,
                "checkpoint": segmenter.checkpoint, "step": segmenter.step, "split": settings["split"],
@@ -194,6 +204,8 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
                "model": os.path.abspath(segmenter.model_path) if getattr(segmenter, "model_path", None) else None,
                "dataset_family": settings["dataset_family"], "datapath": settings["datapath"],
                "pixels": segmenter.pixels, "scales": list(segmenter.scales), "flip": segmenter.flip,
+               "tile": list(segmenter.tile) if segmenter.tile else None,
+               "tile_overlap": segmenter.tile_overlap if segmenter.tile else None,
                "images_per_second": speed, "segmentation_seconds": scored.seconds,
                "filenames": scored.filenames, "pictures": [os.path.relpath(p, outdir) for p in drawn]}
     results.update(report)
@@ -203,6 +215,9 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
                                       names, title="%s step %s, %s (%s)" % (segmenter.name, segmenter.step,
                                                                             settings["split"],
                                                                             evaluation.headline(report)))
+    pictures.reliability_diagram(os.path.join(outdir, "reliability_diagram.png"), report["reliability"],
+                                 title="%s step %s, %s: ECE %.1f %%" % (segmenter.name, segmenter.step,
+                                                                       settings["split"], 100 * report["ECE"]))
     return results
 
 
@@ -321,11 +336,16 @@ def segment_command(args, segmenter, outdir):
             stats = segment_movie(segmenter, args.moviepath, out_movie, alpha=args.alpha)
         except (IOError, ValueError) as error:
             raise UsageError("--moviepath %s: %s" % (args.moviepath, error)) from None
-        print("segmented movie: %d frames -> %s, %.2f frames/s measured (%.1f s)"
+        print("segmented movie: %d frames -> %s (H.264), %.2f frames/s measured (%.1f s)"
               % (stats["frames"], out_movie, stats["frames_per_second"], stats["seconds"]))
-        if stats.get("truncated"):
-            print("warning: the movie ended after %d of the %d frames its header states (truncated?)"
-                  % (stats["frames"], stats["stated_frames"]), file=sys.stderr)
+        if stats["padded_size"] != stats["size"]:
+            print("note: the %dx%d movie was written as %dx%d, padded by one edge pixel (H.264 yuv420p needs even "
+                  "sizes)" % (stats["size"] + stats["padded_size"]))
+        if stats["truncated"]:
+            print("error: --moviepath %s ended after %d of the %d frames its container states (a truncated file?); "
+                  "the %d frames that decoded are segmented" % (args.moviepath, stats["frames"], stats["stated_frames"],
+                                                               stats["frames"]), file=sys.stderr)
+            code = 1
     return code
 
 
@@ -353,7 +373,8 @@ def score_checkpoints_command(args, segmenter, settings, steps, outdir):
     spread["mIoU_ci"] = {str(s): r["mIoU_ci"] for s, r in per_step.items()}
     summary = {"run": os.path.abspath(args.traindir), "net": segmenter.name, "split": settings["split"],
                "steps": steps, "checkpoint_spread": spread,
-               "per_step": {str(s): {k: r[k] for k in ("mIoU", "mIoU_ci", "pixel_accuracy", "mean_class_accuracy",
+               "per_step": {str(s): {k: r[k] for k in ("mIoU", "mIoU_ci", "fwIoU", "fwIoU_ci", "mean_F1", "mean_F1_ci",
+                                                       "ECE", "ECE_ci", "pixel_accuracy", "mean_class_accuracy",
                                                        "per_class_iou", "checkpoint")}
                             for s, r in per_step.items()}}
     evaluation.write_json(os.path.join(outdir, "results.json"), summary)
@@ -392,6 +413,10 @@ def run(args):
         clusters.parse_mode(args.bootstrap_by)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    try:
+        tile, overlap = parse_tile(args.tile), check_overlap(args.tile_overlap)
+    except ValueError as error:
+        raise UsageError("--tile %s --tile_overlap %s: %s" % (args.tile, args.tile_overlap, error)) from None
     settings = {"split": split, "dataset_family": config.data.dataset_family, "num_images": args.num_images,
                 "datapath": resolve_datapath(args.datapath or config.data.datapath), "alpha": args.alpha,
                 "bootstrap_by": args.bootstrap_by}
@@ -403,6 +428,9 @@ def run(args):
     model = quantized_model(args, steps[0], newest) if args.quantized else args.model
     try:
         if model:
+            if tile:
+                raise UsageError("--tile works with checkpoints; an exported model (--model, --quantized) has a "
+                                 "static input shape: segment without --tile")
             segmenter = runtimes.ExportedSegmenter(model, args.traindir, pixels=args.pixels,
                                                    batch_size=args.batch_size, scales=scales, flip=args.flip,
                                                    threads=args.threads)
@@ -411,7 +439,7 @@ def run(args):
             segmenter = Segmenter(args.traindir, step=steps[-1] if fancy else steps[0], pixels=args.pixels,
                                   batch_size=args.batch_size, scales=scales, flip=args.flip, threads=args.threads,
                                   xla=args.xla, mixed_precision=args.mixed_precision,
-                                  fold_batch_norms=args.fold_batch_norms)
+                                  fold_batch_norms=args.fold_batch_norms, tile=tile, tile_overlap=overlap)
     except (checkpoint_check.DamagedCheckpoint, FileNotFoundError) as error:
         raise UsageError("%s; %s" % (error, "saved steps: %s" % (", ".join(
             map(str, runfolder.milestone_steps(args.traindir))) or "none"))) from None
@@ -432,10 +460,11 @@ def run(args):
 
 
 def _print_results(results):
-    print("%s step %s on %s %s (%d images, pixels %s, scales %s%s)"
+    print("%s step %s on %s %s (%d images, pixels %s, scales %s%s%s)"
           % (results["net"], results["step"], results["dataset_family"], results["split"], results["num_images"],
              results["pixels"] or "native", ",".join("%g" % s for s in results["scales"]),
-             ", flip" if results["flip"] else ""))
+             ", flip" if results["flip"] else "",
+             ", tiles %s" % describe_tile(results["tile"], results["tile_overlap"]) if results.get("tile") else ""))
     print("runtime: %s, precision %s%s" % (results["runtime"], results["precision"],
                                           ", model %s" % results["model"] if results.get("model") else ""))
     print(evaluation.format_report(results))

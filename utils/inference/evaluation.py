@@ -1,15 +1,19 @@
 """Scoring a split at original resolution, with error bars: what test.py reports and results.json stores.
 
     examples = split_examples(datapath, "camvid", "validation")          # numpy, native size
-    scored = score_split(segmenter, examples, on_image=None)             # per-image confusions
-    report = summarize(scored.confusions, class_names, bootstrap=1000)   # mIoU + 95 % CI, IoUs, ...
+    scored = score_split(segmenter, examples, on_image=None)             # per-image confusions + calibration
+    report = summarize(scored.confusions, class_names, bootstrap=1000,   # mIoU, fwIoU, F1, ECE + 95 % CIs
+                       calibration=scored.calibration)
     spread = checkpoint_spread({3000: 0.61, 6000: 0.63})                 # min / max / std over checkpoints
 
 Why per-image confusion matrices: the dataset mIoU is computed from their
 sum (ignore pixels excluded, as in utils/metrics.py), and resampling images
 with replacement and summing again gives the bootstrap interval that
-seg-mentor's Appendix A asks for.  The spread over several checkpoints of one
-run shows how much the number depends on where training stopped.
+seg-mentor's Appendix A asks for.  The calibration histogram (confidence
+bins of the softmax's top probability, utils/metrics.py) is kept per image
+for the same reason: the ECE gets its interval from the same resampled
+images.  The spread over several checkpoints of one run shows how much the
+number depends on where training stopped.
 """
 import collections
 import csv
@@ -25,7 +29,7 @@ from utils.inference import clusters
 from utils.data.dataset_info import dataset_files
 from utils.data.records import read_examples
 
-Scored = collections.namedtuple("Scored", "confusions filenames seconds")
+Scored = collections.namedtuple("Scored", "confusions filenames seconds calibration")
 
 
 def split_examples(datapath, family, split, num_images=None):
@@ -43,23 +47,35 @@ def image_confusion(prediction, label, num_classes, ignore_label=None):
     return metrics.confusion_matrix(label, prediction, num_classes, ignore_label)
 
 
+def image_calibration(prediction, confidence, label, num_classes, ignore_label=None):
+    """Calibration histogram (utils/metrics.py) of one image's scored pixels: those image_confusion counts."""
+    prediction, label = np.asarray(prediction), np.asarray(label)
+    scored = (label >= 0) & (label < num_classes)
+    if ignore_label is not None:
+        scored &= label != ignore_label
+    return metrics.calibration_histogram(np.asarray(confidence)[scored], prediction[scored] == label[scored])
+
+
 def score_split(segmenter, examples, on_image=None):
     """Segment every example (batched) and score it against its label at original resolution.
 
     on_image(index, example, prediction) is called per image (pictures, progress).
-    Returns Scored(confusions [N, C, C] int64, filenames, seconds spent segmenting).
+    Returns Scored(confusions [N, C, C] int64, filenames, seconds spent segmenting,
+    calibration [N, bins, 3]: per-image calibration histograms of the softmax's top probability).
     """
-    confusions, filenames, seconds = [], [], 0.0
+    confusions, calibration, filenames, seconds = [], [], [], 0.0
     pending = []
 
     def flush():
         nonlocal seconds
         tic = time.time()
-        predictions = segmenter.segment([example["image"] for _, example in pending])
+        predictions, confidences = segmenter.segment([example["image"] for _, example in pending], confidence=True)
         seconds += time.time() - tic
-        for (index, example), prediction in zip(pending, predictions):
+        for (index, example), prediction, confidence in zip(pending, predictions, confidences):
             confusions.append(image_confusion(prediction, example["label"], segmenter.num_classes,
                                               segmenter.ignore_label))
+            calibration.append(image_calibration(prediction, confidence, example["label"], segmenter.num_classes,
+                                                 segmenter.ignore_label))
             filenames.append(example.get("filename", str(index)))
             if on_image is not None:
                 on_image(index, example, prediction)
@@ -73,18 +89,21 @@ def score_split(segmenter, examples, on_image=None):
         flush()
     if not confusions:
         raise ValueError("no images to score")
-    return Scored(np.stack(confusions), filenames, seconds)
+    return Scored(np.stack(confusions), filenames, seconds, np.stack(calibration))
 
 
-def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0, filenames=None, family=None,
-              bootstrap_by="image"):
+def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0, calibration=None, filenames=None,
+              family=None, bootstrap_by="image"):
     """Every number of a test run as a JSON-friendly dict, from per-image confusions [N, C, C].
 
-    mIoU, per-class IoU (None for a class absent from truth and prediction),
-    pixel accuracy, mean class accuracy, per-class accuracy, the summed
-    confusion matrix, per-image mIoU, and with bootstrap > 0 the CI of the mIoU,
-    resampling images, or the sequences / blocks of `bootstrap_by`
-    (utils/inference/clusters.py; needs the images' file names and family).
+    mIoU, frequency-weighted IoU, mean F1 (Dice), per-class IoU and F1 (None
+    for a class absent from truth and prediction), pixel accuracy, mean class
+    accuracy, per-class accuracy, the summed confusion matrix, per-image mIoU;
+    with per-image calibration histograms [N, bins, 3] also the ECE and the
+    reliability table.  With bootstrap > 0: 95 % CIs of mIoU, fwIoU, mean F1,
+    each class's IoU and the ECE, all from the same resampled sets of images,
+    or of the sequences / blocks of `bootstrap_by` (utils/inference/clusters.py;
+    needs the images' file names and family).
     """
     confusions = np.asarray(confusions, np.int64)
     total = confusions.sum(0)
@@ -101,13 +120,29 @@ def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0, 
         per_image_mIoU=[_finite_or_none(metrics.mean_iou(c)) for c in confusions],
         bootstrap_samples=int(bootstrap),
         confidence=confidence,
-        mIoU_ci=None,
+        mIoU_ci=None, fwIoU_ci=None, mean_F1_ci=None, per_class_iou_ci={name: None for name in class_names},
     )
+    if calibration is not None:
+        histogram = np.asarray(calibration, np.float64).sum(0)
+        report.update(ECE=_finite_or_none(metrics.expected_calibration_error(histogram)), ECE_ci=None,
+                      reliability=metrics.reliability(histogram))
     if bootstrap and len(confusions) > 1:
         names = filenames if filenames is not None else [str(i) for i in range(len(confusions))]
         ids, described = clusters.clusters_for(names, family, bootstrap_by, report["per_image_mIoU"])
         report["bootstrap_by"] = described
-        report["mIoU_ci"] = list(metrics.bootstrap_miou(confusions, bootstrap, confidence, seed, clusters=ids))
+
+        def interval(stack, statistic):
+            return metrics.bootstrap_interval(stack, statistic, bootstrap, confidence, seed, clusters=ids)
+
+        report["mIoU_ci"] = list(interval(confusions, metrics.mean_iou))
+        report["fwIoU_ci"] = list(interval(confusions, metrics.frequency_weighted_iou))
+        report["mean_F1_ci"] = list(interval(confusions, metrics.mean_f1))
+        lows, highs = interval(confusions, metrics.per_class_iou)
+        report["per_class_iou_ci"] = {name: None if report["per_class_iou"][name] is None else [float(lo), float(hi)]
+                                      for name, lo, hi in zip(class_names, lows, highs)}
+        if calibration is not None:
+            report["ECE_ci"] = list(interval(np.asarray(calibration, np.float64),
+                                             metrics.expected_calibration_error))
     return report
 
 
@@ -121,17 +156,42 @@ def headline(report):
     return metrics.format_miou(report["mIoU"], report.get("mIoU_ci"), report.get("confidence", 0.95))
 
 
+def _percent(value, interval=None, confidence=0.95):
+    """'80.2 %', or '80.2 % (95 % CI 79.0-81.3)'."""
+    text = "%.1f %%" % (100.0 * value)
+    if interval is not None:
+        text += " (%d %% CI %.1f-%.1f)" % (round(100 * confidence), 100.0 * interval[0], 100.0 * interval[1])
+    return text
+
+
 def format_report(report):
-    """Human-readable lines: headline, accuracies, per-class IoU table."""
+    """Human-readable lines: headline, fwIoU and mean F1, accuracies, calibration, per-class IoU / F1 table."""
+    level = report.get("confidence", 0.95)
     lines = [headline(report) + ("; the bootstrap resamples by %s" % report["bootstrap_by"]
-                                 if report.get("bootstrap_by") else ""),
-             "pixel accuracy %.1f %%, mean class accuracy %.1f %%, %d images, %d scored pixels"
-             % (100 * report["pixel_accuracy"], 100 * report["mean_class_accuracy"], report["num_images"],
-                report["scored_pixels"])]
+                                 if report.get("bootstrap_by") else "")]
+    if "fwIoU" in report:
+        lines.append("fwIoU %s, mean F1 (Dice) %s" % (_percent(report["fwIoU"], report.get("fwIoU_ci"), level),
+                                                      _percent(report["mean_F1"], report.get("mean_F1_ci"), level)))
+    lines.append("pixel accuracy %.1f %%, mean class accuracy %.1f %%, %d images, %d scored pixels"
+                 % (100 * report["pixel_accuracy"], 100 * report["mean_class_accuracy"], report["num_images"],
+                    report["scored_pixels"]))
+    if report.get("ECE") is not None:
+        lines.append("calibration: ECE %s over %d confidence bins"
+                     % (_percent(report["ECE"], report.get("ECE_ci"), level), len(report["reliability"]["pixels"])))
     width = max(len(name) for name in report["per_class_iou"])
+    intervals = report.get("per_class_iou_ci") or {}
+    f1 = report.get("per_class_F1") or {}
     lines.append("per-class IoU:")
     for name, iou in report["per_class_iou"].items():
-        lines.append("  %-*s %s" % (width, name, "  n/a (absent)" if iou is None else "%5.1f %%" % (100 * iou)))
+        if iou is None:
+            lines.append("  %-*s   n/a (absent)" % (width, name))
+            continue
+        text = "  %-*s %5.1f %%" % (width, name, 100 * iou)
+        if intervals.get(name):
+            text += " (%4.1f-%4.1f)" % tuple(100 * v for v in intervals[name])
+        if f1.get(name) is not None:
+            text += "   F1 %5.1f %%" % (100 * f1[name])
+        lines.append(text)
     return "\n".join(lines)
 
 

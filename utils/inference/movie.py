@@ -1,4 +1,4 @@
-"""Video in and out (OpenCV), and segmenting a whole movie into an overlay movie.
+"""Video in (OpenCV) and out (H.264 MP4), GIFs, and segmenting a whole movie into an overlay movie.
 
     info = video_info("drive.mp4")                  # fps, frame_count, width, height
     for frame in read_frames("drive.mp4"): ...      # RGB uint8 frames
@@ -6,16 +6,25 @@
         writer.write(rgb_frame)
     stats = segment_movie(segmenter, "drive.mp4", "drive_segmented.mp4")
 
-OpenCV speaks BGR and MP4 through its bundled FFmpeg ('mp4v' codec), which
-opencv-python-headless ships everywhere; this module keeps the BGR<->RGB
-swap in one place so the rest of the project only sees RGB.  GIFs (small,
-for the README) are written with Pillow.
+Movies are written as H.264 (libx264, yuv420p, no audio, moov atom first)
+through the ffmpeg binary that the imageio-ffmpeg wheel ships, so they play
+in browsers, notebooks and phones; OpenCV's own MP4 writer only has 'mp4v'
+(MPEG-4 part 2), which most browsers refuse.  yuv420p needs even sizes: an
+odd width or height is padded by one edge-replicated pixel, and the writer
+says so (`padded_size`).  Reading stays with OpenCV (its wheel decodes H.264
+and every common container): it returns each frame at its own size, so a
+movie whose frames change size is caught rather than silently rescaled, and
+it reads the container's stated frame count, so a truncated file shows.
+This module keeps the BGR<->RGB swap in one place so the rest of the project
+only sees RGB.  GIFs (small, for the README) are written with Pillow.
 """
 import collections
 import os
+import subprocess
 import time
 
 import cv2
+import imageio_ffmpeg
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
@@ -24,13 +33,14 @@ from utils import viz
 
 VideoInfo = collections.namedtuple("VideoInfo", "fps frame_count width height")
 DEFAULT_FPS = 25.0
+H264_QUALITY = 8  # imageio-ffmpeg's 0-10 scale; 8 is libx264 CRF 10: class colours and edges survive
 
 
 def video_info(path):
     """Frame rate, frame count (as the container states it), width and height of a video file."""
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
-        raise IOError("cannot open video %s" % path)
+        raise IOError("cannot open video %s (not a video, or damaged)" % path)
     try:
         fps = capture.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS
         return VideoInfo(float(fps), int(capture.get(cv2.CAP_PROP_FRAME_COUNT)),
@@ -40,10 +50,10 @@ def video_info(path):
 
 
 def read_frames(path):
-    """Yield the frames of a video as RGB uint8 arrays, in order."""
+    """Yield the frames of a video as RGB uint8 arrays, in order, each at its own size."""
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
-        raise IOError("cannot open video %s" % path)
+        raise IOError("cannot open video %s (not a video, or damaged)" % path)
     try:
         while True:
             ok, frame = capture.read()
@@ -55,15 +65,20 @@ def read_frames(path):
 
 
 class VideoWriter:
-    """MP4 ('mp4v') writer taking RGB frames of one size; a context manager."""
+    """H.264 MP4 writer taking RGB frames of one size (width, height); a context manager.
 
-    def __init__(self, path, fps, size, codec="mp4v"):
+    `padded_size` is the size written: `size` rounded up to even numbers (yuv420p), by edge replication.
+    """
+
+    def __init__(self, path, fps, size):
         self.path, self.size = path, tuple(int(s) for s in size)  # size = (width, height)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        self._writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*codec), float(fps), self.size)
-        if not self._writer.isOpened():
-            raise IOError("cannot write video %s with codec %r" % (path, codec))
+        self.padded_size = tuple(s + s % 2 for s in self.size)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._writer = imageio_ffmpeg.write_frames(
+            path, self.padded_size, fps=float(fps), codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
+            quality=H264_QUALITY, macro_block_size=1, ffmpeg_log_level="error",
+            output_params=["-movflags", "+faststart", "-an"])
+        self._writer.send(None)  # starts ffmpeg
         self.frames = 0
 
     def write(self, frame):
@@ -71,12 +86,15 @@ class VideoWriter:
         if (frame.shape[1], frame.shape[0]) != self.size:
             raise ValueError("frame %dx%d differs from the video's %dx%d"
                              % (frame.shape[1], frame.shape[0], self.size[0], self.size[1]))
-        self._writer.write(cv2.cvtColor(np.ascontiguousarray(frame, np.uint8), cv2.COLOR_RGB2BGR))
+        pad = [(0, self.padded_size[1] - self.size[1]), (0, self.padded_size[0] - self.size[0]), (0, 0)]
+        if any(after for _, after in pad):
+            frame = np.pad(frame, pad, mode="edge")
+        self._writer.send(np.ascontiguousarray(frame, np.uint8).tobytes())
         self.frames += 1
 
     def close(self):
         if self._writer is not None:
-            self._writer.release()
+            self._writer.close()
             self._writer = None
 
     def __enter__(self):
@@ -84,6 +102,16 @@ class VideoWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def video_codec(path):
+    """The codec name of the first video stream ('h264', 'mpeg4', ...), as ffmpeg reports it; None if none."""
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", path], capture_output=True,
+                           text=True)
+    for line in probe.stderr.splitlines():
+        if "Stream #" in line and "Video:" in line:
+            return line.split("Video:", 1)[1].split()[0].strip(",")
+    return None
 
 
 def write_video(path, frames, fps):
@@ -122,11 +150,22 @@ def _batches(iterable, size):
         yield batch
 
 
-def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True):
-    """Segment every frame, write the overlay movie (same frame rate, frame count and size).
+def _remove(path):
+    """Remove a half-written output, if there is one."""
+    if os.path.exists(path):
+        os.remove(path)
 
-    Frames are segmented in batches of segmenter.batch_size.  Returns a dict
-    with frames, seconds (segmentation + I/O) and frames_per_second.
+
+def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True):
+    """Segment every frame, write the H.264 overlay movie (same frame rate, frame count and size; an odd size
+    padded by one pixel, see VideoWriter).
+
+    Frames are segmented in batches of segmenter.batch_size.  A frame of
+    another size than the movie's stops it (ValueError, the partial output
+    removed); a movie that ends before the frame count its container states
+    (truncated) keeps every frame that decoded and says so in the returned
+    dict: frames, seconds (segmentation + I/O), frames_per_second,
+    stated_frames, truncated, size and padded_size.
     """
     info = video_info(in_path)
     if info.frame_count <= 0 or info.width <= 0 or info.height <= 0:
@@ -134,16 +173,31 @@ def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True):
     bar = tqdm(total=info.frame_count or None, unit="frame", desc=os.path.basename(in_path),
                disable=not progress)
     tic = time.time()
-    with VideoWriter(out_path, info.fps, (info.width, info.height)) as writer:
+    writer = VideoWriter(out_path, info.fps, (info.width, info.height))
+    try:
         for frames in _batches(read_frames(in_path), segmenter.batch_size):
+            for frame in frames:
+                if frame.shape[:2] != (info.height, info.width):
+                    raise ValueError("frame %d is %dx%d but the movie is %dx%d: frames that change size are not "
+                                     "supported (re-encode at one size, e.g. ffmpeg -i IN -vf scale=%d:%d OUT)"
+                                     % (writer.frames + 1, frame.shape[1], frame.shape[0], info.width, info.height,
+                                        info.width, info.height))
             for frame, prediction in zip(frames, segmenter.segment(frames)):
                 writer.write(viz.overlay(frame, prediction, segmenter.palette, alpha, segmenter.ignore_label))
             bar.update(len(frames))
-        count = writer.frames
-    bar.close()
+    except BaseException:
+        writer.close()
+        _remove(out_path)
+        raise
+    finally:
+        writer.close()
+        bar.close()
+    count = writer.frames
     if not count:
+        _remove(out_path)
         raise ValueError("no frame could be decoded (not a video, or damaged)")
     seconds = time.time() - tic
     return {"input": in_path, "output": out_path, "frames": count, "fps": info.fps, "seconds": seconds,
             "frames_per_second": count / seconds if seconds > 0 else float("nan"),
-            "stated_frames": info.frame_count, "truncated": count < info.frame_count}
+            "stated_frames": info.frame_count, "truncated": count < info.frame_count,
+            "size": writer.size, "padded_size": writer.padded_size}

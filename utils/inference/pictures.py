@@ -1,8 +1,10 @@
-"""The pictures a test run leaves behind: prediction panels, overlays, the confusion-matrix heat map.
+"""The pictures a test run leaves behind: prediction panels, overlays, the confusion-matrix heat map,
+the reliability diagram.
 
 Panels put image | prediction | ground truth side by side with a legend of
 the classes that occur, so a failure mode is visible at a glance; overlays
-alpha-blend the prediction over the image.  The heat map draws with
+alpha-blend the prediction over the image.  The heat map and the
+reliability diagram draw with
 matplotlib's Agg canvas directly (no pyplot), so it works headless and never
 changes the backend of a notebook that imports this module.
 """
@@ -62,6 +64,42 @@ def confusion_heatmap(path, confusion, class_names, title=None):
             if np.isfinite(value) and value >= 0.5:
                 axes.text(col, row, "%.0f" % value, ha="center", va="center", fontsize=6,
                           color="white" if value > 60 else "black")
+    figure.tight_layout()
+    figure.savefig(path)
+    return path
+
+
+def reliability_diagram(path, reliability, title=None):
+    """PNG reliability diagram of a summarize() report's `reliability` table (utils/metrics.py).
+
+    Top: accuracy per confidence bin against the diagonal (a 0.9-confident
+    pixel should be right 90 % of the time), the gap to the bin's mean
+    confidence shaded; bottom: the share of pixels per bin, so a gap in an
+    almost empty bin is read as such.
+    """
+    edges = np.asarray(reliability["bin_edges"], np.float64)
+    lefts, width = edges[:-1], np.diff(edges)
+    pixels = np.asarray(reliability["pixels"], np.float64)
+    accuracy = np.asarray([np.nan if a is None else a for a in reliability["accuracy"]], np.float64)
+    confidence = np.asarray([np.nan if c is None else c for c in reliability["mean_confidence"]], np.float64)
+    shown = np.isfinite(accuracy)
+    figure = Figure(figsize=(5.0, 6.0), dpi=100)
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.bar(lefts[shown], accuracy[shown], width=width[shown], align="edge", color="#4c72b0", edgecolor="black",
+            label="accuracy")
+    top.bar(lefts[shown], (confidence - accuracy)[shown], bottom=accuracy[shown], width=width[shown], align="edge",
+            color="#dd8452", alpha=0.5, edgecolor="#dd8452", label="gap to mean confidence")
+    top.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy of the pixels in the bin")
+    top.legend(loc="upper left", fontsize=8)
+    if title:
+        top.set_title(title, fontsize=9)
+    bottom.bar(lefts, pixels / max(pixels.sum(), 1.0), width=width, align="edge", color="grey", edgecolor="black")
+    bottom.set_xlabel("confidence (softmax top probability)")
+    bottom.set_ylabel("share of pixels")
     figure.tight_layout()
     figure.savefig(path)
     return path

@@ -153,6 +153,7 @@ class ExportedSegmenter:
         self.class_names = list(data.class_names) if data.class_names else [str(i) for i in range(self.num_classes)]
         self.batch_size = int(batch_size or config.train.batch_size or 8)
         self.scales, self.flip = parse_scales(scales), bool(flip)
+        self.tile, self.tile_overlap = None, None  # a static-shape export is never tiled (test.py refuses --tile)
         if self.scales != (1.0,):
             raise ShapeMismatch("--scales %s: an exported model has one input shape; multi-scale testing needs the "
                                 "checkpoint (drop --model)" % ",".join("%g" % s for s in self.scales))
@@ -196,14 +197,14 @@ class ExportedSegmenter:
         self._inner = Segmenter.from_logits_fn(logits_fn, classes, self.pixels, preprocess=lambda images: images - pad,
                                                batch_size=self.batch_size, flip=self.flip)
 
-    def _segment_runner(self, items, probabilities):
+    def _segment_runner(self, items, probabilities, confidence):
         if not self.pixels:
             for item in items:
                 if tuple(np.shape(item)[:2]) != self.shape:
                     raise ShapeMismatch("%s takes %dx%d images, got one of %dx%d: export it with --export_shape "
                                         "%dx%d, or square with --pixels" % ((self.model_path,) + self.shape
                                                                             + tuple(np.shape(item)[:2]) * 2))
-        return self._inner.segment(items, probabilities=probabilities)
+        return self._inner.segment(items, probabilities=probabilities, confidence=confidence)
 
     # -------------------------------------------------------------- SavedModel: geometry inside
     def _open_saved_model(self, path, config, pixels, threads):
@@ -223,7 +224,7 @@ class ExportedSegmenter:
         self.pixels, self.shape = exported_pixels, None
         self.runtime, self.precision = "tensorflow %s (SavedModel)" % tf.__version__, "fp32"
 
-    def _segment_saved_model(self, items, probabilities):
+    def _segment_saved_model(self, items, probabilities, confidence):
         maps, probs = [None] * len(items), [None] * len(items)
         for indices in same_size_batches([np.shape(item)[:2] for item in items], self.batch_size):
             batch = np.stack([np.asarray(items[i], np.float32) for i in indices])
@@ -231,19 +232,21 @@ class ExportedSegmenter:
             for j, i in enumerate(indices):
                 maps[i] = classes[j].astype(np.uint8 if self.num_classes <= 256 else np.int32)
                 probs[i] = batch_probs[j]
-        return (maps, probs) if probabilities else maps
+        returned = [maps] + [probs] * bool(probabilities) + [[p.max(-1) for p in probs]] * bool(confidence)
+        return returned[0] if len(returned) == 1 else tuple(returned)
 
     # -------------------------------------------------------------- the Segmenter's interface
-    def segment(self, images, probabilities=False):
-        """As Segmenter.segment: one HxWx3 image, an [N, H, W, 3] array or a list -> class maps (and probabilities)."""
+    def segment(self, images, probabilities=False, confidence=False):
+        """As Segmenter.segment: one HxWx3 image, an [N, H, W, 3] array or a list -> class maps (then the
+        probabilities and the top probability per pixel, when asked for)."""
         single = isinstance(images, np.ndarray) and images.ndim == 3
         items = [images] if single else list(images)
         if self.shape is None:
-            result = self._segment_saved_model(items, probabilities)
+            result = self._segment_saved_model(items, probabilities, confidence)
         else:
-            result = self._segment_runner(items, probabilities)
+            result = self._segment_runner(items, probabilities, confidence)
         if single:
-            return (result[0][0], result[1][0]) if probabilities else result[0]
+            return tuple(part[0] for part in result) if isinstance(result, tuple) else result[0]
         return result
 
     def describe(self):
