@@ -9,7 +9,7 @@ from utils.compat import tf
 from utils.data.dataset_info import dataset_files
 from utils.data.pipeline import make_dataset, scaled_size
 from utils.data.records import parse_record
-from utils.inference import evaluation
+from utils.inference import clusters, evaluation
 from utils.inference.geometry import parse_scales, same_size_batches, scaled_canvas
 from utils.inference.segmenter import Segmenter
 from utils.training.runfolder import checkpoint_step
@@ -174,6 +174,35 @@ def test_bootstrap_interval_collapses_for_identical_images():
     report = evaluation.summarize([confusion] * 6, ["a", "b"], bootstrap=100)
     assert report["mIoU_ci"] == pytest.approx([report["mIoU"]] * 2)
     assert evaluation.headline(report) == metrics.format_miou(report["mIoU"], report["mIoU_ci"])
+
+
+def test_every_interval_resamples_the_same_sequences():
+    """fwIoU, mean F1, per-class IoU and ECE get their CIs from the resampling the mIoU gets (--bootstrap_by)."""
+    rng = np.random.RandomState(5)
+    names = ["%s_%05d.png" % (sequence, frame) for sequence in ("0001TP", "0006R0", "0016E5", "Seq05VD")
+             for frame in range(4)]
+    confusions = [metrics.confusion_matrix(rng.randint(0, 3, 200), rng.randint(0, 3, 200), 3) for _ in names]
+    calibration = [metrics.calibration_histogram(rng.rand(200), rng.rand(200) < 0.6, 10) for _ in names]
+    report = evaluation.summarize(confusions, ["a", "b", "c"], bootstrap=300, calibration=calibration,
+                                  filenames=names, family="camvid", bootstrap_by="sequence")
+    ids = clusters.clusters_for(names, "camvid", "sequence")[0]
+    assert len(set(ids)) == 4 and "sequence" in report["bootstrap_by"]
+
+    def interval(stack, statistic):
+        return list(metrics.bootstrap_interval(stack, statistic, 300, clusters=ids))
+
+    assert report["mIoU_ci"] == list(metrics.bootstrap_miou(confusions, 300, clusters=ids))
+    assert report["fwIoU_ci"] == interval(confusions, metrics.frequency_weighted_iou)
+    assert report["mean_F1_ci"] == interval(confusions, metrics.mean_f1)
+    assert report["ECE_ci"] == interval(calibration, metrics.expected_calibration_error)
+    np.testing.assert_allclose([report["per_class_iou_ci"][n] for n in "abc"],
+                               np.transpose(interval(confusions, metrics.per_class_iou)))
+    by_image = evaluation.summarize(confusions, ["a", "b", "c"], bootstrap=300, calibration=calibration,
+                                    filenames=names, family="camvid", bootstrap_by="image")
+    assert by_image["fwIoU_ci"] == list(metrics.bootstrap_interval(confusions, metrics.frequency_weighted_iou, 300))
+    assert by_image["fwIoU_ci"] != report["fwIoU_ci"]
+    for key in ("fwIoU", "mean_F1", "ECE"):
+        assert report[key + "_ci"][0] <= report[key] <= report[key + "_ci"][1]
 
 
 def test_checkpoint_spread_by_hand():

@@ -147,17 +147,18 @@ def test_imagepath_folder_with_multiscale_and_flip(tiny_run, tmp_path, capsys):
 
 
 def test_movie_comes_back_segmented_with_the_same_frames(tiny_run, tmp_path, capsys):
-    from utils.inference.movie import read_frames, video_info, write_video
+    from utils.inference.movie import read_frames, video_codec, video_info, write_video
     frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(glob.glob(os.path.join(SAMPLE, "val", "*")))[:5]]
     movie = str(tmp_path / "drive.mp4")
     assert write_video(movie, frames, fps=12) == 5
     outdir = str(tmp_path / "movie")
     assert test_script.main(["--traindir", tiny_run["folder"], "--moviepath", movie, "--outdir", outdir]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"segmented movie: 5 frames -> .*drive_segmented\.mp4, \d+\.\d+ frames/s measured", out)
+    assert re.search(r"segmented movie: 5 frames -> .*drive_segmented\.mp4 \(H\.264\), \d+\.\d+ frames/s measured", out)
     segmented = os.path.join(outdir, "drive_segmented.mp4")
     info = video_info(segmented)
     assert (info.frame_count, info.width, info.height) == (5, 480, 360) and info.fps == pytest.approx(12)
+    assert video_codec(segmented) == "h264"
     decoded = list(read_frames(segmented))
     assert len(decoded) == 5
     assert np.abs(decoded[0].astype(int) - frames[0].astype(int)).mean() > 5  # colours were painted on

@@ -78,7 +78,7 @@ def _sample_image(index=0):
     return np.asarray(Image.open(sorted(glob.glob(os.path.join(SAMPLE, "val", "*")))[index]).convert("RGB"))
 
 
-def test_trained_run_tiled_equals_untiled_below_one_tile_and_agrees_tiled_2x2(tiny_run):
+def test_trained_run_tiled_equals_untiled_below_one_tile_and_each_window_is_its_crop(tiny_run):
     image = _sample_image()  # a CamVid frame, 480x360
     with Segmenter(tiny_run["folder"], pixels=0) as seg:
         untiled, probabilities = seg.segment(image, probabilities=True)
@@ -86,13 +86,23 @@ def test_trained_run_tiled_equals_untiled_below_one_tile_and_agrees_tiled_2x2(ti
         same, same_probabilities = seg.segment(image, probabilities=True, tile=(512, 512))
         np.testing.assert_array_equal(same, untiled)
         np.testing.assert_allclose(same_probabilities, probabilities, atol=1e-5)
-        # 2 x 2 windows of 256x256 (overlap 152 rows, 32 columns): the net sees less context, the maps barely differ
+        # 2 x 2 windows of 256x256 (overlap 152 rows, 32 columns).  Where one window alone covers the image,
+        # the tiled result is that crop segmented by itself: the windows are cut, run and placed back exactly.
+        # (Against the untiled map no bound holds for every net: a window sees less context, and a net trained
+        # on whole images, as these are, leans on it; the README gives the real run's numbers.)
         seg.tile_overlap = 0.125
         grid = seg._grid(image.shape[:2], (256, 256))
         assert (grid.rows, grid.cols) == ([0, 104], [0, 224])
-        tiled = seg.segment(image, tile=(256, 256))
+        tiled, tiled_probabilities = seg.segment(image, probabilities=True, tile=(256, 256))
         assert tiled.shape == untiled.shape == (360, 480)
-        assert np.mean(tiled != untiled) < 0.005
+        np.testing.assert_allclose(tiled_probabilities.sum(-1), 1.0, atol=1e-5)
+        for (top, left), alone in (((0, 0), (slice(0, 104), slice(0, 224))),
+                                   ((104, 224), (slice(256, 360), slice(256, 480)))):
+            crop, crop_probabilities = seg.segment(image[top:top + 256, left:left + 256], probabilities=True)
+            inside = (slice(alone[0].start - top, alone[0].stop - top), slice(alone[1].start - left,
+                                                                              alone[1].stop - left))
+            np.testing.assert_array_equal(tiled[alone], crop[inside])
+            np.testing.assert_allclose(tiled_probabilities[alone], crop_probabilities[inside], atol=1e-5)
     # at the trained scale (pixels 64: the net input is 64x48), tiles of 32x32 net-input pixels
     with Segmenter(tiny_run["folder"], tile="32x32", tile_overlap=0.5) as seg:
         assert "tiles 32x32 overlap 0.5" in seg.describe()

@@ -2,6 +2,7 @@
 
     info = video_info("drive.mp4")                  # fps, frame_count, width, height
     for frame in read_frames("drive.mp4"): ...      # RGB uint8 frames
+    frame_sizes("drive.mp4")                        # (width, height) of every decodable frame (ffmpeg)
     with VideoWriter("out.mp4", fps=15, size=(480, 360)) as writer:
         writer.write(rgb_frame)
     stats = segment_movie(segmenter, "drive.mp4", "drive_segmented.mp4")
@@ -12,14 +13,16 @@ in browsers, notebooks and phones; OpenCV's own MP4 writer only has 'mp4v'
 (MPEG-4 part 2), which most browsers refuse.  yuv420p needs even sizes: an
 odd width or height is padded by one edge-replicated pixel, and the writer
 says so (`padded_size`).  Reading stays with OpenCV (its wheel decodes H.264
-and every common container): it returns each frame at its own size, so a
-movie whose frames change size is caught rather than silently rescaled, and
-it reads the container's stated frame count, so a truncated file shows.
+and every common container) and it reads the container's stated frame count,
+so a truncated file shows.  OpenCV silently rescales a frame that changes
+size to the first frame's, so `frame_sizes` asks ffmpeg, which reports each
+decoded frame's own size, before a movie is segmented.
 This module keeps the BGR<->RGB swap in one place so the rest of the project
 only sees RGB.  GIFs (small, for the README) are written with Pillow.
 """
 import collections
 import os
+import re
 import subprocess
 import time
 
@@ -50,7 +53,7 @@ def video_info(path):
 
 
 def read_frames(path):
-    """Yield the frames of a video as RGB uint8 arrays, in order, each at its own size."""
+    """Yield the frames of a video as RGB uint8 arrays, in order (at the first frame's size: see frame_sizes)."""
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise IOError("cannot open video %s (not a video, or damaged)" % path)
@@ -104,14 +107,40 @@ class VideoWriter:
         self.close()
 
 
+def _ffmpeg_log(path, *args):
+    """What ffmpeg (the imageio-ffmpeg wheel's) logs while it reads `path`, with these output arguments."""
+    return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostats", "-i", path] + list(args),
+                          capture_output=True, text=True).stderr
+
+
 def video_codec(path):
     """The codec name of the first video stream ('h264', 'mpeg4', ...), as ffmpeg reports it; None if none."""
-    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", path], capture_output=True,
-                           text=True)
-    for line in probe.stderr.splitlines():
+    for line in _ffmpeg_log(path).splitlines():
         if "Stream #" in line and "Video:" in line:
             return line.split("Video:", 1)[1].split()[0].strip(",")
     return None
+
+
+_SHOWN_FRAME = re.compile(r"^\[Parsed_showinfo[^\]]*\] n: *\d+ .*? s:(\d+)x(\d+) ", re.MULTILINE)
+
+
+def frame_sizes(path):
+    """(width, height) of every frame of the first video stream that decodes, in order; [] for none.
+
+    Decoded by ffmpeg, which reports each frame's own size: OpenCV rescales a
+    frame that changes size to the first frame's, so it cannot tell.
+    """
+    log = _ffmpeg_log(path, "-map", "0:v:0", "-vf", "showinfo", "-f", "null", "-")
+    return [(int(width), int(height)) for width, height in _SHOWN_FRAME.findall(log)]
+
+
+def check_one_size(sizes):
+    """ValueError naming the first frame whose size differs from the first frame's, if one does."""
+    for index, size in enumerate(sizes):
+        if size != sizes[0]:
+            raise ValueError("frame %d is %dx%d but frame 1 is %dx%d: movies whose frames change size are not "
+                             "supported (re-encode at one size, e.g. ffmpeg -i IN -vf scale=%d:%d OUT.mp4)"
+                             % ((index + 1,) + size + sizes[0] + sizes[0]))
 
 
 def write_video(path, frames, fps):
@@ -160,28 +189,26 @@ def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True):
     """Segment every frame, write the H.264 overlay movie (same frame rate, frame count and size; an odd size
     padded by one pixel, see VideoWriter).
 
-    Frames are segmented in batches of segmenter.batch_size.  A frame of
-    another size than the movie's stops it (ValueError, the partial output
-    removed); a movie that ends before the frame count its container states
-    (truncated) keeps every frame that decoded and says so in the returned
-    dict: frames, seconds (segmentation + I/O), frames_per_second,
-    stated_frames, truncated, size and padded_size.
+    The movie is checked before anything is segmented: a file without video
+    frames, or whose frames change size, is a ValueError naming the problem
+    (frame_sizes decodes it once with ffmpeg, far faster than segmenting).
+    Frames are segmented in batches of segmenter.batch_size.  A movie that
+    ends before the frame count its container states (truncated) keeps every
+    frame that decoded and says so in the returned dict: frames, seconds
+    (segmentation + I/O), frames_per_second, stated_frames, truncated, size
+    and padded_size.  A stopped run leaves no partial output.
     """
     info = video_info(in_path)
-    if info.frame_count <= 0 or info.width <= 0 or info.height <= 0:
-        raise ValueError("no video frames found (not a video, or damaged)")
+    sizes = frame_sizes(in_path)
+    if info.width <= 0 or info.height <= 0 or not sizes:
+        raise ValueError("no video frame could be decoded (not a video, or damaged)")
+    check_one_size(sizes)
     bar = tqdm(total=info.frame_count or None, unit="frame", desc=os.path.basename(in_path),
                disable=not progress)
     tic = time.time()
     writer = VideoWriter(out_path, info.fps, (info.width, info.height))
     try:
         for frames in _batches(read_frames(in_path), segmenter.batch_size):
-            for frame in frames:
-                if frame.shape[:2] != (info.height, info.width):
-                    raise ValueError("frame %d is %dx%d but the movie is %dx%d: frames that change size are not "
-                                     "supported (re-encode at one size, e.g. ffmpeg -i IN -vf scale=%d:%d OUT)"
-                                     % (writer.frames + 1, frame.shape[1], frame.shape[0], info.width, info.height,
-                                        info.width, info.height))
             for frame, prediction in zip(frames, segmenter.segment(frames)):
                 writer.write(viz.overlay(frame, prediction, segmenter.palette, alpha, segmenter.ignore_label))
             bar.update(len(frames))
@@ -195,7 +222,7 @@ def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True):
     count = writer.frames
     if not count:
         _remove(out_path)
-        raise ValueError("no frame could be decoded (not a video, or damaged)")
+        raise ValueError("no video frame could be decoded (not a video, or damaged)")
     seconds = time.time() - tic
     return {"input": in_path, "output": out_path, "frames": count, "fps": info.fps, "seconds": seconds,
             "frames_per_second": count / seconds if seconds > 0 else float("nan"),
