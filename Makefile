@@ -13,6 +13,7 @@ STAMP := $(VENV)/.installed
 TB_PORT ?= 6006
 NOTEBOOK_STAMP := $(VENV)/.notebook-installed
 NOTEBOOK_ARGS ?=
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)  # Jupyter refuses root (containers) without it
 
 .PHONY: demo test tensorboard install notebook clean-venv
 
@@ -39,7 +40,7 @@ $(NOTEBOOK_STAMP): $(STAMP) requirements-notebook
 	touch $(NOTEBOOK_STAMP)
 
 notebook: $(NOTEBOOK_STAMP)
-	$(VENV)/bin/jupyter notebook $(NOTEBOOK_ARGS) play-with-me.ipynb
+	$(VENV)/bin/jupyter notebook $(ROOT_FLAG) $(NOTEBOOK_ARGS) play-with-me.ipynb
 
 clean-venv:
 	rm -rf $(VENV)
