@@ -10,6 +10,7 @@ Measures, each as the median of --runs timed repetitions after --warmup:
   infer_img_s   inference throughput at --infer_batch
   train_img_s   training images/s: one full step (loss, backward, Adam, BN updates) of
                 --train_batch x --train_size on an in-memory batch (utils.training.TrainStep)
+Both in the arithmetic --mixed_precision resolves to on this machine (utils/precision.py, as train.py).
   pipeline_img_s  input pipeline images/s at the training size (bench/bench_pipeline.py), with
                 --pipeline DATAPATH
 Prints a table and one JSON line per configuration (same keys as ../shared/tools/peer_bench).
@@ -31,8 +32,8 @@ from utils.compat import tf
 from utils.compat.session import session_config
 from utils.data.dataset_info import dataset_files
 from utils.data.spec import DataSpec
-from utils import machine
-from utils.flags import add_bool_flag
+from utils import machine, precision
+from utils.flags import add_bool_flag, add_setting_flags
 from utils.inference.folding import freeze_and_fold
 from utils.training.config import RunConfig, TrainSettings
 from utils.training.step import TrainStep
@@ -97,12 +98,13 @@ def parse_size(text):
     return (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
 
 
-def bench_inference(spec, size, batch, runs, warmup, threads, xla=False, probe=None, folded=True):
+def bench_inference(spec, size, batch, runs, warmup, threads, xla=False, probe=None, folded=True, mode="fp32"):
     """Latency of the inference net up to full-resolution logits, the output peer_bench times
     (test.py's softmax / argmax come on top).
 
     folded: the frozen graph with batch norm folded into the convs that test.py runs and
     `test.py --export` writes (utils/export.py); False: the variable graph (is_training=False).
+    mode: a resolved precision (utils/precision.py).
     """
     height, width = parse_size(size)
     data = np.random.RandomState(0).rand(batch, height, width, 3).astype(np.float32)
@@ -111,7 +113,7 @@ def bench_inference(spec, size, batch, runs, warmup, threads, xla=False, probe=N
         images = tf.placeholder(tf.float32, [batch, height, width, 3], name="images")
         model = arch.build_model(spec, is_training=False)
         logits = tf.identity(model.build(images), name="logits")
-        with tf.Session(config=session_config(threads, xla)) as sess:
+        with tf.Session(config=session_config(threads, xla, mode)) as sess:
             sess.run(tf.global_variables_initializer())
             if not folded:
                 return timed(lambda: sess.run(logits, {images: data}), runs, warmup, probe)
@@ -119,35 +121,43 @@ def bench_inference(spec, size, batch, runs, warmup, threads, xla=False, probe=N
     with tf.Graph().as_default() as folded_graph:
         tf.import_graph_def(folded_graph_def, name="")
         images, logits = folded_graph.get_tensor_by_name(images.name), folded_graph.get_tensor_by_name(logits.name)
-        with tf.Session(config=session_config(threads, xla)) as sess:
+        with tf.Session(config=session_config(threads, xla, mode)) as sess:
             return timed(lambda: sess.run(logits, {images: data}), runs, warmup, probe)
 
 
-def bench_training(spec, size, batch, runs, warmup, threads, xla=False, probe=None, mixed_precision=False):
-    """Full training step on an in-memory batch (variables, so no feed copy is timed)."""
-    graph = tf.Graph()
-    with graph.as_default():
-        rng = np.random.RandomState(0)
-        classes = spec.num_classes
-        images = tf.Variable(rng.randn(batch, size, size, 3).astype(np.float32), trainable=False)
-        labels = tf.Variable(rng.randint(0, classes, (batch, size, size)).astype(np.int32), trainable=False)
-        is_training = tf.placeholder_with_default(True, [], name="is_training")
-        config = RunConfig(spec, TrainSettings(batch_size=batch, learnrate=1e-3, total_steps=1000,
-                                               mixed_precision=mixed_precision),
-                           DataSpec(ignore_label=classes))
-        step = TrainStep(images, labels, is_training, config)
-        with tf.Session(config=session_config(threads, xla, mixed_precision)) as sess:
+def training_step(spec, size, batch, choice):
+    """The TrainStep train.py runs, in the default graph, on an in-memory random batch (variables, so no feed
+    copy is timed)."""
+    rng = np.random.RandomState(0)
+    classes = spec.num_classes
+    images = tf.Variable(rng.randn(batch, size, size, 3).astype(np.float32), trainable=False)
+    labels = tf.Variable(rng.randint(0, classes, (batch, size, size)).astype(np.int32), trainable=False)
+    is_training = tf.placeholder_with_default(True, [], name="is_training")
+    config = RunConfig(spec, TrainSettings(batch_size=batch, learnrate=1e-3, total_steps=1000,
+                                           mixed_precision=choice.mode, precision=choice.mode,
+                                           precision_reason=choice.reason),
+                       DataSpec(ignore_label=classes))
+    return TrainStep(images, labels, is_training, config)
+
+
+def bench_training(spec, size, batch, runs, warmup, threads, xla=False, probe=None,
+                   choice=precision.Precision("fp32", "--mixed_precision fp32")):
+    """Full training step (loss, backward, Adam, batch-norm updates): wall times (ms) and the last loss."""
+    with tf.Graph().as_default():
+        step = training_step(spec, size, batch, choice)
+        with tf.Session(config=session_config(threads, xla, choice.mode)) as sess:
             sess.run(tf.global_variables_initializer())
             losses = []
             times = timed(lambda: losses.append(sess.run([step.train_op, step.loss])[1]), runs, warmup, probe)
             return times, float(losses[-1])
 
 
-def measure(name, spec, args):
+def measure(name, spec, args, choice):
     record = {"arch": name, "framework": "seg-mentor/tf1", "cpu": machine.cpu_info(), "encoder": spec.encoder,
               "decoder": spec.decoder,
               "spec": spec.to_dict(), "classes": spec.num_classes, "threads": args.threads, "xla": args.xla,
-              "mixed_precision": args.mixed_precision, "folded": args.folded, "loadavg_start": list(os.getloadavg()),
+              "mixed_precision": args.mixed_precision, "precision": choice.mode,
+              "precision_reason": choice.reason, "folded": args.folded, "loadavg_start": list(os.getloadavg()),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version()}
     height, width = parse_size(args.infer_size)
     counts = arch.summarize(spec, height, width)
@@ -155,13 +165,13 @@ def measure(name, spec, args):
     if not args.no_infer:
         probe = {}
         times = bench_inference(spec, args.infer_size, 1, args.runs, args.warmup, args.threads, args.xla, probe,
-                                folded=args.folded)
+                                folded=args.folded, mode=choice.mode)
         record.update(summary("infer", times))
         record.update({"infer_" + k: v for k, v in probe.items()})
         record["infer_fps"] = round(1000.0 / record["infer_ms_median"], 3)
         if args.infer_batch > 1:
             times = bench_inference(spec, args.infer_size, args.infer_batch, max(3, args.runs // 2), 1, args.threads,
-                                    args.xla, folded=args.folded)
+                                    args.xla, folded=args.folded, mode=choice.mode)
             record["infer_batch"] = args.infer_batch
             record["infer_img_per_s"] = round(args.infer_batch * 1000.0 / statistics.median(times), 3)
     if args.pipeline:
@@ -174,7 +184,7 @@ def measure(name, spec, args):
     if not args.no_train:
         probe = {}
         times, loss = bench_training(spec, args.train_size, args.train_batch, args.runs, args.warmup, args.threads,
-                                     args.xla, probe, args.mixed_precision)
+                                     args.xla, probe, choice)
         record.update(summary("train_step", times))
         record.update({"train_" + k: v for k, v in probe.items()})
         record["train_input"] = [args.train_batch, args.train_size, args.train_size, 3]
@@ -199,7 +209,7 @@ def build_parser():
     add_bool_flag(parser, "xla", False, "XLA JIT")
     add_bool_flag(parser, "folded", True, "time test.py's inference graph: frozen, batch norm folded "
                   "(--no-folded: the variable graph as trained)")
-    add_bool_flag(parser, "mixed_precision", False, "mixed precision rewrite (fp16 GPU / bf16 CPU) in training")
+    add_setting_flags(parser, TrainSettings, only=("mixed_precision",))
     parser.add_argument("--pipeline", default=None, metavar="DATAPATH",
                         help="also time the input pipeline on <DATAPATH>/<dataset_family>/training.tfrecords "
                              "at --train_size / --train_batch with augmentation")
@@ -225,12 +235,18 @@ def configurations(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    try:
+        choice = precision.resolve(args.mixed_precision)
+    except ValueError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
     print(machine.describe())
+    print("precision: %s (%s)" % choice)
     print("| arch | params M | GMACs@%s | infer ms (b1) | train step ms (b%d@%d) | train img/s | foreign cores |"
           % (args.infer_size, args.train_batch, args.train_size))
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, spec in configurations(args):
-        record = measure(name, spec, args)
+        record = measure(name, spec, args, choice)
         if "pipeline_img_per_s" in record:
             print("input pipeline: %.1f img/s at %d px with augmentation (%.1f per CPU-second)"
                   % (record["pipeline_img_per_s"], args.train_size, record["pipeline_img_per_cpu_s"]))

@@ -4,14 +4,18 @@
         --repeats 2 --out tmp/bench/compare.jsonl
     python bench/compare_peer.py --table tmp/bench/compare.jsonl          # Markdown table only
 
-For each architecture and repeat it runs, back to back in one process
-sequence: PyTorch NCHW, PyTorch channels-last (NHWC), then ours
+For each architecture, repeat and precision it runs, back to back in one
+process sequence: PyTorch NCHW, PyTorch channels-last (NHWC), then ours
 (bench/bench.py), all at the same sizes, batch, classes and thread count
 (peer_bench defaults: inference 1x512x512, training 4x256x256, 12 classes,
-2 threads).  The table keeps, per framework and layout, the median over
-repeats, and reports ratio = PyTorch time / our time against PyTorch's faster
-layout (>= 1.0: we are at least as fast).  Needs ../shared/tools/peer_bench
-and its venv (/tmp/peerenv, see its README); nothing is downloaded.
+2 threads).  --precisions fp32,bf16 (the default where the CPU has native
+bfloat16) adds the bf16 rows: PyTorch under CPU bfloat16 autocast
+(bench/peer_bf16.py) against ours with --mixed_precision bf16.  The table
+keeps, per framework, layout and precision, the median over repeats, and
+reports ratio = PyTorch time / our time against PyTorch's faster layout in
+the same precision (>= 1.0: we are at least as fast), then each side's best
+mode.  Needs ../shared/tools/peer_bench and its venv (/tmp/peerenv, see its
+README); nothing is downloaded.
 """
 import argparse
 import glob
@@ -21,26 +25,30 @@ import statistics
 import subprocess
 import sys
 
+from utils import machine, precision
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEER_DIR = os.path.abspath(os.path.join(ROOT, "..", "shared", "tools", "peer_bench"))
 DEFAULT_ARCHS = "linknet_r18,unet_r18,fpn_r18,deeplabv3_r50,pspnet_r18,fcn32_r18"
 
 
-def run_peer(arch, args, channels_last):
-    command = [args.peer_python, os.path.join(PEER_DIR, "peer_bench.py"), "--archs", arch, "--runs", str(args.runs),
+def run_peer(arch, args, channels_last, mode):
+    script = os.path.join(HERE, "peer_bf16.py") if mode == "bf16" else os.path.join(PEER_DIR, "peer_bench.py")
+    command = [args.peer_python, script, "--archs", arch, "--runs", str(args.runs),
                "--warmup", str(args.warmup), "--threads", str(args.threads), "--retries", "0", "--no-flops"]
     if channels_last:
         command.append("--channels-last")
     out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=PEER_DIR)
     record = json.loads([l for l in out.stdout.splitlines() if l.startswith("{")][-1])
     record["layout"] = "NHWC" if channels_last else "NCHW"
+    record["precision"] = mode
     return record
 
 
-def run_ours(arch, args):
+def run_ours(arch, args, mode):
     command = [sys.executable, os.path.join(HERE, "bench.py"), "--arch", arch, "--runs", str(args.runs),
-               "--warmup", str(args.warmup), "--threads", str(args.threads)]
+               "--warmup", str(args.warmup), "--threads", str(args.threads), "--mixed_precision", mode]
     out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     record = json.loads([l for l in out.stderr.splitlines() if l.startswith("{")][-1])
     record["layout"] = "NHWC"
@@ -51,48 +59,70 @@ def collect(args):
     records = []
     for repeat in range(args.repeats):
         for arch in args.archs.split(","):
-            for label, run in (("pytorch NCHW", lambda: run_peer(arch, args, False)),
-                               ("pytorch NHWC", lambda: run_peer(arch, args, True)),
-                               ("ours", lambda: run_ours(arch, args))):
-                record = run()
-                record["repeat"] = repeat
-                records.append(record)
-                print("%-14s %-16s infer %8.1f ms  train %8.1f ms" % (
-                    arch, label, record.get("infer_ms_median", float("nan")),
-                    record.get("train_step_ms_median", float("nan"))), file=sys.stderr, flush=True)
-                if args.out:
-                    with open(args.out, "a") as handle:
-                        handle.write(json.dumps(record) + "\n")
+            for mode in args.precisions.split(","):
+                for label, run in (("pytorch NCHW", lambda: run_peer(arch, args, False, mode)),
+                                   ("pytorch NHWC", lambda: run_peer(arch, args, True, mode)),
+                                   ("ours", lambda: run_ours(arch, args, mode))):
+                    record = run()
+                    record["repeat"] = repeat
+                    records.append(record)
+                    print("%-14s %-5s %-16s infer %8.1f ms  train %8.1f ms" % (
+                        arch, mode, label, record.get("infer_ms_median", float("nan")),
+                        record.get("train_step_ms_median", float("nan"))), file=sys.stderr, flush=True)
+                    if args.out:
+                        with open(args.out, "a") as handle:
+                            handle.write(json.dumps(record) + "\n")
     return records
 
 
 def table(records):
+    """Markdown: one row per architecture and precision (ours against the peer in the same precision), then
+    each side's best mode per architecture; the CPU the records name first."""
     by = {}
     for r in records:
-        key = (r["arch"], "ours" if r.get("framework", "").startswith("seg-mentor") else "pytorch " + r["layout"])
-        by.setdefault(key, []).append(r)
+        side = "ours" if r.get("framework", "").startswith("seg-mentor") else "pytorch " + r["layout"]
+        by.setdefault((r["arch"], r.get("precision", "fp32"), side), []).append(r)
 
     def med(key, field):
         values = [r[field] for r in by.get(key, []) if field in r]
         return statistics.median(values) if values else None
 
-    lines = ["| architecture | our infer ms | PyTorch infer ms (NCHW / NHWC) | infer ratio | our train img/s "
-             "| PyTorch train img/s (NCHW / NHWC) | train ratio | GMACs ours / PyTorch |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for arch in dict.fromkeys(r["arch"] for r in records):
-        ours_ms, ours_train = med((arch, "ours"), "infer_ms_median"), med((arch, "ours"), "train_step_ms_median")
-        nchw, nhwc = (arch, "pytorch NCHW"), (arch, "pytorch NHWC")
+    cpu = next((r["cpu"] for r in records if r.get("cpu")), None)
+    lines = [machine.describe(cpu) if cpu else "CPU: not recorded", "",
+             "| architecture | precision | our infer ms | PyTorch infer ms (NCHW / NHWC) | infer ratio "
+             "| our train img/s | PyTorch train img/s (NCHW / NHWC) | train ratio | GMACs ours / PyTorch |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    best = {}
+    for arch, mode in dict.fromkeys((r["arch"], r.get("precision", "fp32")) for r in records):
+        ours, nchw, nhwc = (arch, mode, "ours"), (arch, mode, "pytorch NCHW"), (arch, mode, "pytorch NHWC")
+        if ours not in by:
+            continue
+        ours_ms, ours_train = med(ours, "infer_ms_median"), med(ours, "train_step_ms_median")
         peer_ms = [v for v in (med(nchw, "infer_ms_median"), med(nhwc, "infer_ms_median")) if v]
         peer_train = [v for v in (med(nchw, "train_step_ms_median"), med(nhwc, "train_step_ms_median")) if v]
-        batch = (by[(arch, "ours")][0].get("train_input") or [4])[0]
-        gmacs = by[(arch, "ours")][0].get("fwd_gmacs")
-        peer_gmacs = med(nchw, "fwd_gmacs") or reference_gmacs().get(arch)
-        lines.append("| %s | %.0f | %s / %s | %.2f | %.2f | %s / %s | %.2f | %s / %s |" % (
-            arch, ours_ms, _fmt(med(nchw, "infer_ms_median"), "%.0f"), _fmt(med(nhwc, "infer_ms_median"), "%.0f"),
-            min(peer_ms) / ours_ms, batch * 1000.0 / ours_train,
+        batch = (by[ours][0].get("train_input") or [4])[0]
+        gmacs = by[ours][0].get("fwd_gmacs")
+        peer_gmacs = med((arch, "fp32", "pytorch NCHW"), "fwd_gmacs") or reference_gmacs().get(arch)
+        entry = best.setdefault(arch, {"ours": [], "peer": [], "batch": batch})
+        entry["ours"].append((ours_train, mode))
+        entry["peer"].extend((ms, mode) for ms in peer_train)
+        lines.append("| %s | %s | %.0f | %s / %s | %s | %.2f | %s / %s | %s | %s / %s |" % (
+            arch, mode, ours_ms, _fmt(med(nchw, "infer_ms_median"), "%.0f"), _fmt(med(nhwc, "infer_ms_median"), "%.0f"),
+            _fmt(min(peer_ms) / ours_ms if peer_ms else None, "%.2f"), batch * 1000.0 / ours_train,
             _fmt(_rate(batch, med(nchw, "train_step_ms_median")), "%.2f"),
             _fmt(_rate(batch, med(nhwc, "train_step_ms_median")), "%.2f"),
-            min(peer_train) / ours_train, _fmt(gmacs, "%.1f"), _fmt(peer_gmacs, "%.1f")))
+            _fmt(min(peer_train) / ours_train if peer_train else None, "%.2f"), _fmt(gmacs, "%.1f"),
+            _fmt(peer_gmacs, "%.1f")))
+    if any(len(entry["ours"]) > 1 for entry in best.values()):
+        lines += ["", "| architecture | our best train img/s | PyTorch best train img/s | best-mode train ratio |",
+                  "|---|---:|---:|---:|"]
+        for arch, entry in best.items():
+            if not entry["peer"]:
+                continue
+            (ours_ms, ours_mode), (peer_ms, peer_mode) = min(entry["ours"]), min(entry["peer"])
+            lines.append("| %s | %.2f (%s) | %.2f (%s) | %.2f |" % (
+                arch, entry["batch"] * 1000.0 / ours_ms, ours_mode, entry["batch"] * 1000.0 / peer_ms, peer_mode,
+                peer_ms / ours_ms))
     return "\n".join(lines)
 
 
@@ -122,10 +152,17 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precisions", default=None,
+                        help="comma list of fp32, bf16 (default: fp32,bf16 where the CPU has native bfloat16, "
+                             "else fp32)")
     parser.add_argument("--peer_python", default="/tmp/peerenv/bin/python")
     parser.add_argument("--out", default=None, help="append JSON lines here")
     parser.add_argument("--table", default=None, metavar="JSONL", help="only print the table of a results file")
     args = parser.parse_args(argv)
+    if args.precisions is None:
+        args.precisions = "fp32,bf16" if precision.native_bf16(machine.read_cpuinfo()) else "fp32"
+    if set(args.precisions.split(",")) - {"fp32", "bf16"}:
+        raise SystemExit("--precisions: a comma list of fp32, bf16; got %r" % args.precisions)
     if args.table:
         records = [json.loads(line) for line in open(args.table) if line.strip()]
     else:

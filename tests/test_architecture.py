@@ -36,7 +36,7 @@ FLOORS = [
     [("decoders", ("decoders",))],
     [("nets", ("nets",))],
     [("helpers", ("utils.flags", "utils.viz", "utils.metrics", "utils.graphs", "utils.machine", "utils.processes",
-                  "utils.tensorboard_server", "utils.headless_chromium"))],
+                  "utils.tensorboard_server", "utils.headless_chromium", "utils.precision"))],
     [("compat", ("utils.compat", "utils"))],
 ]
 SKIP_DIRS = {"tests", "tmp", "data", "tboards", "__pycache__"}

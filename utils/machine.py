@@ -9,18 +9,30 @@ import platform
 SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 
 
+def parse_cpuinfo(text):
+    """(model name, set of flags) of the first processor in /proc/cpuinfo text ("Features" on ARM)."""
+    model, flags = None, set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model is None:
+            model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+            flags = set(value.split())
+    return model, flags
+
+
+def read_cpuinfo(path="/proc/cpuinfo"):
+    """The text of /proc/cpuinfo, "" where there is none (macOS, Windows)."""
+    if not os.path.isfile(path):
+        return ""
+    with open(path) as handle:
+        return handle.read()
+
+
 def cpu_info(path="/proc/cpuinfo"):
     """{"model", "cores", "flags": [the SPEED_FLAGS present]} (model from platform when /proc is absent)."""
-    model, flags = None, set()
-    if os.path.isfile(path):
-        with open(path) as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model is None:
-                    model = value.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = set(value.split())
+    model, flags = parse_cpuinfo(read_cpuinfo(path))
     return {"model": model or platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "flags": [flag for flag in SPEED_FLAGS if flag in flags]}
 

@@ -1,7 +1,8 @@
 """The Session configuration every graph here runs with: training, testing, inference and benchmarks.
 
 One function so that `--threads`, `--xla` and `--mixed_precision` mean the
-same thing in train.py, test.py and bench/.
+same thing in train.py, test.py and bench/ (which mode `--mixed_precision auto`
+becomes on a machine is decided in utils/precision.py).
 """
 import os
 
@@ -10,20 +11,23 @@ from utils.compat.tf1 import tf
 from tensorflow.core.protobuf import rewriter_config_pb2  # noqa: E402  (after tf1: TensorFlow imported quietly)
 
 
-def session_config(threads=0, xla=False, mixed_precision=False):
+def session_config(threads=0, xla=False, precision="fp32"):
     """ConfigProto shared by training, testing and benchmarks.
 
     xla: XLA JIT auto-clustering, on GPUs and CPUs alike.  On the 2-core CPUs
     measured so far it was slower (README, "Performance"), so it is off by
     default; it is there for GPUs.
 
-    mixed_precision: Grappler's automatic mixed precision rewrite, float32
-    master weights (the variables are untouched): float16 compute on GPUs
-    where numerically safe (with the dynamic loss scaling of `train_op`);
-    without a GPU, oneDNN's bfloat16 rewrite, which pays off on CPUs with
-    AMX / AVX512-BF16 and is emulated (slower) elsewhere.  TF 2.21's float16
-    CPU emulation (auto_mixed_precision_cpu) crashes, so it is not used.
+    precision: a resolved mode of utils/precision.py.  Both 16-bit modes are
+    Grappler rewrites with float32 master weights (the variables are
+    untouched): "fp16" is the automatic mixed precision rewrite for GPUs (the
+    dynamic loss scaling is `train_op`'s), "bf16" oneDNN's bfloat16 rewrite
+    for CPUs, which pays off where the CPU has AVX512-BF16 or AMX and is
+    emulated (slower) elsewhere.  TF 2.21's float16 CPU emulation
+    (auto_mixed_precision_cpu) crashes, so it is not used.
     """
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError("precision must be a resolved mode (fp32, bf16, fp16), got %r" % (precision,))
     config = tf.ConfigProto(allow_soft_placement=True, intra_op_parallelism_threads=threads,
                             inter_op_parallelism_threads=threads)
     config.gpu_options.allow_growth = True
@@ -32,10 +36,9 @@ def session_config(threads=0, xla=False, mixed_precision=False):
         flags = os.environ.get("TF_XLA_FLAGS", "")
         if "--tf_xla_cpu_global_jit" not in flags:
             os.environ["TF_XLA_FLAGS"] = (flags + " --tf_xla_cpu_global_jit").strip()
-    if mixed_precision:
-        rewrite = config.graph_options.rewrite_options
-        if tf.config.list_physical_devices("GPU"):
-            rewrite.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
-        else:
-            rewrite.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+    rewrite = config.graph_options.rewrite_options
+    if precision == "fp16":
+        rewrite.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+    elif precision == "bf16":
+        rewrite.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
     return config

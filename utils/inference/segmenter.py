@@ -46,7 +46,7 @@ import numpy as np
 
 import arch
 import nets
-from utils import viz
+from utils import precision, viz
 from utils.compat import tf
 from utils.compat.session import session_config
 from utils.inference.folding import freeze_and_fold
@@ -115,7 +115,8 @@ class Segmenter:
 
         checkpoint: a checkpoint prefix to restore instead of the run's (rare).
         threads: TF intra/inter-op threads (0 = TF default).
-        xla, mixed_precision: the fast paths train.py has (utils/compat/session.py).
+        xla, mixed_precision: the fast paths train.py has (utils/compat/session.py); mixed_precision is test.py's
+        boolean (16-bit: fp16 on a GPU, bf16 on a CPU) or a mode of utils/precision.py.
         fold_batch_norms: run a frozen copy with batch norm folded into the convolutions (the
         exported graph; faster, equal within ~1e-6); False runs the variable graph as trained.
         """
@@ -173,7 +174,7 @@ class Segmenter:
         self.fold_batch_norms = bool(fold_batch_norms)
         self.mixed_precision = bool(mixed_precision)
         self.graph = tf.Graph()
-        self._config = session_config(threads, xla, mixed_precision)
+        self._config = session_config(threads, xla, precision.resolve(mixed_precision).mode)
         self.session = tf.Session(graph=self.graph, config=self._config)
         self._saver = None
 

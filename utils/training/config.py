@@ -22,7 +22,7 @@ import arch
 import nets
 from nets.checkpoints import DEFAULT_MODELSPATH
 from nets.torch_weights import TORCH_MODELS
-from utils import machine
+from utils import machine, precision
 from utils.compat import tf
 from utils.data.spec import DataSpec
 from utils.flags import setting
@@ -57,8 +57,13 @@ class TrainSettings(OptimizerSettings, ScheduleSettings, LossSettings):
     keep_best: bool = setting(False, "every --val_every steps also score the full validation set and keep the "
                                      "best-mIoU checkpoint in best/ (test.py --afteriter best)", group="run")
     xla: bool = setting(False, "XLA JIT compilation of the graph", group="run")
-    mixed_precision: bool = setting(False, "float16 compute with loss scaling (GPUs), bfloat16 on CPUs",
-                                    group="run")
+    mixed_precision: str = setting("fp32", "auto: bf16 on CPUs with native bfloat16 (AVX512-BF16, AMX), fp16 with "
+                                           "loss scaling on GPUs with tensor cores, fp32 otherwise; or bf16, fp16, "
+                                           "fp32 (utils/precision.py)", choices=precision.MODES, group="run")
+    precision: Optional[str] = setting(None, "the mode --mixed_precision resolved to (bf16, fp16 or fp32), once, "
+                                             "on the machine the run started on", on_command_line=False)
+    precision_reason: Optional[str] = setting(None, "why --mixed_precision resolved to `precision`",
+                                              on_command_line=False)
     sync_batch_norm: bool = setting(False, "batch-norm statistics over the global batch, not each replica's",
                                     group="distribution")
     lr_scaling: str = setting("none", "linear: --learnrate x replicas (Goyal et al.; when --batch_size grew with "
@@ -78,6 +83,12 @@ class TrainSettings(OptimizerSettings, ScheduleSettings, LossSettings):
             raise ValueError("--max_steps must be >= 1, got %r" % self.max_steps)
         if not 0 < self.val_fraction <= 1:
             raise ValueError("--val_fraction must be in (0, 1], got %r" % self.val_fraction)
+        if self.precision is None:  # a new run (or runargs from before the modes): resolve on this machine
+            choice = precision.resolve(self.mixed_precision)
+            object.__setattr__(self, "precision", choice.mode)
+            object.__setattr__(self, "precision_reason", choice.reason)
+        if isinstance(self.mixed_precision, bool):  # runargs written when the flag was a boolean
+            object.__setattr__(self, "mixed_precision", self.precision)
 
     @classmethod
     def from_dict(cls, values):

@@ -140,7 +140,7 @@ def _train(config, execution, placement, folder, resume, run_state, log):
         dropped = runfolder.trim_runlog(folder, start_step) if chief else 0
     graph = TrainGraph(config, placement, start_step)
     session = placement.session_config(
-        session_config(execution["threads"], config.train.xla, config.train.mixed_precision))
+        session_config(execution["threads"], config.train.xla, config.train.precision))
     monitor = Monitor(folder, config, graph.feed.handle, graph.is_training, graph.step.monitor,
                       execution["log_every"])
     stop = StopRequest()
@@ -228,16 +228,17 @@ def _first_line(error):
 
 # ----------------------------------------------------------------------------- pieces
 def recipe_line(config):
-    """One runlog line: optimizer, schedule, loss, class weights, augmentation."""
+    """One runlog line: optimizer, schedule, loss, class weights, augmentation, precision (and why)."""
     train, data = config.train, config.data
     weights = "none" if train.class_weight_values is None else "%s [%s]" % (
         train.class_weights, ", ".join("%.3g" % w for w in train.class_weight_values))
     return ("recipe: %s lr %.2e, %s schedule, warm-up %d steps | loss %s%s%s | class weights %s | augmentation %s"
+            " | precision %s (%s)"
             % (train.optimizer, config.effective_learnrate, train.lr_schedule, train.warmup_steps, train.loss,
                " (gamma %g)" % train.focal_gamma if "focal" in train.loss_terms else "",
                ", hardest %g of pixels" % train.ohem_top_k if train.ohem_top_k < 1 else "", weights,
                "off" if not data.augment else "scale %s, flip %s, colour jitter %g"
-               % (data.scale_range, data.flip, data.color_jitter)))
+               % (data.scale_range, data.flip, data.color_jitter), train.precision, train.precision_reason))
 
 
 def batch_norm_lag(config):

@@ -209,8 +209,8 @@ def describe(placement, train, total_train_images):
     if batch % replicas:
         raise ValueError("--batch_size %d (the global batch) does not split over %d replicas; "
                          "use a multiple of %d" % (batch, replicas, replicas))
-    if train.mixed_precision and replicas > 1:
-        raise ValueError("--mixed_precision (its dynamic loss scaling) runs on a single device only")
+    if train.precision == "fp16" and replicas > 1:
+        raise ValueError("--mixed_precision fp16 (its dynamic loss scaling) runs on a single device only")
     if train.optimizer == "adamw" and replicas > 1:
         raise ValueError("--optimizer adamw (its decoupled decay) runs on a single device only; "
                          "use adam or sgd with replicas")

@@ -60,7 +60,7 @@ def optimizer_step(goal, global_step, learning_rate, train, decay_rate, update_o
     encoder_vars, decoder_vars = split_encoder_decoder(goal.model, goal.used_variables)
     decoupled = train.optimizer == "adamw"
     return train_op(goal.total_loss, global_step, learning_rate, train.momentum, encoder_vars, decoder_vars,
-                    train.difflr, loss_scaling=train.mixed_precision if loss_scaling is None else loss_scaling,
+                    train.difflr, loss_scaling=train.precision == "fp16" if loss_scaling is None else loss_scaling,
                     update_ops=update_ops, optimizer=train.optimizer,
                     decoupled_decay=decay_rate if decoupled else 0.0,
                     decayed=regularized_variables(goal.used_variables) if decoupled else ())
