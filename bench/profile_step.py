@@ -38,8 +38,8 @@ def part_of(name):
 
 
 def profile(spec, args, choice):
-    """({op type: microseconds}, {part: microseconds}, wall ms per step) over args.steps traced steps."""
-    by_type, by_part, wall = collections.Counter(), collections.Counter(), []
+    """({op type: us}, {part: us}, {"type name": us}, wall ms per step) over args.steps traced steps."""
+    by_type, by_part, by_node, wall = collections.Counter(), collections.Counter(), collections.Counter(), []
     with tf.Graph().as_default():
         step = bench.training_step(spec, args.train_size, args.train_batch, choice)
         config = session_config(args.threads, False, choice.mode)
@@ -59,12 +59,13 @@ def profile(spec, args, choice):
                         micros = node.all_end_rel_micros
                         by_type[op_type(node)] += micros
                         by_part[part_of(node.node_name)] += micros
-    return by_type, by_part, sorted(wall)[len(wall) // 2]
+                        by_node["%s %s" % (op_type(node), node.node_name)] += micros
+    return by_type, by_part, by_node, sorted(wall)[len(wall) // 2]
 
 
 def ranked(counter, steps, top):
     total = sum(counter.values()) or 1
-    return ["  %-48s %8.1f ms/step  %5.1f %%" % (key, micros / 1000.0 / steps, 100.0 * micros / total)
+    return ["  %-60s %8.1f ms/step  %5.1f %%" % (key, micros / 1000.0 / steps, 100.0 * micros / total)
             for key, micros in counter.most_common(top)]
 
 
@@ -79,13 +80,15 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--num_classes", type=int, default=12)
+    parser.add_argument("--nodes", type=int, default=0, help="also list the N costliest single nodes")
+    parser.add_argument("--skip", default="_MklNativeConv2D", help="node op types left out of that list (prefixes)")
     add_setting_flags(parser, TrainSettings, only=("mixed_precision",))
     args = parser.parse_args(argv)
     if args.arch not in bench.PEER_MATCH:
         parser.error("--arch: one of %s" % ", ".join(bench.PEER_MATCH))
     choice = precision.resolve(args.mixed_precision)
     spec = arch.ModelSpec(num_classes=args.num_classes, **bench.PEER_MATCH[args.arch])
-    by_type, by_part, wall = profile(spec, args, choice)
+    by_type, by_part, by_node, wall = profile(spec, args, choice)
     print(machine.describe())
     print("%s, %s (%s), traced step %.0f ms (median of %d; tracing adds a little), summed op time %.0f ms"
           % (args.arch, choice.mode, choice.reason, wall, args.steps, sum(by_type.values()) / 1000.0 / args.steps))
@@ -93,6 +96,10 @@ def main(argv=None):
     print("\n".join(ranked(by_type, args.steps, args.top)))
     print("by graph part:")
     print("\n".join(ranked(by_part, args.steps, args.top)))
+    if args.nodes:
+        print("by node, leaving out %s:" % ", ".join(args.skip.split(",")))
+        skipped = collections.Counter({k: v for k, v in by_node.items() if not k.startswith(tuple(args.skip.split(",")))})
+        print("\n".join(ranked(skipped, args.steps, args.nodes)))
     return 0
 
 

@@ -11,7 +11,7 @@ floor below it, never one above, never an independent sibling):
     decoders    decoders/
     nets        nets/
     helpers     utils/flags, utils/viz, utils/metrics, utils/graphs, utils/machine, utils/processes,
-                utils/tensorboard_server, utils/headless_chromium
+                utils/tensorboard_server, utils/headless_chromium, utils/precision
     compat      utils/compat
 
 Every import statement counts, also inside functions (an import deferred to a
