@@ -20,6 +20,7 @@ def test_bench_reports_inference_training_pipeline_and_folded(sample_datapath):
     assert record["folded"] is True and len(record["infer_ms_all"]) == 2
     assert record["cpu"]["model"] and record["cpu"]["cores"] >= 1 and "CPU: " in proc.stdout
     assert "| resnet_v1_18_FCN |" in proc.stdout and "input pipeline:" in proc.stdout
+    assert record["precision"] == "fp32" and "precision: fp32 (--mixed_precision fp32)" in proc.stdout
     unfolded = last_record(run_script("bench/bench.py", *tiny, "--no-folded", "--no_train"))
     assert unfolded["folded"] is False and len(unfolded["infer_ms_all"]) == 2 and "train_img_per_s" not in unfolded
 
@@ -31,10 +32,22 @@ def test_compare_peer_table_from_records(tmp_path):
         {"arch": "fcn32_r18", "framework": "pytorch", "layout": "NHWC", "infer_ms_median": 90.0,
          "train_step_ms_median": 350.0},
         {"arch": "fcn32_r18", "framework": "seg-mentor/tf1", "layout": "NHWC", "infer_ms_median": 60.0,
-         "train_step_ms_median": 500.0, "train_input": [4, 256, 256, 3], "fwd_gmacs": 9.48},
+         "train_step_ms_median": 500.0, "train_input": [4, 256, 256, 3], "fwd_gmacs": 9.48,
+         "cpu": {"model": "AMD EPYC", "cores": 2, "flags": ["avx512f", "avx512_bf16"]}},
+        {"arch": "fcn32_r18", "framework": "pytorch", "layout": "NCHW", "precision": "bf16", "infer_ms_median": 100.0,
+         "train_step_ms_median": 300.0},
+        {"arch": "fcn32_r18", "framework": "pytorch", "layout": "NHWC", "precision": "bf16", "infer_ms_median": 80.0,
+         "train_step_ms_median": 320.0},
+        {"arch": "fcn32_r18", "framework": "seg-mentor/tf1", "layout": "NHWC", "precision": "bf16",
+         "infer_ms_median": 40.0, "train_step_ms_median": 250.0, "train_input": [4, 256, 256, 3], "fwd_gmacs": 9.48},
     ]
     path = tmp_path / "r.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records))
     table = run_script("bench/compare_peer.py", "--table", path).stdout
-    # infer ratio vs PyTorch's faster layout: 90 / 60; train ratio: 350 / 500
-    assert "| fcn32_r18 | 60 | 120 / 90 | 1.50 | 8.00 | 10.00 / 11.43 | 0.70 | 9.5 / 9.5 |" in table
+    assert "CPU: AMD EPYC, 2 cores, flags: avx512f avx512_bf16" in table
+    # fp32 against fp32 (records without a precision are fp32): infer 90 / 60, train 350 / 500
+    assert "| fcn32_r18 | fp32 | 60 | 120 / 90 | 1.50 | 8.00 | 10.00 / 11.43 | 0.70 | 9.5 / 9.5 |" in table
+    # bf16 against bf16: infer 80 / 40, train 300 / 250
+    assert "| fcn32_r18 | bf16 | 40 | 100 / 80 | 2.00 | 16.00 | 13.33 / 12.50 | 1.20 | 9.5 / 9.5 |" in table
+    # each side's best mode: ours bf16 250 ms, PyTorch bf16 NCHW 300 ms
+    assert "| fcn32_r18 | 16.00 (bf16) | 13.33 (bf16) | 1.20 |" in table
