@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(PY) demo.py
 
 test: $(STAMP)
-	$(PY) -m pytest -q -ra tests
+	$(PY) -m pytest -q -ra -n 2 --durations=25 tests
 
 tensorboard: $(STAMP)
 	bash tboards/createlinks
