@@ -216,8 +216,9 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
                                                                             settings["split"],
                                                                             evaluation.headline(report)))
     pictures.reliability_diagram(os.path.join(outdir, "reliability_diagram.png"), report["reliability"],
-                                 title="%s step %s, %s: ECE %.1f %%" % (segmenter.name, segmenter.step,
-                                                                       settings["split"], 100 * report["ECE"]))
+                                 title="%s step %s, %s: ECE %s" % (segmenter.name, segmenter.step, settings["split"],
+                                                                  "n/a" if report["ECE"] is None
+                                                                  else "%.1f %%" % (100 * report["ECE"])))
     return results
 
 

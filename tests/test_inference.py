@@ -179,14 +179,14 @@ def test_bootstrap_interval_collapses_for_identical_images():
 def test_every_interval_resamples_the_same_sequences():
     """fwIoU, mean F1, per-class IoU and ECE get their CIs from the resampling the mIoU gets (--bootstrap_by)."""
     rng = np.random.RandomState(5)
-    names = ["%s_%05d.png" % (sequence, frame) for sequence in ("0001TP", "0006R0", "0016E5", "Seq05VD")
+    names = ["%s_%05d.png" % (sequence, frame) for sequence in ("0001TP", "0006R0", "0016E5", "Seq05VD", "Seq06ZZ")
              for frame in range(4)]
     confusions = [metrics.confusion_matrix(rng.randint(0, 3, 200), rng.randint(0, 3, 200), 3) for _ in names]
     calibration = [metrics.calibration_histogram(rng.rand(200), rng.rand(200) < 0.6, 10) for _ in names]
     report = evaluation.summarize(confusions, ["a", "b", "c"], bootstrap=300, calibration=calibration,
                                   filenames=names, family="camvid", bootstrap_by="sequence")
     ids = clusters.clusters_for(names, "camvid", "sequence")[0]
-    assert len(set(ids)) == 4 and "sequence" in report["bootstrap_by"]
+    assert len(set(ids)) == 5 and "sequence" in report["bootstrap_by"]
 
     def interval(stack, statistic):
         return list(metrics.bootstrap_interval(stack, statistic, 300, clusters=ids))
@@ -282,7 +282,7 @@ def test_net_input_equals_the_training_pipeline(tiny_run):
             dataset = make_dataset(files, "torchvision", pixels=64, batch_size=1, ignore_label=11, training=False)
             pipeline = sess.run(tf.data.make_one_shot_iterator(dataset).get_next())
             decoded = sess.run(parse_record(next(iter(tf.io.tf_record_iterator(files[0])))))
-        ensemble = seg._ensemble((1.0,), False, (360, 480))
+        ensemble = seg._ensemble((1.0,), False, [scaled_size(360, 480, 64)], padded=True)
         canvas = [t for t in captured if t.shape[1] == 64][0]
         fed = seg.session.run(canvas, {ensemble.images: decoded["image"][None].astype(np.float32),
                                        ensemble.resized_sizes[0]: scaled_size(360, 480, 64)})

@@ -108,3 +108,8 @@ def test_bootstrap_interval_of_vectors_and_of_calibration():
     # one seed, one set of resampled images: the mIoU interval is the one bootstrap_miou gives
     confusions = [metrics.confusion_matrix(rng.randint(0, 3, 50), rng.randint(0, 3, 50), 3) for _ in range(10)]
     assert metrics.bootstrap_interval(confusions, metrics.mean_iou, 100) == metrics.bootstrap_miou(confusions, 100)
+
+
+def test_non_finite_confidences_belong_to_no_bin():
+    histogram = metrics.calibration_histogram([0.95, np.nan, np.inf, 0.05], [True, True, False, False], bins=10)
+    assert histogram[:, 0].sum() == 2 and histogram[9].tolist() == [1, 0.95, 1] and histogram[0].tolist() == [1, 0.05, 0]

@@ -113,12 +113,15 @@ def calibration_histogram(confidence, correct, bins=CALIBRATION_BINS):
     """[bins, 3] float64: per equal-width confidence bin, pixels, summed confidence and correct pixels.
 
     confidence: the softmax's top probability per scored pixel; correct: whether the argmax is the truth.
-    Histograms of several images add up to the histogram of all their pixels.
+    Histograms of several images add up to the histogram of all their pixels.  Non-finite confidences
+    (a diverged net's NaN softmax) are left out: they belong to no bin.
     """
     confidence = np.asarray(confidence, np.float64).ravel()
     correct = np.asarray(correct, bool).ravel()
     if confidence.shape != correct.shape:
         raise ValueError("confidence and correct differ in size: %s vs %s" % (confidence.shape, correct.shape))
+    finite = np.isfinite(confidence)
+    confidence, correct = confidence[finite], correct[finite]
     index = np.clip((confidence * bins).astype(np.int64), 0, bins - 1)
     return np.stack([np.bincount(index, minlength=bins).astype(np.float64),
                      np.bincount(index, weights=confidence, minlength=bins),
