@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+import study as study_py
 import train
 from tests.conftest import PYTHON, ROOT, run_script
 from utils import metrics
@@ -154,7 +155,7 @@ def _kill_at_first_checkpoint(study, root, cell, steps):
     return runner.trained_steps(runner.run_folder(root, cell))
 
 
-def test_a_tiny_study_runs_resumes_and_tabulates(sample_datapath, tmp_path):
+def test_a_tiny_study_runs_resumes_and_tabulates(sample_datapath, tmp_path, capsys):
     path = _write_study(tmp_path / "tiny.json", sample_datapath)
     studies, tboards = tmp_path / "studies", tmp_path / "tboards"
     root = str(studies / "tiny")
@@ -163,8 +164,9 @@ def test_a_tiny_study_runs_resumes_and_tabulates(sample_datapath, tmp_path):
                                            "encoder-resnet_v1_18__decoder-LinkNet__seed-2",
                                            "encoder-mobilenet_v2__decoder-LinkNet__seed-1",
                                            "encoder-mobilenet_v2__decoder-LinkNet__seed-2"]
-    dry = run_script("study.py", path, "--studies_root", studies, "--dry_run")
-    assert dry.stdout.count("new ") == 4 and "M params" in dry.stdout and "GMACs at 64x96" in dry.stdout
+    assert study_py.main([path, "--studies_root", str(studies), "--dry_run"]) == 0  # in-process: no start-up
+    dry = capsys.readouterr().out
+    assert dry.count("new ") == 4 and "M params" in dry and "GMACs at 64x96" in dry
 
     cut = study.cells[0]
     cut_at = _kill_at_first_checkpoint(study, root, cut, 8)
@@ -203,7 +205,9 @@ def test_a_tiny_study_runs_resumes_and_tabulates(sample_datapath, tmp_path):
     assert len(links) == 4 and all(os.path.isfile(os.path.join(tboards, link, "runargs")) for link in links)
 
     before = {cell.id: os.path.getmtime(runner.results_path(root, cell)) for cell in study.cells}
-    again = run_script("study.py", path, "--studies_root", studies, "--tboards", tboards)
-    assert again.stdout.count(": done, skipped") == 4 and "resuming" not in again.stdout
+    capsys.readouterr()
+    assert study_py.main([path, "--studies_root", str(studies), "--tboards", str(tboards)]) == 0
+    again = capsys.readouterr().out
+    assert again.count(": done, skipped") == 4 and "resuming" not in again
     assert before == {cell.id: os.path.getmtime(runner.results_path(root, cell)) for cell in study.cells}
     assert open(os.path.join(results, "table.md")).read() == markdown
