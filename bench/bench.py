@@ -224,12 +224,17 @@ def configurations(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        configs = list(configurations(args))
+    except (arch.UnknownDecoderError, arch.DecoderOptionError, nets.UnknownNetError) as error:
+        parser.error(str(error))
     print(machine.describe())
     print("| arch | params M | GMACs@%s | infer ms (b1) | train step ms (b%d@%d) | train img/s | foreign cores |"
           % (args.infer_size, args.train_batch, args.train_size))
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, spec in configurations(args):
+    for name, spec in configs:
         record = measure(name, spec, args)
         if "pipeline_img_per_s" in record:
             print("input pipeline: %.1f img/s at %d px with augmentation (%.1f per CPU-second)"

@@ -28,6 +28,12 @@ What a decoder declares at class level:
   needs_static_shapes  True when a block reads static spatial sizes; inference then builds one
                        graph per image size at native resolution instead of one dynamic graph
   default_output_stride  encoder dilation when the spec leaves output_stride unset (DeepLab: 16)
+  encoders             the encoders it works with (None: every registered one); an encoder-decoder
+                       net names its own (ENet: enet); ModelSpec rejects other pairs, naming the valid ones
+  encoder_args         what it asks of the encoder's build: {"pool_indices": True} for the unpooling
+                       decoders (Features.pool_indices), VGG's {"fc_layers": False} for SegNet
+  published            {encoder: (million parameters, source)}: the paper's size of that pairing,
+                       printed next to ours by the model summary
 
 Helpers every decoder shares: `classifier` (the one 1x1 linear conv to num_classes),
 `spatial_size`, `resize` / `resize_to` / `upsample_by` (bilinear, or the
@@ -53,6 +59,10 @@ class UnknownDecoderError(ValueError):
 
 class DecoderOptionError(ValueError):
     pass
+
+
+class IncompatibleEncoderError(DecoderOptionError):
+    """The decoder cannot work over this encoder (or at this output stride)."""
 
 
 def register(name):
@@ -114,6 +124,9 @@ class BaseFcnArch(abc.ABC):
     Options = Options
     needs_static_shapes = False
     default_output_stride = None
+    encoders = None
+    encoder_args = {}
+    published = {}
 
     def __init__(self, spec, is_training=False, decoder_scope=DECODER_SCOPE):
         if not isinstance(spec.decoder_options, self.Options):
@@ -143,6 +156,20 @@ class BaseFcnArch(abc.ABC):
                 ", ".join("--" + name for name in foreign), "is" if len(foreign) == 1 else "are", cls.name,
                 ", ".join("--" + name for name in known) or "none"))
         return cls.Options(**values)
+
+    @classmethod
+    def compatible_encoders(cls):
+        """Names of the registered encoders this decoder works with."""
+        return tuple(name for name in nets.NAMES
+                     if (cls.encoders is None or name in cls.encoders) and nets.get(name).takes(cls.encoder_args))
+
+    @classmethod
+    def check_spec(cls, spec):
+        """Raise IncompatibleEncoderError when this decoder cannot build `spec` (ModelSpec calls it)."""
+        valid = cls.compatible_encoders()
+        if spec.encoder not in valid:
+            raise IncompatibleEncoderError("--extended_arch %s does not work over --basenet %s; its encoders: %s" % (
+                cls.name, spec.encoder, ", ".join(valid)))
 
     @classmethod
     def run_name(cls, options):
@@ -280,7 +307,7 @@ class BaseFcnArch(abc.ABC):
         padded, size = pad_to_multiple(images, PAD_MULTIPLE)
         self.features = features or self.encoder.build(
             padded, self.is_training, weight_decay=self.spec.weight_decay, output_stride=self.output_stride,
-            preprocess=False, batch_norm_decay=self.spec.batch_norm_decay)
+            preprocess=False, batch_norm_decay=self.spec.batch_norm_decay, **self.encoder_args)
         self.pyramid = {}
         with tf.variable_scope(self.decoder_scope), slim.arg_scope(self.decoder_arg_scope()):
             net = self.decode_top(self.features.taps[self.encoder_stride])

@@ -27,6 +27,7 @@ from utils.data.dataset_info import dataset_files
 from utils.data.records import first_damaged_file
 from utils.training import checkpoint_check, runfolder
 from utils.training import placement as placements
+from utils.training.config import scratch_reason
 from utils.training.monitor import Monitor, monitor_batches
 from utils.training.replicas import ReplicatedTrainStep, start_like_single_device
 from utils.training.step import TrainStep
@@ -277,7 +278,7 @@ def initialise(sess, graph, config, monitor):
             monitor.log("  WARNING %d checkpoint variables of %s match nothing in the graph: %s"
                         % (len(report.unexpected), report.scope, ", ".join(report.unexpected)))
     else:
-        monitor.log("training from scratch (--pretrained none): all variables are new")
+        monitor.log("training from scratch (%s): all variables are new" % scratch_reason(config.model.encoder))
     unused = graph.step.unused_variables
     if unused:
         monitor.log("%d variables the loss does not reach (beyond --encoder_stride %s) are saved but not trained:"
