@@ -45,6 +45,7 @@ import dataclasses
 import numpy as np
 
 import nets
+from nets import dropout as stateless
 from utils.compat import slim, tf
 from utils.flags import setting
 
@@ -142,7 +143,6 @@ class BaseFcnArch(abc.ABC):
         self.features = None
         self.pyramid = {}
         self.aux_logits = []   # extra heads (e.g. PSPNet's) that training adds to the loss
-        self._dropouts = 0
 
     # ------------------------------------------------------------ declarations
     @classmethod
@@ -245,24 +245,8 @@ class BaseFcnArch(abc.ABC):
 
     def dropout(self, net, keep_prob, whole_channels=False, scope="dropout"):
         """Dropout while training, identity otherwise; whole_channels: of whole feature maps (PyTorch's Dropout2d).
-
-        Stateless: the mask is a function of (the graph's seed, the global step, this layer, the replica), so a
-        resumed run draws the masks the uninterrupted run would have drawn.
-        """
-        if self.is_training is False or keep_prob >= 1.0:
-            return net
-        self._dropouts += 1
-        with tf.name_scope(scope):
-            shape = tf.shape(net)
-            noise_shape = tf.stack([shape[0], 1, 1, shape[3]]) if whole_channels else None
-            context = tf.distribute.get_replica_context()
-            replica = context.replica_id_in_sync_group if context is not None else 0
-            step = tf.cast(_global_step(), tf.int32)
-            seed = tf.stack([tf.constant(tf.get_default_graph().seed or 0, tf.int32),
-                             step * 1024 + self._dropouts * 16 + tf.cast(replica, tf.int32)])
-            dropped = tf.nn.experimental.stateless_dropout(net, rate=1.0 - keep_prob, seed=seed,
-                                                           noise_shape=noise_shape)
-            return slim.utils.smart_cond(self.is_training, lambda: dropped, lambda: net)
+        Stateless (nets/dropout.py): a resumed run draws the masks the uninterrupted run would have drawn."""
+        return stateless.dropout(net, keep_prob, self.is_training, whole_channels, scope)
 
     def resize(self, net, size):
         """Fixed bilinear resize to [H, W] (half-pixel centres: stride-s feature i sits at pixel s*i + (s-1)/2);
@@ -334,16 +318,6 @@ class BaseFcnArch(abc.ABC):
     def decoder_variables(self):
         """New variables created by the decoder (random / bilinear init)."""
         return tf.global_variables(self.decoder_scope + "/")
-
-
-def _global_step():
-    """The training step counter (made at the root variable scope, where training makes it, if a test builds a
-    model before it exists)."""
-    step = tf.train.get_global_step()
-    if step is None:
-        with tf.variable_scope(tf.VariableScope(reuse=tf.AUTO_REUSE, name=""), auxiliary_name_scope=False):
-            step = tf.train.get_or_create_global_step()
-    return step
 
 
 def crop(tensor, size):

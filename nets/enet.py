@@ -22,6 +22,7 @@ in a 1x1 `logits` conv at stride 8, the paper's encoder-only training stage.
 """
 from utils.compat import slim, tf
 from nets import resnet_utils
+from nets.dropout import dropout
 from nets.pooling import max_pool_2x2
 
 STAGE_2 = (("regular", 1), ("dilated", 2), ("asymmetric", 5), ("dilated", 4),
@@ -49,8 +50,8 @@ def prelu(net, scope="prelu"):
 
 
 def spatial_dropout(net, drop_rate, is_training, scope="spatial_dropout"):
-    """Drops whole channels (one mask value per image and channel)."""
-    return slim.dropout(net, 1.0 - drop_rate, noise_shape=[None, 1, 1, None], is_training=is_training, scope=scope)
+    """Drops whole channels (one mask value per image and channel); stateless, as nets/dropout.py says why."""
+    return dropout(net, 1.0 - drop_rate, is_training, whole_channels=True, scope=scope)
 
 
 @slim.add_arg_scope

@@ -21,6 +21,7 @@ import collections
 
 from utils.compat import slim, tf
 from nets import resnet_utils
+from nets.dropout import dropout
 from nets.resnet_utils import max_pool2d_dense
 
 Config = collections.namedtuple("Config", "down bottleneck growth")
@@ -46,17 +47,13 @@ def fc_densenet_arg_scope(weight_decay=1e-4, batch_norm_decay=0.9, batch_norm_ep
             return scope
 
 
-def dropout(net, is_training):
-    return slim.dropout(net, 1.0 - DROP_RATE, is_training=is_training, scope="dropout")
-
-
 def bn_relu_conv(net, depth, kernel, is_training, rate=1, scope=None):
     """Batch norm -> ReLU -> conv (linear, bias) -> dropout: one layer of a dense block or a transition."""
     with tf.variable_scope(scope):
         net = slim.batch_norm(net, activation_fn=tf.nn.relu, is_training=is_training)
         net = slim.conv2d(net, depth, kernel, rate=rate, activation_fn=None, normalizer_fn=None,
                           biases_initializer=tf.zeros_initializer())
-        return dropout(net, is_training)
+        return dropout(net, 1.0 - DROP_RATE, is_training)  # stateless: nets/dropout.py
 
 
 def dense_block(net, layers, growth, is_training, rate=1, scope=None):

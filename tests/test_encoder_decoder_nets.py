@@ -12,6 +12,7 @@ import arch
 import decoders
 import nets
 from nets import checkpoints, fc_densenet, pooling, vgg
+from nets import dropout as stateless
 from tests.conftest import TINY_TRAIN_ARGS, build, run_script
 from tests.test_nets import load_reference, variable_shapes
 from utils.compat import slim, tf
@@ -199,6 +200,43 @@ def test_enet_output_stride_changes_nothing_and_refinenet_widths_follow_the_opti
     assert widths["decoder/refine32/adapt/conv/weights"] == 64 and widths["decoder/up4/refine4/crp/conv2/weights"] == 32
 
 
+# ---------------------------------------------------------------- dropout a resumed run draws again
+
+def masks_at(step, seed=3):
+    """Two dropout layers' masks in a fresh graph with graph seed `seed`, the global step set to `step`."""
+    with tf.Graph().as_default():
+        tf.set_random_seed(seed)
+        ones = tf.ones([2, 8, 8, 16])
+        first = stateless.dropout(ones, 0.5, True, scope="a")
+        second = stateless.dropout(ones, 0.5, True, whole_channels=True, scope="b")
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(tf.train.get_global_step().assign(step))
+            return sess.run([first, second])
+
+
+def test_dropout_masks_follow_seed_layer_and_step_not_the_session():
+    a0, b0 = masks_at(0)
+    again_a0, again_b0 = masks_at(0)
+    np.testing.assert_array_equal(a0, again_a0)  # a new graph at the same step: the resumed run's masks
+    np.testing.assert_array_equal(b0, again_b0)
+    a5, _ = masks_at(5)
+    assert not np.array_equal(a0, a5) and not np.array_equal(a0, masks_at(0, seed=4)[0])
+    assert set(np.unique(a0)) == {0.0, 2.0} and not np.array_equal(a0 != 0, b0 != 0)  # layers differ
+    whole = b0 != 0
+    assert np.all(whole == whole[:, :1, :1, :])  # whole channels: one draw per image and channel
+
+
+@pytest.mark.parametrize("encoder,decoder", [("enet", "ENet"), ("fc_densenet_56", "FCDenseNet")])
+def test_nets_trained_from_scratch_draw_no_stateful_random_numbers(encoder, decoder):
+    """Their dropout is stateless (a resumed run reproduces the run); only initializers draw at random."""
+    model = build(encoder, decoder, 5, is_training=tf.placeholder_with_default(True, []))
+    model.build(tf.placeholder(tf.float32, [1, 64, 64, 3]))
+    ops = tf.get_default_graph().get_operations()
+    assert any(op.type == "StatelessRandomUniformV2" for op in ops)
+    assert not [op.name for op in ops if op.type.startswith("Random") and "Initializer" not in op.name]
+
+
 # ---------------------------------------------------------------- pairing rules, no checkpoint
 
 def test_an_encoder_names_its_own_decoder_and_other_pairs_name_the_valid_ones():
@@ -222,7 +260,7 @@ def test_no_imagenet_checkpoint_implies_from_scratch_and_refuses_a_file(tmp_path
     assert resolve_pretrained("none", str(tmp_path), "fc_densenet_56") is None
     with pytest.raises(PretrainedError, match="enet has no ImageNet checkpoint"):
         resolve_pretrained(str(tmp_path / "x.ckpt"), str(tmp_path), "enet")
-    with pytest.raises(SystemExit, match="pretrained checkpoint for vgg_16 not found"):  # unchanged
+    with pytest.raises(ValueError, match="pretrained checkpoint for vgg_16 not found"):  # unchanged
         resolve_pretrained(None, str(tmp_path), "vgg_16")
     assert scratch_reason("enet") == "enet has no ImageNet checkpoint: --pretrained none implied"  # the runlog's
     assert scratch_reason("vgg_16") == "--pretrained none"

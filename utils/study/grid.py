@@ -4,6 +4,8 @@
       "name": "encoders_x_decoders",                      # default: the file's name
       "base": {"dataset_family": "camvid", "datapath": "/data", "pretrained": "none", "pixels": 256},
       "axes": {"encoder": ["resnet_v1_18", "mobilenet_v2"], "decoder": ["FCN", "LinkNet"], "seed": [1, 2]},
+      # an axis may also bundle flags under labels: {"net": {"enet": {"encoder": "enet"},
+      #                                                      "linknet18": {"encoder": "resnet_v1_18", "decoder": "LinkNet"}}}
       "budget": {"max_steps": 600},                        # or {"minutes": 10}: steps from a timed probe
       "test": {"bootstrap": 1000, "bootstrap_by": "auto", "checkpoints": 3, "latency": "360x480"},
       "compare": [{"a": {"decoder": "FCN"}, "b": {"decoder": "LinkNet"}}]
@@ -108,8 +110,14 @@ def load(path, parser):
     base = {dest_of(k, "base"): v for k, v in (data.get("base") or {}).items()}
     axes = {}
     for key, values in (data.get("axes") or {}).items():
+        if isinstance(values, dict) and values and all(isinstance(v, dict) and v for v in values.values()):
+            # a bundle axis: label -> several flags set together (pairs that are not a grid, e.g. encoder+decoder)
+            axes[key] = (None, {label: {dest_of(k, "axis %r label %r" % (key, label)): v for k, v in flags.items()}
+                                for label, flags in values.items()})
+            continue
         if not isinstance(values, list) or not values:
-            raise StudyError("%s: axis %r needs a non-empty list of values" % (path, key))
+            raise StudyError("%s: axis %r needs a non-empty list of values, or {label: {flag: value, ...}} for "
+                             "flags set together" % (path, key))
         axes[key] = (dest_of(key, "axes"), values)
     budget = dict(data.get("budget") or {})
     if set(budget) - {"max_steps", "minutes"} or len(budget) != 1:
@@ -119,10 +127,12 @@ def load(path, parser):
         raise StudyError("%s: unknown test keys %s; valid: %s" % (path, sorted(set(test) - set(TEST_DEFAULTS)),
                                                                  ", ".join(TEST_DEFAULTS)))
     cells = []
-    for combination in itertools.product(*[values for _, values in axes.values()]):
+    for combination in itertools.product(*[list(values) for _, values in axes.values()]):
         chosen = dict(zip(axes, combination))
         settings = dict(base)
-        settings.update({axes[key][0]: value for key, value in chosen.items()})
+        for key, value in chosen.items():
+            dest, values = axes[key]
+            settings.update(values[value] if dest is None else {dest: value})
         cell_id = "__".join("%s-%s" % (_safe(k.lstrip("-")), _safe(v)) for k, v in chosen.items()) or "single"
         cells.append(Cell(cell_id, chosen, settings, _argv(settings, table)))
     name = data.get("name") or os.path.splitext(os.path.basename(path))[0]
@@ -135,7 +145,7 @@ def load(path, parser):
                 if key not in axes:
                     raise StudyError("%s: compare uses %r, which is not an axis (axes: %s)"
                                      % (path, key, ", ".join(axes)))
-    return Study(_safe(name), path, base, {k: v for k, (_, v) in axes.items()}, budget, test, compare, cells)
+    return Study(_safe(name), path, base, {k: list(v) for k, (_, v) in axes.items()}, budget, test, compare, cells)
 
 
 def matches(cell, selection):
