@@ -11,7 +11,7 @@ and name their own decoder (`decoder`), the default when no decoder is asked for
 import dataclasses
 import importlib
 import inspect
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 from nets import preprocessing
 from utils.compat import slim
@@ -60,6 +60,8 @@ class Encoder:
     checkpoint: Optional[str]        # file expected under --modelspath; None: no ImageNet checkpoint (from scratch)
     decoder: Optional[str] = None    # its own decoder, the default when none is asked for (ENet, FC-DenseNet)
     top_stride: int = 32             # true stride of the top tap when not dilated further (ENet: 8)
+    # net keyword -> checkpoint scopes a build with that keyword False does not make (VGG's fc_layers: fc6, fc7)
+    optional_scopes: Mapping[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def net_fn(self):
@@ -76,6 +78,12 @@ class Encoder:
     @property
     def has_checkpoint(self):
         return self.checkpoint is not None
+
+    def unbuilt_scopes(self, net_args):
+        """Checkpoint scopes a build with `net_args` leaves out: the classifier head, and the optional parts
+        switched off (SegNet's VGG-16 without fc6/fc7); a restore expects them unused."""
+        return (self.head_scope,) + tuple(scope for keyword, scopes in self.optional_scopes.items()
+                                          if net_args.get(keyword, True) is False for scope in scopes)
 
     def takes(self, net_args):
         """True when the net function accepts every keyword of `net_args` (a decoder's requests)."""
@@ -128,7 +136,7 @@ _ENTRIES = [
         preprocessing="vgg", scope="vgg_16", head_scope="vgg_16/fc8", imagenet_classes=1000,
         taps={1: "vgg_16/conv1/conv1_2", 2: "vgg_16/pool1", 4: "vgg_16/pool2", 8: "vgg_16/pool3",
               16: "vgg_16/pool4"},
-        checkpoint="vgg_16.ckpt"),
+        checkpoint="vgg_16.ckpt", optional_scopes={"fc_layers": ("vgg_16/fc6", "vgg_16/fc7")}),
     Encoder(
         name="inception_v1", module="nets.inception_v1", function="inception_v1",
         arg_scope="inception_v1_arg_scope", preprocessing="inception", scope="InceptionV1",

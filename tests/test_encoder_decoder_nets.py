@@ -93,13 +93,15 @@ def test_vgg_pools_with_indices_compute_the_same_and_keep_the_checkpoint_names()
 
 
 def test_segnet_encoder_is_the_vgg_checkpoint_without_fc_and_restores_from_it(tmp_path):
-    """SegNet's encoder variables are exactly slim's vgg_16 minus fc6/fc7/fc8 (names and shapes), and a
-    checkpoint with those names restores into it value for value."""
+    """SegNet's encoder variables are exactly slim's vgg_16 minus fc6/fc7/fc8 (names and shapes, from the
+    reference list of the released checkpoint), and a checkpoint with the *whole* list restores into it as
+    train.py restores --pretrained: value for value, fc6-fc8 reported as the unused classifier, no warning."""
     reference = load_reference("vgg_16")
     convs = {name: shape for name, shape in reference.items() if not name.startswith("vgg_16/fc")}
-    path = str(tmp_path / "vgg_16_convs.ckpt")
+    assert len(convs) == 26 and len(reference) == 32  # 13 convs, and fc6, fc7, fc8: weights and biases each
+    path = str(tmp_path / "vgg_16.ckpt")
     rng = np.random.RandomState(0)
-    saved = {name: rng.standard_normal(shape).astype(np.float32) * 0.01 for name, shape in convs.items()}
+    saved = {name: rng.standard_normal(shape).astype(np.float32) * 0.01 for name, shape in reference.items()}
     with tf.Graph().as_default():
         variables = [tf.Variable(value, name=name) for name, value in saved.items()]
         with tf.Session() as sess:
@@ -111,11 +113,14 @@ def test_segnet_encoder_is_the_vgg_checkpoint_without_fc_and_restores_from_it(tm
     assert encoder == convs
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
-        report = checkpoints.restore_encoder(sess, path, "vgg_16")
+        report = checkpoints.restore_registry_entry(sess, path, model.encoder, net_args=model.encoder_args)
         restored = dict(zip([v.op.name for v in model.encoder_variables()], sess.run(model.encoder_variables())))
     assert sorted(report.restored) == sorted(convs) and not report.unexpected
-    for name, value in saved.items():
-        np.testing.assert_array_equal(restored[name], value, err_msg=name)
+    assert report.unused_head == sorted(set(reference) - set(convs))
+    for name in convs:
+        np.testing.assert_array_equal(restored[name], saved[name], err_msg=name)
+    # Built with its fc layers (FCN), the same entry expects only fc8 unused.
+    assert model.encoder.unbuilt_scopes({}) == ("vgg_16/fc8",)
 
 
 # ---------------------------------------------------------------- builds, gradients, sizes

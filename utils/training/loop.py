@@ -266,7 +266,9 @@ def initialise(sess, graph, config, monitor):
         monitor.log_names("  skipped  ", report.other_shape + ["%s (not in the checkpoint)" % name
                                                               for name in report.not_in_checkpoint])
     elif config.train.pretrained:
-        report = checkpoints.restore_registry_entry(sess, config.train.pretrained, graph.step.model.encoder)
+        model = graph.step.model
+        report = checkpoints.restore_registry_entry(sess, config.train.pretrained, model.encoder,
+                                                    net_args=model.encoder_args)
         restored = set(report.restored)
         monitor.log("restored %d encoder variables from %s:" % (len(restored), config.train.pretrained))
         monitor.log_names("  restored ", sorted(restored))
