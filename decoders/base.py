@@ -28,6 +28,7 @@ What a decoder declares at class level:
   needs_static_shapes  True when a block reads static spatial sizes; inference then builds one
                        graph per image size at native resolution instead of one dynamic graph
   default_output_stride  encoder dilation when the spec leaves output_stride unset (DeepLab: 16)
+  default_batch_norm_decay  decoder batch-norm decay without --batch_norm_decay (0.997; ENet: 0.9, as its encoder)
   encoders             the encoders it works with (None: every registered one); an encoder-decoder
                        net names its own (ENet: enet); ModelSpec rejects other pairs, naming the valid ones
   encoder_args         what it asks of the encoder's build: {"pool_indices": True} for the unpooling
@@ -125,6 +126,7 @@ class BaseFcnArch(abc.ABC):
     Options = Options
     needs_static_shapes = False
     default_output_stride = None
+    default_batch_norm_decay = 0.997  # without --batch_norm_decay: slim's ResNet default
     encoders = None
     encoder_args = {}
     published = {}
@@ -217,7 +219,7 @@ class BaseFcnArch(abc.ABC):
 
     def decoder_arg_scope(self):
         """arg_scope for decoder layers: L2 decay, fused batch norm following `is_training`."""
-        decay = 0.997 if self.spec.batch_norm_decay is None else self.spec.batch_norm_decay
+        decay = self.default_batch_norm_decay if self.spec.batch_norm_decay is None else self.spec.batch_norm_decay
         batch_norm_params = {"is_training": self.is_training, "decay": decay, "epsilon": 1e-5,
                              "scale": True, "fused": True}
         weight_decay = self.spec.weight_decay

@@ -23,6 +23,7 @@ class ENet(BaseFcnArch):
     encoders = ("enet",)
     encoder_args = {"pool_indices": True}
     published = {"enet": (0.37, "Paszke et al. 2016, Table 3")}
+    default_batch_norm_decay = 0.9  # as its encoder (Torch's batch-norm momentum 0.1)
 
     def skip_strides(self):
         return (4, 2)
