@@ -21,7 +21,8 @@ Model summary (parameters and GMACs of the real graph, batch 1):
 
     python arch.py --basenet resnet_v1_18 --extended_arch LinkNet --size 360x480 --num_classes 12
     python arch.py --table          # the comparison with seg-mentor's published table
-    python arch.py --decoders       # every registered decoder over a few encoders
+    python arch.py --decoders       # every registered decoder over a few encoders, and the
+                                    # encoder-decoder nets (ENet, SegNet, FC-DenseNet) against their papers
 """
 import argparse
 import dataclasses
@@ -32,8 +33,8 @@ from typing import Optional
 
 import decoders
 import nets
-from decoders.base import (DECODER_SCOPE, BaseFcnArch, DecoderOptionError, UnknownDecoderError,  # noqa: F401
-                           bilinear_kernel, register)
+from decoders.base import (DECODER_SCOPE, BaseFcnArch, DecoderOptionError, IncompatibleEncoderError,  # noqa: F401
+                           UnknownDecoderError, bilinear_kernel, register)
 from utils.compat import tf
 from utils.flags import add_setting_flags, declared, setting, settings_from_args
 from utils.graphs import ancestors, count_macs, count_params
@@ -46,8 +47,11 @@ class ModelSpec:
     """Everything needed to build a model; `decoder_options` become the decoder's `Options` on construction."""
     encoder: str = setting("resnet_v1_18", "feature extractor (encoder)", flag="basenet", aliases=("encoder",),
                            choices=nets.NAMES, group="model")
-    decoder: str = setting("FCN", "decoder: %s" % ", ".join(decoders.NAMES), flag="extended_arch",
-                           aliases=("decoder",), group="model")
+    decoder: Optional[str] = setting(
+        None, "decoder: %s (default: the encoder's own decoder where it has one, %s; else FCN)" % (
+            ", ".join(decoders.NAMES), ", ".join("%s: %s" % (name, nets.get(name).decoder) for name in nets.NAMES
+                                                 if nets.get(name).decoder)),
+        flag="extended_arch", aliases=("decoder",), group="model")
     num_classes: Optional[int] = setting(None, "number of classes; train.py takes the dataset's when not given",
                                          group="model")
     output_stride: Optional[int] = setting(None, "dilate the encoder beyond this stride (atrous convolutions)",
@@ -61,8 +65,7 @@ class ModelSpec:
     decoder_options: object = None
 
     def __post_init__(self):
-        nets.get(self.encoder)  # an unknown name lists the valid ones
-        decoder = decoders.get(self.decoder)
+        decoder = decoders.get(self.decoder or default_decoder(self.encoder))  # unknown names list the valid ones
         if self.encoder_stride not in ENCODER_STRIDES:
             raise ValueError("encoder_stride must be one of %s, got %r" % (ENCODER_STRIDES, self.encoder_stride))
         options = self.decoder_options
@@ -73,6 +76,7 @@ class ModelSpec:
             options = decoder.make_options(options)
         object.__setattr__(self, "decoder", decoder.name)
         object.__setattr__(self, "decoder_options", options)
+        decoder.check_spec(self)  # an encoder it cannot work over names the ones it can
 
     @property
     def decoder_class(self):
@@ -112,12 +116,17 @@ class ModelSpec:
         fields = {field.name for field in dataclasses.fields(cls)} - {"decoder_options"}
         values = {("encoder" if k == "basenet" else "decoder" if k == "extended_arch" else k): v
                   for k, v in settings.items()}
-        decoder = decoders.get(values.get("decoder"))
+        decoder = decoders.get(values.get("decoder") or default_decoder(values.get("encoder", cls.encoder)))
         options = {k: v for k, v in values.items() if k in _option_names(decoder)}
         spec_values = {k: v for k, v in values.items() if k in fields}
         if spec_values.get("encoder_stride") is None:
             spec_values.pop("encoder_stride", None)
         return cls(decoder_options=options, **spec_values)
+
+
+def default_decoder(encoder):
+    """The decoder of a spec that names none: the encoder's own (ENet, FC-DenseNet), else seg-mentor's FCN."""
+    return nets.get(encoder).decoder or "FCN"
 
 
 def _option_names(decoder_class):
@@ -229,6 +238,9 @@ def summarize(spec, height=512, width=512):
         if spec.encoder == "inception_v1":
             params, macs = googlenet_5x5_delta(graph)
             result["googlenet_5x5_delta"] = {"params": params, "gmacs": macs / 1e9}
+        published = spec.decoder_class.published.get(spec.encoder)
+        if published:
+            result["published"] = {"mparams": published[0], "source": published[1]}
     return result
 
 
@@ -269,11 +281,15 @@ def format_table(rows):
 
 
 def decoder_zoo_rows(encoders=ZOO_ENCODERS, pixels=512, num_classes=21, decoder_names=None):
-    """Params (M) and GMACs of every registered decoder (at its default options) over `encoders`."""
+    """Params (M) and GMACs of every registered decoder (at its default options) over `encoders`;
+    None where the decoder does not work over that encoder (the encoder-decoder nets, see published_rows)."""
     rows = []
     for decoder in decoder_names or decoders.NAMES:
         cells = {}
         for encoder in encoders:
+            if encoder not in decoders.get(decoder).compatible_encoders():
+                cells[encoder] = None
+                continue
             counts = summarize(ModelSpec(encoder, decoder, num_classes), pixels, pixels)
             cells[encoder] = (counts["params"] / 1e6, counts["gmacs"])
         rows.append((decoder, cells))
@@ -281,11 +297,43 @@ def decoder_zoo_rows(encoders=ZOO_ENCODERS, pixels=512, num_classes=21, decoder_
 
 
 def format_decoder_zoo(rows, encoders=ZOO_ENCODERS, pixels=512, num_classes=21):
-    lines = ["Params M / GMACs at %dx%d, %d classes (each decoder at its default options)" % (pixels, pixels,
-                                                                                          num_classes),
+    lines = ["Params M / GMACs at %dx%d, %d classes (each decoder at its default options; - : the decoder "
+             "works over its own encoders only)" % (pixels, pixels, num_classes),
              "", "| decoder | %s |" % " | ".join(encoders), "|---|" + "---:|" * len(encoders)]
     for decoder, cells in rows:
-        lines.append("| %s | %s |" % (decoder, " | ".join("%.2f / %.2f" % cells[e] for e in encoders)))
+        lines.append("| %s | %s |" % (decoder, " | ".join("%.2f / %.2f" % cells[e] if cells[e] else "-"
+                                                          for e in encoders)))
+    return "\n".join(lines)
+
+
+PUBLISHED_SIZES = ((360, 480), (512, 512))
+
+
+def published_rows(num_classes=12, sizes=PUBLISHED_SIZES, pairs=None):
+    """Every (encoder, decoder) pairing whose paper gives its size (or those of `pairs`): ours at `sizes`
+    next to the paper's."""
+    rows = []
+    for decoder in decoders.NAMES:
+        for encoder, (mparams, source) in decoders.get(decoder).published.items():
+            if pairs is not None and (encoder, decoder) not in pairs:
+                continue
+            counts = [summarize(ModelSpec(encoder, decoder, num_classes), *size) for size in sizes]
+            rows.append(dict(encoder=encoder, decoder=decoder, mparams=counts[0]["params"] / 1e6,
+                             gmacs={"%dx%d" % size: c["gmacs"] for size, c in zip(sizes, counts)},
+                             their_mparams=mparams, source=source))
+    return rows
+
+
+def format_published(rows, num_classes=12, sizes=PUBLISHED_SIZES):
+    names = ["%dx%d" % size for size in sizes]
+    lines = ["Encoder-decoder nets against their papers (%d classes)" % num_classes, "",
+             "| net | params M (ours) | params M (paper) | diff | %s | source |" % " | ".join(
+                 "GMACs %s" % name for name in names), "|---|---:|---:|---:|" + "---:|" * len(names) + "---|"]
+    for r in rows:
+        lines.append("| %s + %s | %.3f | %.2f | %+.1f %% | %s | %s |" % (
+            r["encoder"], r["decoder"], r["mparams"], r["their_mparams"],
+            100.0 * (r["mparams"] - r["their_mparams"]) / r["their_mparams"],
+            " | ".join("%.2f" % r["gmacs"][name] for name in names), r["source"]))
     return "\n".join(lines)
 
 
@@ -320,8 +368,13 @@ def main(argv=None):
         return 0
     if args.decoders:
         rows = decoder_zoo_rows(pixels=args.pixels, num_classes=args.num_classes)
-        print(json.dumps(rows, indent=1) if args.json else format_decoder_zoo(rows, pixels=args.pixels,
-                                                                           num_classes=args.num_classes))
+        published = published_rows()
+        if args.json:
+            print(json.dumps({"zoo": rows, "published": published}, indent=1))
+        else:
+            print(format_decoder_zoo(rows, pixels=args.pixels, num_classes=args.num_classes))
+            print()
+            print(format_published(published))
         return 0
     try:
         height, width = parse_size(args.size) if args.size else (args.pixels, args.pixels)
@@ -340,11 +393,16 @@ def main(argv=None):
             format(result["decoder_params"], ","), format(result["params_all"], ",")))
         print("  GMACs      : %12.2f  (conv + matmul multiply-accumulates, batch 1)" % result["gmacs"])
         print("  logits     : %s" % (result["logits_shape"],))
+        if "published" in result:
+            paper = result["published"]
+            print("  paper      : %12.2f M parameters (%s); ours %+.1f %%" % (
+                paper["mparams"], paper["source"], 100.0 * (result["params"] / 1e6 - paper["mparams"]) / paper["mparams"]))
     return 0
 
 
 __all__ = ["ModelSpec", "build_model", "BaseFcnArch", "register", "bilinear_kernel", "add_model_flags",
-           "model_spec_from_args", "summarize", "ancestors", "UnknownDecoderError", "DecoderOptionError"]
+           "model_spec_from_args", "summarize", "ancestors", "UnknownDecoderError", "DecoderOptionError",
+           "IncompatibleEncoderError"]
 
 if __name__ == "__main__":
     sys.exit(main())

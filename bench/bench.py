@@ -234,9 +234,13 @@ def configurations(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         choice = precision.resolve(args.mixed_precision)
+        configs = list(configurations(args))
+    except (arch.UnknownDecoderError, arch.DecoderOptionError, nets.UnknownNetError) as error:
+        parser.error(str(error))
     except ValueError as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
@@ -245,7 +249,7 @@ def main(argv=None):
     print("| arch | params M | GMACs@%s | infer ms (b1) | train step ms (b%d@%d) | train img/s | foreign cores |"
           % (args.infer_size, args.train_batch, args.train_size))
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, spec in configurations(args):
+    for name, spec in configs:
         record = measure(name, spec, args, choice)
         if "pipeline_img_per_s" in record:
             print("input pipeline: %.1f img/s at %d px with augmentation (%.1f per CPU-second)"

@@ -28,6 +28,13 @@ What a decoder declares at class level:
   needs_static_shapes  True when a block reads static spatial sizes; inference then builds one
                        graph per image size at native resolution instead of one dynamic graph
   default_output_stride  encoder dilation when the spec leaves output_stride unset (DeepLab: 16)
+  default_batch_norm_decay  decoder batch-norm decay without --batch_norm_decay (0.997; ENet: 0.9, as its encoder)
+  encoders             the encoders it works with (None: every registered one); an encoder-decoder
+                       net names its own (ENet: enet); ModelSpec rejects other pairs, naming the valid ones
+  encoder_args         what it asks of the encoder's build: {"pool_indices": True} for the unpooling
+                       decoders (Features.pool_indices), VGG's {"fc_layers": False} for SegNet
+  published            {encoder: (million parameters, source)}: the paper's size of that pairing,
+                       printed next to ours by the model summary
 
 Helpers every decoder shares: `classifier` (the one 1x1 linear conv to num_classes),
 `spatial_size`, `resize` / `resize_to` / `upsample_by` (bilinear, or the
@@ -39,6 +46,7 @@ import dataclasses
 import numpy as np
 
 import nets
+from nets import dropout as stateless
 from utils.compat import slim, tf
 from utils.flags import setting
 
@@ -55,6 +63,10 @@ class UnknownDecoderError(ValueError):
 
 class DecoderOptionError(ValueError):
     pass
+
+
+class IncompatibleEncoderError(DecoderOptionError):
+    """The decoder cannot work over this encoder (or at this output stride)."""
 
 
 def register(name):
@@ -116,6 +128,10 @@ class BaseFcnArch(abc.ABC):
     Options = Options
     needs_static_shapes = False
     default_output_stride = None
+    default_batch_norm_decay = DEFAULT_BATCH_NORM_DECAY  # without --batch_norm_decay: slim's ResNet default
+    encoders = None
+    encoder_args = {}
+    published = {}
 
     def __init__(self, spec, is_training=False, decoder_scope=DECODER_SCOPE):
         if not isinstance(spec.decoder_options, self.Options):
@@ -131,7 +147,6 @@ class BaseFcnArch(abc.ABC):
         self.features = None
         self.pyramid = {}
         self.aux_logits = []   # extra heads (e.g. PSPNet's) that training adds to the loss
-        self._dropouts = 0
 
     # ------------------------------------------------------------ declarations
     @classmethod
@@ -145,6 +160,20 @@ class BaseFcnArch(abc.ABC):
                 ", ".join("--" + name for name in foreign), "is" if len(foreign) == 1 else "are", cls.name,
                 ", ".join("--" + name for name in known) or "none"))
         return cls.Options(**values)
+
+    @classmethod
+    def compatible_encoders(cls):
+        """Names of the registered encoders this decoder works with."""
+        return tuple(name for name in nets.NAMES
+                     if (cls.encoders is None or name in cls.encoders) and nets.get(name).takes(cls.encoder_args))
+
+    @classmethod
+    def check_spec(cls, spec):
+        """Raise IncompatibleEncoderError when this decoder cannot build `spec` (ModelSpec calls it)."""
+        valid = cls.compatible_encoders()
+        if spec.encoder not in valid:
+            raise IncompatibleEncoderError("--extended_arch %s does not work over --basenet %s; its encoders: %s" % (
+                cls.name, spec.encoder, ", ".join(valid)))
 
     @classmethod
     def run_name(cls, options):
@@ -192,7 +221,7 @@ class BaseFcnArch(abc.ABC):
 
     def decoder_arg_scope(self):
         """arg_scope for decoder layers: L2 decay, fused batch norm following `is_training`."""
-        decay = DEFAULT_BATCH_NORM_DECAY if self.spec.batch_norm_decay is None else self.spec.batch_norm_decay
+        decay = self.default_batch_norm_decay if self.spec.batch_norm_decay is None else self.spec.batch_norm_decay
         batch_norm_params = {"is_training": self.is_training, "decay": decay, "epsilon": 1e-5,
                              "scale": True, "fused": True}
         weight_decay = self.spec.weight_decay
@@ -220,24 +249,8 @@ class BaseFcnArch(abc.ABC):
 
     def dropout(self, net, keep_prob, whole_channels=False, scope="dropout"):
         """Dropout while training, identity otherwise; whole_channels: of whole feature maps (PyTorch's Dropout2d).
-
-        Stateless: the mask is a function of (the graph's seed, the global step, this layer, the replica), so a
-        resumed run draws the masks the uninterrupted run would have drawn.
-        """
-        if self.is_training is False or keep_prob >= 1.0:
-            return net
-        self._dropouts += 1
-        with tf.name_scope(scope):
-            shape = tf.shape(net)
-            noise_shape = tf.stack([shape[0], 1, 1, shape[3]]) if whole_channels else None
-            context = tf.distribute.get_replica_context()
-            replica = context.replica_id_in_sync_group if context is not None else 0
-            step = tf.cast(_global_step(), tf.int32)
-            seed = tf.stack([tf.constant(tf.get_default_graph().seed or 0, tf.int32),
-                             step * 1024 + self._dropouts * 16 + tf.cast(replica, tf.int32)])
-            dropped = tf.nn.experimental.stateless_dropout(net, rate=1.0 - keep_prob, seed=seed,
-                                                           noise_shape=noise_shape)
-            return slim.utils.smart_cond(self.is_training, lambda: dropped, lambda: net)
+        Stateless (nets/dropout.py): a resumed run draws the masks the uninterrupted run would have drawn."""
+        return stateless.dropout(net, keep_prob, self.is_training, whole_channels, scope)
 
     def resize(self, net, size):
         """Fixed bilinear resize to [H, W] (half-pixel centres: stride-s feature i sits at pixel s*i + (s-1)/2);
@@ -282,7 +295,7 @@ class BaseFcnArch(abc.ABC):
         padded, size = pad_to_multiple(images, PAD_MULTIPLE)
         self.features = features or self.encoder.build(
             padded, self.is_training, weight_decay=self.spec.weight_decay, output_stride=self.output_stride,
-            preprocess=False, batch_norm_decay=self.spec.batch_norm_decay)
+            preprocess=False, batch_norm_decay=self.spec.batch_norm_decay, **self.encoder_args)
         self.pyramid = {}
         with tf.variable_scope(self.decoder_scope), slim.arg_scope(self.decoder_arg_scope()):
             net = self.decode_top(self.features.taps[self.encoder_stride])
@@ -309,16 +322,6 @@ class BaseFcnArch(abc.ABC):
     def decoder_variables(self):
         """New variables created by the decoder (random / bilinear init)."""
         return tf.global_variables(self.decoder_scope + "/")
-
-
-def _global_step():
-    """The training step counter (made at the root variable scope, where training makes it, if a test builds a
-    model before it exists)."""
-    step = tf.train.get_global_step()
-    if step is None:
-        with tf.variable_scope(tf.VariableScope(reuse=tf.AUTO_REUSE, name=""), auxiliary_name_scope=False):
-            step = tf.train.get_or_create_global_step()
-    return step
 
 
 def crop(tensor, size):

@@ -141,10 +141,11 @@ def restore_encoder(sess, checkpoint_path, scope, exclude=(), graph_scope=None):
     return report
 
 
-def restore_registry_entry(sess, checkpoint_path, entry, graph_scope=None):
-    """restore_encoder for a nets.registry entry: its scope, its head excluded."""
-    return restore_encoder(sess, checkpoint_path, entry.scope,
-                                     exclude=(entry.head_scope,), graph_scope=graph_scope)
+def restore_registry_entry(sess, checkpoint_path, entry, graph_scope=None, net_args=None):
+    """restore_encoder for a nets.registry entry: its scope, its head excluded, and the parts a build with
+    `net_args` (a decoder's encoder_args) does not make."""
+    return restore_encoder(sess, checkpoint_path, entry.scope, exclude=entry.unbuilt_scopes(net_args or {}),
+                           graph_scope=graph_scope)
 
 
 @dataclasses.dataclass

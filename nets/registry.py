@@ -3,11 +3,15 @@
 A decoder never imports a net module directly: it asks `get(name)` for a
 `Encoder` and calls `.build(images, is_training)`.  Adding a net is one
 module in `nets/` plus one entry here.
+
+Encoders trained from scratch (ENet, FC-DenseNet) have no ImageNet
+checkpoint (`checkpoint=None`: train.py then trains from scratch and says so)
+and name their own decoder (`decoder`), the default when no decoder is asked for.
 """
 import dataclasses
 import importlib
 import inspect
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 from nets import preprocessing
 from utils.compat import slim
@@ -21,12 +25,17 @@ class Features:
     taps: nominal stride (4, 8, 16, 32) -> feature map; 32 is `top`.  With an
           `output_stride` < 32 the deeper taps are dilated, so their true stride
           is smaller than the nominal one: use `true_stride()` or tensor shapes.
+          (ENet is dilated beyond stride 8 by design.)  Some encoders also tap
+          finer strides (1, 2) that encoder-decoder nets read (SegNet, FC-DenseNet).
     end_points: the net's full TF-Slim end_points dict.
+    pool_indices: {stride: nets.pooling.PoolIndices} of the encoder's 2x2 max pools, keyed by the
+          stride of each pool's input, when the build asked for them (`pool_indices=True`); else {}.
     """
     top: object
     taps: Mapping[int, object]
     end_points: Mapping[str, object]
     input_shape: tuple
+    pool_indices: Mapping[int, object] = dataclasses.field(default_factory=dict)
 
     def true_stride(self, nominal):
         """Actual downsampling of tap `nominal` w.r.t. the (padded) input height."""
@@ -47,8 +56,12 @@ class Encoder:
     taps: Mapping[int, str]  # nominal stride -> end_points key (as built at the root variable scope)
     scope: str               # top variable scope == the checkpoint's variable prefix
     head_scope: str          # classifier head variables (left out by base_only)
-    imagenet_classes: int    # 1000 or 1001 (with background), as in the slim checkpoint
-    checkpoint: str          # file expected under --modelspath
+    imagenet_classes: Optional[int]  # 1000 or 1001 (with background), as in the slim checkpoint; None: no ImageNet head
+    checkpoint: Optional[str]        # file expected under --modelspath; None: no ImageNet checkpoint (from scratch)
+    decoder: Optional[str] = None    # its own decoder, the default when none is asked for (ENet, FC-DenseNet)
+    top_stride: int = 32             # true stride of the top tap when not dilated further (ENet: 8)
+    # net keyword -> checkpoint scopes a build with that keyword False does not make (VGG's fc_layers: fc6, fc7)
+    optional_scopes: Mapping[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def net_fn(self):
@@ -62,27 +75,48 @@ class Encoder:
         """float RGB images in [0, 255] -> the input range this net was trained on."""
         return preprocessing.PREPROCESSORS[self.preprocessing](images)
 
+    @property
+    def has_checkpoint(self):
+        return self.checkpoint is not None
+
+    def unbuilt_scopes(self, net_args):
+        """Checkpoint scopes a build with `net_args` leaves out: the classifier head, and the optional parts
+        switched off (SegNet's VGG-16 without fc6/fc7); a restore expects them unused."""
+        return (self.head_scope,) + tuple(scope for keyword, scopes in self.optional_scopes.items()
+                                          if net_args.get(keyword, True) is False for scope in scopes)
+
+    def takes(self, net_args):
+        """True when the net function accepts every keyword of `net_args` (a decoder's requests)."""
+        return set(net_args) <= set(inspect.signature(self.net_fn).parameters)
+
     def build(self, images, is_training, weight_decay=0.0, output_stride=None, preprocess=True,
-              batch_norm_decay=None):
+              batch_norm_decay=None, pool_indices=False, **net_args):
         """Build the base net (no classifier head) under its own arg_scope.
 
         images: float32 [N, H, W, 3] RGB in [0, 255] (preprocess=True) or already
         preprocessed.  is_training: Python bool or scalar bool tensor.
         batch_norm_decay: moving-average decay of its batch norms (None: the
         checkpoint's slim default, e.g. 0.997; short runs want less, e.g. 0.9).
+        pool_indices: record where the max pools took their maxima (Features.pool_indices).
+        net_args: further keywords of the net function a decoder asks for (VGG's fc_layers=False).
         """
         inputs = self.preprocess(images) if preprocess else images
         scope_args = {"weight_decay": weight_decay}
         if batch_norm_decay is not None and "batch_norm_decay" in inspect.signature(self.arg_scope_fn).parameters:
             scope_args["batch_norm_decay"] = batch_norm_decay
+        recorded = {}
+        if pool_indices:
+            net_args["pool_indices"] = recorded
+        if not self.takes(net_args):
+            raise ValueError("%s cannot build with %s" % (self.name, ", ".join(sorted(net_args))))
         with slim.arg_scope(self.arg_scope_fn(**scope_args)):
             top, end_points = self.net_fn(
                 inputs, num_classes=None, is_training=is_training,
-                base_only=True, output_stride=output_stride)
+                base_only=True, output_stride=output_stride, **net_args)
         taps = {stride: lookup_end_point(end_points, key) for stride, key in self.taps.items() if stride != 32}
         taps[32] = top
         return Features(top=top, taps=taps, end_points=end_points,
-                        input_shape=tuple(images.shape.as_list()))
+                        input_shape=tuple(images.shape.as_list()), pool_indices=recorded)
 
 
 def lookup_end_point(end_points, key):
@@ -100,8 +134,9 @@ _ENTRIES = [
     Encoder(
         name="vgg_16", module="nets.vgg", function="vgg_16", arg_scope="vgg_arg_scope",
         preprocessing="vgg", scope="vgg_16", head_scope="vgg_16/fc8", imagenet_classes=1000,
-        taps={4: "vgg_16/pool2", 8: "vgg_16/pool3", 16: "vgg_16/pool4"},
-        checkpoint="vgg_16.ckpt"),
+        taps={1: "vgg_16/conv1/conv1_2", 2: "vgg_16/pool1", 4: "vgg_16/pool2", 8: "vgg_16/pool3",
+              16: "vgg_16/pool4"},
+        checkpoint="vgg_16.ckpt", optional_scopes={"fc_layers": ("vgg_16/fc6", "vgg_16/fc7")}),
     Encoder(
         name="inception_v1", module="nets.inception_v1", function="inception_v1",
         arg_scope="inception_v1_arg_scope", preprocessing="inception", scope="InceptionV1",
@@ -148,6 +183,19 @@ _ENTRIES = [
         head_scope="MobilenetV2/Logits", imagenet_classes=1001,
         taps={4: "layer_4", 8: "layer_7", 16: "layer_14"},
         checkpoint="mobilenet_v2_1.0_224.ckpt"),
+    Encoder(
+        name="enet", module="nets.enet", function="enet", arg_scope="enet_arg_scope",
+        preprocessing="torchvision", scope="enet", head_scope="enet/logits", imagenet_classes=None,
+        taps={2: "enet/initial", 4: "enet/bottleneck1_4", 8: "enet/bottleneck2_0", 16: "enet/bottleneck2_8"},
+        checkpoint=None, decoder="ENet", top_stride=8),
+] + [
+    Encoder(
+        name=name, module="nets.fc_densenet", function=name, arg_scope="fc_densenet_arg_scope",
+        preprocessing="torchvision", scope=name, head_scope=name + "/logits", imagenet_classes=None,
+        taps={1: name + "/denseblock1", 2: name + "/denseblock2", 4: name + "/denseblock3",
+              8: name + "/denseblock4", 16: name + "/denseblock5"},
+        checkpoint=None, decoder="FCDenseNet")
+    for name in ("fc_densenet_56", "fc_densenet_67", "fc_densenet_103")
 ]
 
 REGISTRY: Dict[str, Encoder] = {entry.name: entry for entry in _ENTRIES}

@@ -13,9 +13,15 @@ without FCN's crop offsets.  The replication is done by concatenation, so it
 works for any map, even 1x1 (tf.pad's SYMMETRIC/REFLECT modes cannot pad a
 1-pixel map by 3).  Inputs whose pool5 is smaller than fc6's window are
 replicate-padded before fc6 too, so any input size builds.
+
+SegNet's encoder is the 13 convolutions alone, whose pools record their
+argmax: `fc_layers=False` stops at pool5 (no fc6/fc7 variables), and a
+`pool_indices` dict receives each pool's PoolIndices (nets/pooling.py); the
+variables keep their names, so the slim checkpoint restores either way.
 """
 from utils.compat import slim, tf
 from nets import resnet_utils
+from nets.pooling import max_pool_2x2
 from nets.resnet_utils import max_pool2d_dense
 
 _CONV_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))  # (depth, number of 3x3 convs)
@@ -61,7 +67,7 @@ def _valid_fc6_paddings(size, rate):
 
 def vgg_16(inputs, num_classes=1000, is_training=True, base_only=False, output_stride=None,
            dropout_keep_prob=0.5, spatial_squeeze=True, fc_conv_padding="VALID",
-           reuse=None, scope="vgg_16"):
+           fc_layers=True, pool_indices=None, reuse=None, scope="vgg_16"):
     """VGG-16 (configuration D).
 
     base_only: return fc7 (stride `output_stride`, on pool5's grid, see module
@@ -69,13 +75,20 @@ def vgg_16(inputs, num_classes=1000, is_training=True, base_only=False, output_s
       squeezed to [N, num_classes] (a 224x224 input gives a 1x1 fc8).
     output_stride: 8, 16 or 32 (None).  Pools past it keep their window but get
       stride 1 (max_pool2d_dense), later 3x3 convs and fc6 get dilated.
+    fc_layers: False (with base_only) returns pool5 and creates no fc6/fc7.
+    pool_indices: a dict to receive {stride of the pool's input: PoolIndices} of the five pools
+      (strided pools only: not with an output_stride).
     """
     resnet_utils.check_output_stride(output_stride, scope)
     if fc_conv_padding not in ("VALID", "SAME"):
         raise ValueError("fc_conv_padding must be 'VALID' or 'SAME', got %r" % fc_conv_padding)
+    if not (fc_layers or base_only):
+        raise ValueError("fc_layers=False builds the convolutions only: it needs base_only=True")
+    if pool_indices is not None and output_stride not in (None, 32):
+        raise ValueError("pool indices come from strided pools: output_stride must be None, got %r" % output_stride)
     with tf.variable_scope(scope, "vgg_16", [inputs], reuse=reuse) as sc:
         end_points_collection = sc.original_name_scope + "_end_points"
-        with slim.arg_scope([slim.conv2d, slim.max_pool2d, max_pool2d_dense],
+        with slim.arg_scope([slim.conv2d, slim.max_pool2d, max_pool2d_dense, max_pool_2x2],
                             outputs_collections=end_points_collection):
             net = inputs
             current_stride, rate = 1, 1
@@ -85,11 +98,16 @@ def vgg_16(inputs, num_classes=1000, is_training=True, base_only=False, output_s
                 if output_stride is not None and current_stride == output_stride:
                     net = max_pool2d_dense(net, 2, 2, rate=rate, scope="pool%d" % i)
                     rate *= 2
+                elif pool_indices is not None:
+                    net = max_pool_2x2(net, "pool%d" % i, record=pool_indices, stride=current_stride)
+                    current_stride *= 2
                 else:
                     # 'SAME' = Caffe's ceil-mode pooling (FCN): slim's default 'VALID'
                     # would drop the last row/column of odd-sized maps (45 -> 22).
                     net = slim.max_pool2d(net, [2, 2], stride=2, padding="SAME", scope="pool%d" % i)
                     current_stride *= 2
+            if not fc_layers:
+                return net, slim.utils.convert_collection_to_dict(end_points_collection)
 
             realign = base_only and fc_conv_padding == "VALID"
             if realign:

@@ -6,8 +6,7 @@ import pytest
 
 import arch
 import decoders
-import nets
-from tests.conftest import CAMVID, build
+from tests.conftest import CAMVID, CROSS_ENCODERS, build
 from utils.compat import slim, tf
 
 DECODER_VARIANTS = {
@@ -69,7 +68,7 @@ def test_zero_init_skips_start_at_zero():
 
 
 @pytest.mark.parametrize("size", [(360, 480), (512, 512)])
-@pytest.mark.parametrize("encoder", nets.NAMES)
+@pytest.mark.parametrize("encoder", CROSS_ENCODERS)
 def test_every_net_and_decoder_builds_full_resolution_logits(encoder, size):
     """One encoder per graph, every decoder variant hung on it (building encoders dominates test time)."""
     images = tf.placeholder(tf.float32, [1, size[0], size[1], 3])

@@ -6,7 +6,7 @@ import arch
 import decoders
 import nets
 from decoders.pspnet import adaptive_average_pool
-from tests.conftest import build
+from tests.conftest import CROSS_ENCODERS, build
 from utils.compat import tf
 from utils.data.dataset_info import dataset_files
 from utils.data.pipeline import make_dataset
@@ -26,25 +26,35 @@ def test_help_lists_every_decoder_and_unknown_lists_valid_names():
         decoders.get("DeepLabV4")
 
 
-@pytest.mark.parametrize("encoder", nets.NAMES)
+@pytest.mark.parametrize("encoder", CROSS_ENCODERS)
 def test_every_encoder_with_every_new_decoder_builds(encoder):
-    """Decoders share encoders (building those dominates): one at stride 32, one dilated for DeepLab."""
+    """Decoders share encoders (building those dominates): one at stride 32, one dilated for DeepLab, one
+    per other request (SegNet's pooling indices); each decoder over the encoders it declares."""
     size = (96, 128)
     images = tf.placeholder(tf.float32, [2, size[0], size[1], 3])
     is_training = tf.placeholder_with_default(False, [])
     shared = {}
+    top_stride = nets.get(encoder).top_stride
     for decoder in BEYOND_SEG_MENTOR:
-        dilated = decoders.get(decoder).default_output_stride == 16  # DeepLab dilates its encoder to stride 16
+        cls = decoders.get(decoder)
+        if encoder not in cls.compatible_encoders():
+            with pytest.raises(arch.IncompatibleEncoderError, match="its encoders: "):
+                build(encoder, decoder, 5)
+            continue
+        stride = min(cls.default_output_stride or 32, top_stride)  # DeepLab dilates its encoder to 16
+        key = (stride, tuple(sorted(cls.encoder_args.items())))
         model = build(encoder, decoder, 5, is_training=is_training, aux_loss_weight=0.4,
                       decoder_scope="decoder_" + decoder)
-        with tf.variable_scope("dilated" if dilated else "plain"):
-            logits = model.build(images, features=shared.get(dilated))
-        shared.setdefault(dilated, model.features)
+        with tf.variable_scope("encoder%d" % (list(shared).index(key) if key in shared else len(shared))):
+            logits = model.build(images, features=shared.get(key))
+        shared.setdefault(key, model.features)
         assert logits.shape.as_list() == [2, size[0], size[1], 5], (encoder, decoder)
         for aux in model.aux_logits:
             assert aux.shape.as_list() == [2, size[0], size[1], 5]
         assert bool(model.aux_logits) == decoder.startswith("PSPNet")
-    assert shared[True].true_stride(32) == 16 and shared[False].true_stride(32) == 32
+    for (stride, _), features in shared.items():
+        assert features.true_stride(32) == stride
+    assert {stride for stride, _ in shared} == {min(16, top_stride), top_stride}
 
 
 @pytest.mark.parametrize("output_stride,rates", [(8, (12, 24, 36)), (16, (6, 12, 18)), (32, (3, 6, 9))])
@@ -131,13 +141,20 @@ def _fixed_sample_batch(datapath, preprocessing):
         return sess.run([batch["image"], batch["label"]])
 
 
+def encoder_for(decoder):
+    """ResNet-18, or the first encoder a decoder works with when it has its own (SegNet: vgg_16)."""
+    valid = decoders.get(decoder).compatible_encoders()
+    return "resnet_v1_18" if "resnet_v1_18" in valid else valid[0]
+
+
 @pytest.mark.parametrize("decoder", decoders.NAMES)
 def test_decoder_learns_a_fixed_camvid_batch(decoder, sample_datapath):
     """A few Adam steps on one fixed batch of the CamVid sample lower the loss."""
+    encoder = encoder_for(decoder)
     with tf.Graph().as_default():
-        images_np, labels_np = _fixed_sample_batch(sample_datapath, "torchvision")
+        images_np, labels_np = _fixed_sample_batch(sample_datapath, nets.get(encoder).preprocessing)
     images, labels = tf.constant(images_np), tf.constant(labels_np)
-    model = build("resnet_v1_18", decoder, 11, is_training=True, aux_loss_weight=0.4)
+    model = build(encoder, decoder, 11, is_training=True, aux_loss_weight=0.4)
     logits = model.build(images)
     loss = segmentation_loss(logits, labels, 11, 11)
     total = loss + sum(0.4 * segmentation_loss(a, labels, 11, 11) for a in model.aux_logits)

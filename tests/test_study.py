@@ -119,6 +119,8 @@ def _write_study(path, datapath, **changes):
     ({"axes": {"recipe": {"ce": {"loss": "ce"}, "focal": {"los": "focal"}}}},
      ["axis 'recipe' recipe 'focal' key 'los' is not a train.py flag", "loss"]),
     ({"axes": {"recipe": {"odd": {"loss": "foo"}}}}, ["--loss", "foo"]),
+    ({"axes": {"net": {"enet": {"encoder": "enet", "decodr": "ENet"}}}},
+     ["axis 'net' recipe 'enet' key 'decodr' is not a train.py flag", "decoder"]),
 ])
 def test_a_bad_study_file_names_the_key_and_the_valid_values(tmp_path, changes, expected):
     path = _write_study(tmp_path / "bad.json", str(tmp_path), **changes)
@@ -135,6 +137,25 @@ def test_a_bad_study_file_stops_the_command_with_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "resnet_v9" in proc.stderr
     assert not os.path.exists(tmp_path / "studies" / "tiny" / "cells")
+
+
+def test_a_bundle_axis_sets_its_flags_together(tmp_path):
+    """Pairs that are not a grid (each net with its own decoder): one axis, a label per bundle of flags."""
+    path = tmp_path / "nets.json"
+    path.write_text(json.dumps({
+        "base": {"dataset_family": "camvid", "datapath": str(tmp_path)}, "budget": {"max_steps": 8},
+        "axes": {"seed": [1, 2], "net": {"enet": {"encoder": "enet", "decoder": "ENet"},
+                                         "linknet18": {"basenet": "resnet_v1_18", "extended_arch": "LinkNet"}}},
+        "compare": [{"a": {"net": "enet"}, "b": {"net": "linknet18"}}]}))
+    study = grid.load(path, train.build_parser())
+    runner.check_cells(study, train.build_parser())
+    assert [cell.id for cell in study.cells] == ["seed-1__net-enet", "seed-1__net-linknet18",
+                                                 "seed-2__net-enet", "seed-2__net-linknet18"]
+    assert study.axes == {"seed": [1, 2], "net": ["enet", "linknet18"]}
+    enet, linknet = study.cells[:2]
+    assert (enet.settings["encoder"], enet.settings["decoder"], enet.settings["seed"]) == ("enet", "ENet", 1)
+    assert linknet.argv[-4:] == ["--basenet", "resnet_v1_18", "--extended_arch", "LinkNet"]
+    assert enet.config_key() == "net=enet" and grid.matches(linknet, {"net": "linknet18"})
 
 
 def _kill_at_first_checkpoint(study, root, cell, steps):

@@ -8,6 +8,7 @@ import pytest
 
 from utils.compat import tf
 from utils.compat.replicas import all_sum
+from decoders.linknet import LinkNet
 from utils.training import class_weights, losses, loop, schedule
 from utils.training.config import TrainSettings
 from utils.training.losses import LossSettings
@@ -188,7 +189,7 @@ def test_optimizers_take_the_step_they_should(optimizer, slot):
 def test_a_run_too_short_for_its_batch_norm_averages_is_warned():
     """0.997**300 = 0.41: 41 % of each moving average is still its initial value after 300 steps."""
     def config(decay, steps):
-        return types.SimpleNamespace(model=types.SimpleNamespace(batch_norm_decay=decay),
+        return types.SimpleNamespace(model=types.SimpleNamespace(batch_norm_decay=decay, decoder_class=LinkNet),
                                      train=types.SimpleNamespace(total_steps=steps))
     warning = loop.batch_norm_lag(config(None, 300))
     assert warning.startswith("WARNING after 300 steps 41 % of the batch-norm moving averages (decay 0.997)")

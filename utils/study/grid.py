@@ -130,7 +130,7 @@ def load(path, parser):
         raise StudyError("%s: unknown test keys %s; valid: %s" % (path, sorted(set(test) - set(TEST_DEFAULTS)),
                                                                  ", ".join(TEST_DEFAULTS)))
     cells = []
-    for combination in itertools.product(*[values for _, values in axes.values()]):
+    for combination in itertools.product(*[list(values) for _, values in axes.values()]):
         chosen = dict(zip(axes, combination))
         settings = dict(base)
         for key, value in chosen.items():
@@ -147,7 +147,7 @@ def load(path, parser):
                 if key not in axes:
                     raise StudyError("%s: compare uses %r, which is not an axis (axes: %s)"
                                      % (path, key, ", ".join(axes)))
-    return Study(_safe(name), path, base, {k: v for k, (_, v) in axes.items()}, budget, test, compare, cells)
+    return Study(_safe(name), path, base, {k: list(v) for k, (_, v) in axes.items()}, budget, test, compare, cells)
 
 
 def matches(cell, selection):

@@ -165,12 +165,22 @@ def total_steps(train, total_train_images):
     return max(1, int(math.ceil(train.epochs * total_train_images / train.batch_size)))
 
 
+class PretrainedError(ValueError):
+    """--pretrained names a checkpoint for an encoder that has none (it trains from scratch)."""
+
+
 def resolve_pretrained(pretrained, modelspath, encoder):
-    """Checkpoint path, or None for --pretrained none; a missing file stops with what to do, a file that is no
-    checkpoint of this encoder with what it is."""
-    if pretrained is not None and pretrained.lower() in SCRATCH:
-        return None
+    """Checkpoint path, or None for --pretrained none and for encoders without an ImageNet checkpoint
+    (implied: `scratch_reason` says so); a missing file stops with what to do."""
+    scratch = pretrained is not None and pretrained.lower() in SCRATCH
     entry = nets.get(encoder)
+    if not entry.has_checkpoint:
+        if pretrained is None or scratch:
+            return None
+        raise PretrainedError("--pretrained %s: %s has no ImageNet checkpoint, it trains from scratch; leave "
+                              "--pretrained out (or pass --pretrained none)" % (pretrained, encoder))
+    if scratch:
+        return None
     path = pretrained or os.path.join(modelspath, entry.checkpoint)
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, runfolder.RUNARGS)):
@@ -207,6 +217,13 @@ def check_encoder_checkpoint(path, entry):
     if not any(name.startswith(entry.scope + "/") for name in names):
         raise ValueError("--pretrained %s holds no %s/ variables: not a checkpoint of %s (it holds e.g. %s)"
                          % (path, entry.scope, entry.name, ", ".join(sorted(names)[:3])))
+
+
+def scratch_reason(encoder):
+    """Why a run without --pretrained trains from scratch, for the runlog."""
+    if nets.get(encoder).has_checkpoint:
+        return "--pretrained none"
+    return "%s has no ImageNet checkpoint: --pretrained none implied" % encoder
 
 
 def provenance(argv=None):

@@ -18,7 +18,6 @@ import shutil
 import signal
 import time
 
-from decoders.base import DEFAULT_BATCH_NORM_DECAY
 import nets
 from nets import checkpoints
 from utils.compat import tf
@@ -28,6 +27,7 @@ from utils.data.dataset_info import dataset_files
 from utils.data.records import first_damaged_file
 from utils.training import checkpoint_check, runfolder
 from utils.training import placement as placements
+from utils.training.config import scratch_reason
 from utils.training.monitor import Monitor, monitor_batches
 from utils.training.replicas import ReplicatedTrainStep, start_like_single_device
 from utils.training.step import TrainStep
@@ -244,7 +244,8 @@ def recipe_line(config):
 def batch_norm_lag(config):
     """A warning when the run is too short for its batch-norm moving averages: after N steps a share decay**N
     of them is still the initial value, and test.py (inference mode) uses them, so scores lag the weights."""
-    decay = config.model.batch_norm_decay if config.model.batch_norm_decay is not None else DEFAULT_BATCH_NORM_DECAY
+    decay = (config.model.batch_norm_decay if config.model.batch_norm_decay is not None
+             else config.model.decoder_class.default_batch_norm_decay)
     stale = decay ** config.train.total_steps
     if stale <= 0.05:
         return None
@@ -282,7 +283,9 @@ def initialise(sess, graph, config, monitor):
         monitor.log_names("  skipped  ", report.other_shape + ["%s (not in the checkpoint)" % name
                                                               for name in report.not_in_checkpoint])
     elif config.train.pretrained:
-        report = checkpoints.restore_registry_entry(sess, config.train.pretrained, graph.step.model.encoder)
+        model = graph.step.model
+        report = checkpoints.restore_registry_entry(sess, config.train.pretrained, model.encoder,
+                                                    net_args=model.encoder_args)
         restored = set(report.restored)
         monitor.log("restored %d encoder variables from %s:" % (len(restored), config.train.pretrained))
         monitor.log_names("  restored ", sorted(restored))
@@ -294,7 +297,7 @@ def initialise(sess, graph, config, monitor):
             monitor.log("  WARNING %d checkpoint variables of %s match nothing in the graph: %s"
                         % (len(report.unexpected), report.scope, ", ".join(report.unexpected)))
     else:
-        monitor.log("training from scratch (--pretrained none): all variables are new")
+        monitor.log("training from scratch (%s): all variables are new" % scratch_reason(config.model.encoder))
     unused = graph.step.unused_variables
     if unused:
         monitor.log("%d variables the loss does not reach (beyond --encoder_stride %s) are saved but not trained:"
