@@ -15,6 +15,7 @@ resumes (train.py --resume).  See utils/study/grid.py for the file format.
 import argparse
 import json
 import os
+import signal
 import sys
 
 import train
@@ -55,6 +56,10 @@ def link_tensorboard(study, root, tboards, log=print):
     log("tensorboard: %d cell(s) linked into %s (tensorboard --logdir %s)" % (linked, tboards, tboards))
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
@@ -76,7 +81,13 @@ def main(argv=None):
         failures = {}
         if not args.table_only:
             print("study %s: %d cells, %d steps each, folder %s" % (study.name, len(study.cells), steps, root))
-            failures = runner.run_cells(study, root, steps, args.parallel, args.threads)
+            if argv is None:  # as a command: SIGTERM stops the running cells as Ctrl-C does
+                signal.signal(signal.SIGTERM, _interrupt)
+            try:
+                failures = runner.run_cells(study, root, steps, args.parallel, args.threads)
+            except KeyboardInterrupt:
+                print("study %s stopped; run the same command to continue" % study.name, file=sys.stderr)
+                return 130
         records, text = table.write(study, root)
         pictures = plots.draw_all(records, os.path.join(root, "results"))
         link_tensorboard(study, root, args.tboards)

@@ -12,6 +12,7 @@ skipped, so a second invocation of the same study only does what is missing.
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -172,18 +173,24 @@ def run_cells(study, root, steps, parallel=1, threads=0, log=print):
             log("cell %s: done, skipped" % cell.id)
     failures, running = {}, []
     queue = list(todo)
-    while queue or running:
-        while queue and len(running) < max(1, parallel):
-            cell = queue.pop(0)
-            running.append((cell, _CellJob(study, root, cell, steps, threads, log)))
-        time.sleep(0.5)
-        for cell, job in list(running):
-            problem = job.poll()
-            if problem is not False:
-                running.remove((cell, job))
-                if problem:
-                    failures[cell.id] = problem
-                    log("cell %s FAILED: %s" % (cell.id, problem))
+    try:
+        while queue or running:
+            while queue and len(running) < max(1, parallel):
+                cell = queue.pop(0)
+                running.append((cell, _CellJob(study, root, cell, steps, threads, log)))
+            time.sleep(0.5)
+            for cell, job in list(running):
+                problem = job.poll()
+                if problem is not False:
+                    running.remove((cell, job))
+                    if problem:
+                        failures[cell.id] = problem
+                        log("cell %s FAILED: %s" % (cell.id, problem))
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (study.py): stop the cells' processes too, none left orphaned
+        for cell, job in running:
+            job.stop()
+            log("cell %s: stopped; it resumes when the study runs again" % cell.id)
+        raise
     for cell in study.cells:
         size = study.test.get("latency")
         if size and cell.id not in failures and not os.path.isfile(latency_path(root, cell)):
@@ -219,6 +226,17 @@ class _CellJob:
             self._start("test", test_command(self.root, self.cell, self.study.test))
         else:
             self.stage = "done"
+
+    def stop(self, grace=120):
+        """SIGTERM the running stage (train.py saves a checkpoint at its next step), SIGKILL after `grace` s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
     def poll(self):
         """False while running; None when the cell is done; a one-line problem when it failed."""
