@@ -162,7 +162,9 @@ def test_decoder_learns_a_fixed_camvid_batch(decoder, sample_datapath):
         step = tf.train.AdamOptimizer(1e-3).minimize(total)
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
-        losses = [sess.run([step, loss])[1] for _ in range(6)]
+        # the from-scratch nets with their own encoders (ENet: spatial dropout, 0.36 M parameters) move slower
+        steps = 6 if nets.get(encoder).checkpoint else 12
+        losses = [sess.run([step, loss])[1] for _ in range(steps)]
         losses.append(sess.run(loss))
     assert np.all(np.isfinite(losses))
     assert losses[-1] < 0.9 * losses[0], losses
