@@ -76,9 +76,11 @@ def clusters_for(filenames, family, mode="auto", scores=None):
         mode = "sequence" if family in SEQUENCE_FAMILIES else "image"
     if mode == "image":
         return list(range(n)), "image (%d clusters)" % n
+    sequences = [sequence_of(family, name) for name in filenames]
+    if any(s is None for s in sequences):
+        sequences = [None] * n
     if mode == "sequence":
-        sequences = [sequence_of(family, name) for name in filenames]
-        if any(s is None for s in sequences):
+        if sequences[0] is None:
             return list(range(n)), "image (%s has no sequences; %d clusters)" % (family, n)
         distinct = sorted(set(sequences))
         if len(distinct) >= MIN_SEQUENCES:
@@ -86,9 +88,7 @@ def clusters_for(filenames, family, mode="auto", scores=None):
         why = ("a single sequence, %s: " % distinct[0] if len(distinct) == 1 else
                "%d sequences (%s), fewer than %d: " % (len(distinct), ", ".join(distinct), MIN_SEQUENCES))
     else:
-        sequences, why = [sequence_of(family, name) for name in filenames], ""
-        if any(s is None for s in sequences):
-            sequences = [None] * n
+        why = ""
     if length is None:
         length = block_length(scores if scores is not None else [])
         why += "block of %d consecutive frames from the autocorrelation of per-image mIoU" % length

@@ -190,20 +190,18 @@ def resolve_pretrained(pretrained, modelspath, encoder):
     if os.path.exists(path) or os.path.exists(path + ".index"):
         check_encoder_checkpoint(path, entry)
         return path
-    if not (os.path.exists(path) or os.path.exists(path + ".index")):
-        if encoder in TORCH_MODELS:
-            how = ("convert torchvision's or timm's %s weights into it: python utils/convert_weights.py "
-                   "<%s .pth or .safetensors> --modelspath %s" % (TORCH_MODELS[encoder], TORCH_MODELS[encoder],
-                                                                  modelspath))
-        else:
-            how = "download it from the TF-Slim model zoo"
-        raise ValueError(
-            "pretrained checkpoint for %s not found: %s\n"
-            "  expected the ImageNet checkpoint '%s' under --modelspath %s\n"
-            "  (%s, or pass --pretrained /path/to/file.ckpt),\n"
-            "  or pass --pretrained none to train from scratch."
-            % (encoder, path, entry.checkpoint, modelspath, how))
-    return path
+    if encoder in TORCH_MODELS:
+        how = ("convert torchvision's or timm's %s weights into it: python utils/convert_weights.py "
+               "<%s .pth or .safetensors> --modelspath %s" % (TORCH_MODELS[encoder], TORCH_MODELS[encoder],
+                                                              modelspath))
+    else:
+        how = "download it from the TF-Slim model zoo"
+    raise ValueError(
+        "pretrained checkpoint for %s not found: %s\n"
+        "  expected the ImageNet checkpoint '%s' under --modelspath %s\n"
+        "  (%s, or pass --pretrained /path/to/file.ckpt),\n"
+        "  or pass --pretrained none to train from scratch."
+        % (encoder, path, entry.checkpoint, modelspath, how))
 
 
 def check_encoder_checkpoint(path, entry):

@@ -159,8 +159,9 @@ def _train(config, execution, placement, folder, resume, run_state, log):
             monitor.start(sess, handles[1], start_step)
             monitor.log(placements.summary_line(placement, config.replicas, config.train.learnrate))
             monitor.log(recipe_line(config))
-            if batch_norm_lag(config):
-                monitor.log(batch_norm_lag(config))
+            lag_warning = batch_norm_lag(config)
+            if lag_warning:
+                monitor.log(lag_warning)
             code = _loop(sess, graph, config, folder, handles, monitor, stop, start_step, total, chief, run_state)
     except tf.errors.OpError as error:
         raise RunFailed(data_error(error, graph) if isinstance(error, (tf.errors.DataLossError,
