@@ -119,6 +119,7 @@ def _write_study(path, datapath, **changes):
     ({"axes": {"recipe": {"ce": {"loss": "ce"}, "focal": {"los": "focal"}}}},
      ["axis 'recipe' recipe 'focal' key 'los' is not a train.py flag", "loss"]),
     ({"axes": {"recipe": {"odd": {"loss": "foo"}}}}, ["--loss", "foo"]),
+    ({"classes": "Pole"}, ["classes is a list of class names"]),
     ({"axes": {"net": {"enet": {"encoder": "enet", "decodr": "ENet"}}}},
      ["axis 'net' recipe 'enet' key 'decodr' is not a train.py flag", "decoder"]),
 ])
@@ -129,6 +130,13 @@ def test_a_bad_study_file_names_the_key_and_the_valid_values(tmp_path, changes, 
         runner.check_cells(study, train.build_parser())
     for text in expected:
         assert text in str(caught.value)
+
+
+def test_table_classes_must_be_the_datasets_class_names(sample_datapath, tmp_path):
+    path = _write_study(tmp_path / "bad.json", sample_datapath, classes=["Pole", "Poles"])
+    with pytest.raises(grid.StudyError) as caught:
+        runner.check_cells(grid.load(path, train.build_parser()), train.build_parser())
+    assert "['Poles']" in str(caught.value) and "SignSymbol" in str(caught.value)
 
 
 def test_a_bad_study_file_stops_the_command_with_one_line(tmp_path):
@@ -177,7 +185,7 @@ def _kill_at_first_checkpoint(study, root, cell, steps):
 
 
 def test_a_tiny_study_runs_resumes_and_tabulates(sample_datapath, tmp_path, capsys):
-    path = _write_study(tmp_path / "tiny.json", sample_datapath)
+    path = _write_study(tmp_path / "tiny.json", sample_datapath, classes=["Pole", "Sky"])
     studies, tboards = tmp_path / "studies", tmp_path / "tboards"
     root = str(studies / "tiny")
     study = grid.load(path, train.build_parser())
@@ -210,6 +218,10 @@ def test_a_tiny_study_runs_resumes_and_tabulates(sample_datapath, tmp_path, caps
     assert "| encoder=resnet_v1_18, decoder=LinkNet | 2 |" in markdown
     assert "Paired comparisons" in markdown and "| 2 | " in markdown
     assert markdown in first.stdout
+    assert "| mean class acc. % |" in markdown and markdown.count(" Pole IoU % |") == 1 and " Sky IoU % |" in markdown
+    header = next(line for line in markdown.splitlines() if line.startswith("| cell |"))
+    row = next(line for line in markdown.splitlines() if line.startswith("| %s |" % study.cells[0].id))
+    assert header.count("|") == row.count("|")
     rows = open(os.path.join(results, "table.csv")).read().strip().splitlines()
     assert len(rows) == 5 and rows[0].startswith("cell,encoder,decoder,seed,mIoU,ci_low,ci_high")
     summary = json.load(open(os.path.join(results, "cells.json")))

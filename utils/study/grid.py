@@ -8,7 +8,8 @@
       #   "recipe": {"ce": {"loss": "ce", "class_weights": "none"}, "focal": {"loss": "focal", "class_weights": "none"}}
       "budget": {"max_steps": 600},                        # or {"minutes": 10}: steps from a timed probe
       "test": {"bootstrap": 1000, "bootstrap_by": "auto", "checkpoints": 3, "latency": "360x480"},
-      "compare": [{"a": {"decoder": "FCN"}, "b": {"decoder": "LinkNet"}}]
+      "compare": [{"a": {"decoder": "FCN"}, "b": {"decoder": "LinkNet"}}],
+      "classes": ["Pole", "SignSymbol"]                   # per-class IoU columns of the table (optional)
     }
 
 Any train.py flag is a key of `base` or an axis (its name with or without the
@@ -54,6 +55,7 @@ class Study:
     test: dict
     compare: list
     cells: list
+    classes: list = dataclasses.field(default_factory=list)  # per-class IoU columns of the table
 
 
 def _flag_table(parser):
@@ -94,9 +96,13 @@ def load(path, parser):
         raise StudyError("%s: not a readable JSON study file (%s)" % (path, error)) from None
     if not isinstance(data, dict):
         raise StudyError("%s: a study is a JSON object with base, axes, budget (see python study.py --help)" % path)
-    unknown = sorted(set(data) - {"name", "base", "axes", "budget", "test", "compare"})
+    unknown = sorted(set(data) - {"name", "base", "axes", "budget", "test", "compare", "classes"})
     if unknown:
-        raise StudyError("%s: unknown keys %s; a study has name, base, axes, budget, test, compare" % (path, unknown))
+        raise StudyError("%s: unknown keys %s; a study has name, base, axes, budget, test, compare, classes"
+                         % (path, unknown))
+    classes = data.get("classes") or []
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise StudyError("%s: classes is a list of class names (the per-class IoU columns of the table)" % path)
     table = _flag_table(parser)
 
     def dest_of(key, where):
@@ -147,7 +153,8 @@ def load(path, parser):
                 if key not in axes:
                     raise StudyError("%s: compare uses %r, which is not an axis (axes: %s)"
                                      % (path, key, ", ".join(axes)))
-    return Study(_safe(name), path, base, {k: list(v) for k, (_, v) in axes.items()}, budget, test, compare, cells)
+    return Study(_safe(name), path, base, {k: list(v) for k, (_, v) in axes.items()}, budget, test, compare, cells,
+                 list(classes))
 
 
 def matches(cell, selection):

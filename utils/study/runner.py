@@ -18,6 +18,7 @@ import sys
 import time
 
 import arch
+from utils.data.dataset_info import load_dataset_info
 from utils.data.spec import DataSpec
 from utils.flags import settings_from_args
 from utils.study.grid import StudyError
@@ -47,11 +48,26 @@ def check_cells(study, parser):
                 arch.model_spec_from_args(args)
                 TrainSettings(**settings_from_args(args, TrainSettings))
                 DataSpec(**settings_from_args(args, DataSpec))
+                _check_classes(study, args)
             except (ValueError, StudyError) as error:
                 raise StudyError("%s: cell %s: %s" % (study.path, cell.id, str(error).split(": ", 1)[-1]
                                                       if isinstance(error, StudyError) else error)) from None
     finally:
         parser.error = original
+
+
+def _check_classes(study, args):
+    """The table's `classes` must be class names of the cell's dataset (when its dataset.json is there to say)."""
+    if not study.classes:
+        return
+    try:
+        names = load_dataset_info(args.datapath, args.dataset_family)["class_names"]
+    except (OSError, ValueError):
+        return  # no converted data yet: train.py names the command that makes it
+    unknown = [c for c in study.classes if c not in names]
+    if unknown:
+        raise ValueError("classes %s are not class names of %s; valid: %s"
+                         % (unknown, args.dataset_family, ", ".join(names)))
 
 
 def cell_folder(root, cell):

@@ -19,6 +19,7 @@ import numpy as np
 import arch
 from utils.inference import clusters as clustering
 from utils.study import runner
+from utils.study.grid import StudyError
 from utils.training.config import RunConfig
 
 _TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) ")
@@ -71,7 +72,8 @@ def cell_record(study, root, cell):
     return {"id": cell.id, "axes": cell.axes, "config": cell.config_key(), "run": run,
             "steps": final["step"], "mIoU": final["mIoU"], "mIoU_ci": final.get("mIoU_ci"),
             "bootstrap_by": final.get("bootstrap_by"), "spread": spread,
-            "per_class_iou": final["per_class_iou"], "per_image_mIoU": final["per_image_mIoU"],
+            "per_class_iou": final["per_class_iou"], "mean_class_accuracy": final.get("mean_class_accuracy"),
+            "pixel_accuracy": final.get("pixel_accuracy"), "per_image_mIoU": final["per_image_mIoU"],
             "filenames": final["filenames"], "family": config.data.dataset_family,
             "params_m": counts["params"] / 1e6, "gmacs": counts["gmacs"], "gmacs_size": size,
             "latency_ms": latency, "train_minutes": training_minutes(runlog),
@@ -163,23 +165,36 @@ def _ci(ci):
     return "-" if not ci else "%.1f-%.1f" % (100.0 * ci[0], 100.0 * ci[1])
 
 
+def _class_columns(study, records):
+    """The study's `classes`, checked against the class names the cells were scored on."""
+    known = list(records[0]["per_class_iou"]) if records else []
+    unknown = [c for c in study.classes if records and c not in known]
+    if unknown:
+        raise StudyError("%s: classes %s are not class names of this dataset; valid: %s"
+                         % (study.path, unknown, ", ".join(known)))
+    return list(study.classes)
+
+
 def markdown(study, records, groups, compared, missing=()):
+    classes = _class_columns(study, records)
     lines = ["# Study %s" % study.name, "",
              "%d cells; budget %s; scored by test.py (%s bootstrap, %s); GMACs at %s; latency: bench.py, batch 1"
              % (len(study.cells), study.budget, study.test["bootstrap"],
                 records[0]["bootstrap_by"] if records else study.test["bootstrap_by"],
                 study.test.get("latency") or "360x480"), "",
-             "| cell | mIoU % | 95 % CI | last checkpoints min-max | params M | GMACs | latency ms | train min |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| cell | mIoU % | 95 % CI | last checkpoints min-max | mean class acc. % | params M | GMACs "
+             "| latency ms | train min |" + "".join(" %s IoU % |" % c for c in classes),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(classes)]
     for r in records:
         spread = r["spread"]
-        lines.append("| %s | %s | %s | %s | %.2f | %.2f | %s | %.1f |" % (
+        lines.append("| %s | %s | %s | %s | %s | %.2f | %.2f | %s | %.1f |" % (
             r["id"], _percent(r["mIoU"]), _ci(r["mIoU_ci"]),
             "%s-%s" % (_percent(spread["min"]), _percent(spread["max"])) if spread else "-",
-            r["params_m"], r["gmacs"], "-" if r["latency_ms"] is None else "%.0f" % r["latency_ms"],
-            r["train_minutes"]))
+            _percent(r.get("mean_class_accuracy")), r["params_m"], r["gmacs"],
+            "-" if r["latency_ms"] is None else "%.0f" % r["latency_ms"], r["train_minutes"])
+            + "".join(" %s |" % _percent(r["per_class_iou"][c]) for c in classes))
     for cell_id in missing:
-        lines.append("| %s | not scored | | | | | | |" % cell_id)
+        lines.append("| %s | not scored |" % cell_id + " |" * (7 + len(classes)))
     lines += ["", "Across seeds, per configuration:", "",
               "| configuration | cells | mean mIoU % | std | min-max | mean width of the bootstrap CI |",
               "|---|---:|---:|---:|---:|---:|"]
@@ -218,12 +233,14 @@ def write(study, root, log=print):
     with open(os.path.join(out, "table.csv"), "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["cell"] + list(study.axes) + ["mIoU", "ci_low", "ci_high", "spread_min", "spread_max",
-                                                       "params_m", "gmacs", "latency_ms", "train_minutes"] + classes)
+                                                       "params_m", "gmacs", "latency_ms", "train_minutes",
+                                                       "mean_class_accuracy", "pixel_accuracy"] + classes)
         for r in records:
             spread = r["spread"] or {}
             writer.writerow([r["id"]] + [r["axes"][k] for k in study.axes] + [
                 r["mIoU"], *(r["mIoU_ci"] or [None, None]), spread.get("min"), spread.get("max"), r["params_m"],
-                r["gmacs"], r["latency_ms"], r["train_minutes"]] + [r["per_class_iou"][c] for c in classes])
+                r["gmacs"], r["latency_ms"], r["train_minutes"], r.get("mean_class_accuracy"),
+                r.get("pixel_accuracy")] + [r["per_class_iou"][c] for c in classes])
     slim = [{k: v for k, v in r.items() if k not in ("per_image_mIoU", "filenames")} for r in records]
     with open(os.path.join(out, "cells.json"), "w") as handle:
         json.dump({"cells": slim, "configurations": groups, "comparisons": compared, "missing": missing},
