@@ -183,7 +183,7 @@ def markdown(study, records, groups, compared, missing=()):
                 records[0]["bootstrap_by"] if records else study.test["bootstrap_by"],
                 study.test.get("latency") or "360x480"), "",
              "| cell | mIoU % | 95 % CI | last checkpoints min-max | mean class acc. % | params M | GMACs "
-             "| latency ms | train min |" + "".join(" %s IoU % |" % c for c in classes),
+             "| latency ms | train min |" + "".join(" %s IoU %% |" % c for c in classes),
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(classes)]
     for r in records:
         spread = r["spread"]
