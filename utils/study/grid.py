@@ -157,6 +157,14 @@ def load(path, parser):
                  list(classes))
 
 
+def check_classes(study, names, where):
+    """The table's `classes` must be among `names`, the class names of `where` (the dataset)."""
+    unknown = [c for c in study.classes if c not in names]
+    if unknown:
+        raise StudyError("%s: classes %s are not class names of %s; valid: %s"
+                         % (study.path, unknown, where, ", ".join(names)))
+
+
 def matches(cell, selection):
     """True when the cell has every axis value of `selection`."""
     return all(str(cell.axes.get(key)) == str(value) for key, value in selection.items())

@@ -21,7 +21,7 @@ import arch
 from utils.data.dataset_info import load_dataset_info
 from utils.data.spec import DataSpec
 from utils.flags import settings_from_args
-from utils.study.grid import StudyError
+from utils.study.grid import StudyError, check_classes
 from utils.training import runfolder
 from utils.training.config import TrainSettings
 
@@ -57,17 +57,14 @@ def check_cells(study, parser):
 
 
 def _check_classes(study, args):
-    """The table's `classes` must be class names of the cell's dataset (when its dataset.json is there to say)."""
+    """The table's `classes` against the cell's dataset, when its dataset.json is there to say."""
     if not study.classes:
         return
     try:
         names = load_dataset_info(args.datapath, args.dataset_family)["class_names"]
     except (OSError, ValueError):
         return  # no converted data yet: train.py names the command that makes it
-    unknown = [c for c in study.classes if c not in names]
-    if unknown:
-        raise ValueError("classes %s are not class names of %s; valid: %s"
-                         % (unknown, args.dataset_family, ", ".join(names)))
+    check_classes(study, names, args.dataset_family)
 
 
 def cell_folder(root, cell):

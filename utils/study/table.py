@@ -19,7 +19,7 @@ import numpy as np
 import arch
 from utils.inference import clusters as clustering
 from utils.study import runner
-from utils.study.grid import StudyError
+from utils.study.grid import check_classes
 from utils.training.config import RunConfig
 
 _TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) ")
@@ -167,11 +167,8 @@ def _ci(ci):
 
 def _class_columns(study, records):
     """The study's `classes`, checked against the class names the cells were scored on."""
-    known = list(records[0]["per_class_iou"]) if records else []
-    unknown = [c for c in study.classes if records and c not in known]
-    if unknown:
-        raise StudyError("%s: classes %s are not class names of this dataset; valid: %s"
-                         % (study.path, unknown, ", ".join(known)))
+    if records:
+        check_classes(study, list(records[0]["per_class_iou"]), "this dataset")
     return list(study.classes)
 
 
