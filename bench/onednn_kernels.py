@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 
+from utils import machine
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEER_DIR = os.path.abspath(os.path.join(ROOT, "..", "shared", "tools", "peer_bench"))
@@ -160,13 +162,12 @@ def run_peer(args):
 
 def our_steps(args):
     """Child process: ONEDNN_VERBOSE is set, so oneDNN prints every execution of our steps to stdout."""
-    sys.path.insert(0, HERE)
-    sys.path.insert(0, ROOT)
+    # deferred: only this child loads TensorFlow, the parent only reads the two sides' output
     import arch
-    import bench
-    from utils import precision
-    from utils.compat import tf
-    from utils.compat.session import session_config
+    import bench  # deferred, as above (a sibling script: bench/ is on sys.path when this runs as one)
+    from utils import precision  # deferred, as above
+    from utils.compat import tf  # deferred, as above
+    from utils.compat.session import session_config  # deferred, as above
 
     spec = arch.ModelSpec(num_classes=args.num_classes, **bench.PEER_MATCH[args.arch])
     choice = precision.resolve(args.precision)
@@ -210,8 +211,6 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.side == "ours":
         return our_steps(args)
-    sys.path.insert(0, ROOT)
-    from utils import machine
     print(machine.describe())
     our_lines = run_ours(args)
     ours, kept = last_steps(parse_verbose(our_lines), args.keep)
