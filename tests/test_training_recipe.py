@@ -43,6 +43,24 @@ def test_losses_against_hand_computed_values():
     assert _loss(LossSettings("ce+dice")) == pytest.approx(ce + dice, rel=1e-5)
 
 
+def test_cross_entropy_equals_tensorflows_fused_op_in_value_and_gradient():
+    """losses.softmax_cross_entropy (classes on the outer axis) against tf.nn.sparse_softmax_cross_entropy_with_logits,
+    on logits far from 0 (the max is subtracted) and a non-uniform upstream gradient (weights, OHEM, focal)."""
+    rng = np.random.RandomState(0)
+    logits = tf.constant(rng.randn(2, 5, 7, 12).astype(np.float32) * 30.0 + 50.0)
+    labels = tf.constant(rng.randint(0, 12, (2, 5, 7)).astype(np.int32))
+    upstream = tf.constant(rng.rand(2, 5, 7).astype(np.float32))
+    ours = losses.softmax_cross_entropy(logits, labels)
+    fused = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    gradients = [tf.gradients(tf.reduce_sum(loss * upstream), logits)[0] for loss in (ours, fused)]
+    with tf.Session() as sess:
+        ours, fused, (ours_grad, fused_grad) = sess.run([ours, fused, gradients])
+    assert ours.shape == fused.shape == (2, 5, 7) and ours_grad.shape == (2, 5, 7, 12)
+    np.testing.assert_allclose(ours, fused, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(ours_grad, fused_grad, rtol=1e-5, atol=1e-6)
+    assert fused.max() > 10.0  # confident mistakes are in the sample, not only near-uniform pixels
+
+
 def test_lovasz_softmax_by_hand_and_against_the_reference():
     """Two pixels of class 0, probabilities 0.8 and 0.4: errors 0.6, 0.2 sorted; Jaccard 0.5, 1 -> gradient
     0.5, 0.5; loss 0.6 * 0.5 + 0.2 * 0.5 = 0.4 (class 1 absent, not averaged).  The ignored pixel changes
