@@ -35,6 +35,15 @@ CROSS_ENCODERS = tuple(name for name in nets.NAMES if name not in ("fc_densenet_
 SAMPLE = os.path.join(ROOT, "data", "camvid_sample")
 PYTHON = sys.executable
 
+# Started first: pytest-xdist hands each worker runs of consecutive tests in collection order, and this test (a
+# whole study: eight trainings, their tests and benchmarks, in subprocesses; the longest by far in --durations)
+# collected near the end kept one worker busy long after the other had run out of tests.
+LONGEST_FIRST = ("tests/test_study.py::test_a_tiny_study_runs_resumes_and_tabulates",)
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.nodeid not in LONGEST_FIRST)  # stable: the rest keep their order
+
 
 def run_script(*args, timeout=600, check=True, env=None):
     """Run one of the project's scripts in a fresh interpreter (as a user would); returns CompletedProcess."""
