@@ -211,6 +211,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.side == "ours":
         return our_steps(args)
+    if not args.no_peer and (not os.path.isdir(PEER_DIR) or not os.path.exists(args.peer_python)):
+        raise SystemExit("the peer side needs %s and its venv %s (see its README), or --no_peer for our side only"
+                         % (PEER_DIR, args.peer_python))
     print(machine.describe())
     our_lines = run_ours(args)
     ours, kept = last_steps(parse_verbose(our_lines), args.keep)

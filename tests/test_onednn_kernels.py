@@ -79,3 +79,8 @@ def test_our_side_runs_and_reports_every_kind():
         assert totals["**%s, all**" % kind] > 0, out
     assert "mb1 ic3 oc64 oh32" in out  # the stem, at a 64 px input
     assert float(out.split("training step ms (verbose on): ours ")[1].split(",")[0]) > 0
+
+
+def test_a_missing_peer_venv_names_it_and_the_way_out(tmp_path):
+    proc = run_script("bench/onednn_kernels.py", "--peer_python", str(tmp_path / "no-venv" / "python"), check=False)
+    assert proc.returncode != 0 and "no-venv" in proc.stderr and "--no_peer" in proc.stderr
