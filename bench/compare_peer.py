@@ -25,21 +25,18 @@ import statistics
 import subprocess
 import sys
 
+import peer  # sibling module: bench/ is on sys.path when this runs as a script
 from utils import machine, precision
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-PEER_DIR = os.path.abspath(os.path.join(ROOT, "..", "shared", "tools", "peer_bench"))
 DEFAULT_ARCHS = "linknet_r18,unet_r18,fpn_r18,deeplabv3_r50,pspnet_r18,fcn32_r18"
 
 
 def run_peer(arch, args, channels_last, mode):
-    script = os.path.join(HERE, "peer_bf16.py") if mode == "bf16" else os.path.join(PEER_DIR, "peer_bench.py")
-    command = [args.peer_python, script, "--archs", arch, "--runs", str(args.runs),
-               "--warmup", str(args.warmup), "--threads", str(args.threads), "--retries", "0", "--no-flops"]
-    if channels_last:
-        command.append("--channels-last")
-    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=PEER_DIR)
+    command = peer.command(args.peer_python, arch, mode, args.runs, args.warmup, args.threads,
+                           *(["--channels-last"] if channels_last else []))
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=peer.PEER_DIR)
     record = json.loads([l for l in out.stdout.splitlines() if l.startswith("{")][-1])
     record["layout"] = "NHWC" if channels_last else "NCHW"
     record["precision"] = mode
@@ -129,7 +126,7 @@ def table(records):
 def reference_gmacs():
     """arch -> PyTorch GMACs from peer_bench's stored results (timing runs skip the slow FLOP count)."""
     gmacs = {}
-    for path in sorted(glob.glob(os.path.join(PEER_DIR, "results-*.jsonl"))):
+    for path in sorted(glob.glob(os.path.join(peer.PEER_DIR, "results-*.jsonl"))):
         for line in open(path):
             record = json.loads(line) if line.strip() else {}
             if record.get("fwd_gmacs"):
@@ -155,7 +152,7 @@ def main(argv=None):
     parser.add_argument("--precisions", default=None,
                         help="comma list of fp32, bf16 (default: fp32,bf16 where the CPU has native bfloat16, "
                              "else fp32)")
-    parser.add_argument("--peer_python", default="/tmp/peerenv/bin/python")
+    parser.add_argument("--peer_python", default=peer.PEER_PYTHON)
     parser.add_argument("--out", default=None, help="append JSON lines here")
     parser.add_argument("--table", default=None, metavar="JSONL", help="only print the table of a results file")
     args = parser.parse_args(argv)
@@ -166,8 +163,7 @@ def main(argv=None):
     if args.table:
         records = [json.loads(line) for line in open(args.table) if line.strip()]
     else:
-        if not os.path.isdir(PEER_DIR) or not os.path.exists(args.peer_python):
-            raise SystemExit("needs %s and its venv %s (see its README)" % (PEER_DIR, args.peer_python))
+        peer.require(args.peer_python)
         records = collect(args)
     print(table(records))
     return 0

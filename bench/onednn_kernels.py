@@ -28,11 +28,11 @@ import subprocess
 import sys
 import time
 
+import peer  # sibling module: bench/ is on sys.path when this runs as a script
 from utils import machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-PEER_DIR = os.path.abspath(os.path.join(ROOT, "..", "shared", "tools", "peer_bench"))
 CONV_KINDS = ("forward_training", "backward_data", "backward_weights")
 # The problem's input size and padding are left out of the join: TensorFlow pads explicitly before a
 # stride-2 'SAME' convolution (a VALID convolution on the padded input), PyTorch pads inside the kernel.
@@ -137,26 +137,23 @@ def ratio(mine, theirs):
 
 
 def verbose_env():
-    env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="2")
-    return env
+    return dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="2")
 
 
 def run_ours(args):
     command = [sys.executable, os.path.abspath(__file__), "--side", "ours", "--arch", args.arch,
                "--precision", args.precision, "--steps", str(args.steps), "--threads", str(args.threads),
                "--inter_op", str(args.inter_op), "--train_size", str(args.train_size),
-               "--train_batch", str(args.train_batch)]
+               "--train_batch", str(args.train_batch), "--keep", str(args.keep), "--num_classes", str(args.num_classes)]
     out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT, env=verbose_env())
     return out.stdout.splitlines()
 
 
 def run_peer(args):
-    script = os.path.join(HERE, "peer_bf16.py") if args.precision == "bf16" else os.path.join(PEER_DIR,
-                                                                                               "peer_bench.py")
-    command = [args.peer_python, script, "--archs", args.arch, "--runs", str(args.steps - 1), "--warmup", "1",
-               "--threads", str(args.threads), "--retries", "0", "--no-flops", "--no-infer", "--channels-last",
-               "--train-size", str(args.train_size), "--train-batch", str(args.train_batch)]
-    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=PEER_DIR, env=verbose_env())
+    command = peer.command(args.peer_python, args.arch, args.precision, args.steps - 1, 1, args.threads,
+                           "--no-infer", "--channels-last", "--train-size", str(args.train_size),
+                           "--train-batch", str(args.train_batch), "--classes", str(args.num_classes))
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=peer.PEER_DIR, env=verbose_env())
     return out.stdout.splitlines()
 
 
@@ -201,7 +198,7 @@ def build_parser():
     parser.add_argument("--num_classes", type=int, default=12)
     parser.add_argument("--min_ms", type=float, default=0.3, help="convolutions below this on both sides are "
                                                                   "left out of the rows (not the totals)")
-    parser.add_argument("--peer_python", default="/tmp/peerenv/bin/python")
+    parser.add_argument("--peer_python", default=peer.PEER_PYTHON)
     parser.add_argument("--no_peer", action="store_true", help="our side only")
     parser.add_argument("--side", choices=("ours",), help=argparse.SUPPRESS)
     return parser
@@ -211,9 +208,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.side == "ours":
         return our_steps(args)
-    if not args.no_peer and (not os.path.isdir(PEER_DIR) or not os.path.exists(args.peer_python)):
-        raise SystemExit("the peer side needs %s and its venv %s (see its README), or --no_peer for our side only"
-                         % (PEER_DIR, args.peer_python))
+    if not args.no_peer:
+        peer.require(args.peer_python, ", or --no_peer for our side only")
     print(machine.describe())
     our_lines = run_ours(args)
     ours, kept = last_steps(parse_verbose(our_lines), args.keep)
@@ -221,8 +217,8 @@ def main(argv=None):
         sys.exit("no oneDNN convolution was reported: is TensorFlow's oneDNN on (TF_ENABLE_ONEDNN_OPTS)?")
     our_table = per_step(ours, kept)
     peer_lines = [] if args.no_peer else run_peer(args)
-    peer, peer_kept = last_steps(parse_verbose(peer_lines), args.keep)
-    peer_table = per_step(peer, peer_kept) if peer_kept else ({}, collections.Counter())
+    peer_executions, peer_kept = last_steps(parse_verbose(peer_lines), args.keep)
+    peer_table = per_step(peer_executions, peer_kept) if peer_kept else ({}, collections.Counter())
     print("%s, %s, training step %dx%dx%d, %d threads (ours: %d inter-op); oneDNN ms per step over the last %d "
           "steps (peer: %d), peer in channels-last" % (args.arch, args.precision, args.train_batch, args.train_size,
                                                       args.train_size, args.threads, args.inter_op, kept,
@@ -232,9 +228,10 @@ def main(argv=None):
     our_convs = sum(v[0] for v in our_table[0].values())
     print("training step ms (verbose on): ours %s, peer %s" % (
         "%.1f" % our_step if our_step else "-", "%.1f" % peer_step if peer_step else "-"))
-    if bound(our_convs, peer_step):
+    best = bound(our_convs, peer_step)
+    if best:
         print("our convolutions alone: %.1f ms, %.0f %% of our step; with nothing else in the step the training "
-              "ratio would be at most %.2f" % (our_convs, 100.0 * our_convs / our_step, bound(our_convs, peer_step)))
+              "ratio would be at most %.2f" % (our_convs, 100.0 * our_convs / our_step, best))
     return 0
 
 

@@ -2,6 +2,7 @@
 import importlib.util
 import os
 import platform
+import sys
 
 import pytest
 
@@ -9,7 +10,11 @@ from tests.conftest import ROOT, run_script
 
 SPEC = importlib.util.spec_from_file_location("onednn_kernels", os.path.join(ROOT, "bench", "onednn_kernels.py"))
 kernels = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(kernels)
+sys.path.insert(0, os.path.join(ROOT, "bench"))  # as when it runs as a script: its sibling modules (peer.py)
+try:
+    SPEC.loader.exec_module(kernels)
+finally:
+    sys.path.remove(os.path.join(ROOT, "bench"))
 
 # Two steps of a two-convolution net as TensorFlow reports them (stem padded explicitly: ih262, ph0) ...
 OURS = """onednn_verbose,v1,info,oneDNN v3.7.3 (commit N/A)

@@ -99,12 +99,9 @@ def softmax_cross_entropy(logits, labels):
 
 
 def segmentation_loss_terms(logits, labels, num_classes, ignore_label):
-    """(summed cross-entropy, count) over the valid pixels."""
-    valid = valid_pixels(labels, num_classes, ignore_label)
-    safe_labels = tf.where(valid, labels, tf.zeros_like(labels))
-    per_pixel = softmax_cross_entropy(tf.cast(logits, tf.float32), safe_labels)
-    weights = tf.cast(valid, tf.float32)
-    return tf.reduce_sum(per_pixel * weights), tf.reduce_sum(weights)
+    """(summed cross-entropy, count) over the valid pixels: the statistics of loss_terms' plain `ce` term."""
+    (term,) = loss_terms(logits, labels, num_classes, ignore_label, LossSettings("ce"))
+    return tuple(term.stats)
 
 
 def segmentation_loss(logits, labels, num_classes, ignore_label):
