@@ -44,6 +44,30 @@ def test_shim_makes_fused_batch_norm_with_tensor_is_training_work():
     assert np.abs(train_mode.mean()) < 1e-3 and not np.allclose(train_mode, infer_mode)
 
 
+def test_graph_building_is_linear_in_the_variable_count(monkeypatch):
+    """A second ResNet-50 in the same graph costs what the first did: no per-weight pass over every variable
+    that asks TensorFlow's eager-mode question (quadratic build time with tensor equality on)."""
+    from tensorflow.python.framework import ops  # deferred: the private module only this check patches
+    import nets  # deferred: the encoders, only for this graph
+
+    calls = [0]
+    original = ops.executing_eagerly_outside_functions
+
+    def counting():
+        calls[0] += 1
+        return original()
+
+    monkeypatch.setattr(ops, "executing_eagerly_outside_functions", counting)
+    per_copy = []
+    with tf.Graph().as_default():
+        for copy in range(2):
+            before = calls[0]
+            with tf.variable_scope("copy%d" % copy):
+                nets.get("resnet_v1_50").build(tf.placeholder(tf.float32, [1, 64, 64, 3]), is_training=False)
+            per_copy.append(calls[0] - before)
+    assert per_copy[1] <= 1.1 * per_copy[0], per_copy
+
+
 def test_shim_is_idempotent():
     assert tf1.install_tf_slim_shim() is False  # already importable now
     assert "tf_keras.legacy_tf_layers.normalization" in sys.modules

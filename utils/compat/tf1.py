@@ -15,6 +15,14 @@ TF 2.21 moved: `framework.ops.Tensor` (now `framework.tensor`) and
 tf-slim's `smart_cond` on the fused batch-norm path among others; we restore
 those aliases (`_MOVED_NAMES`) when, and only when, they are missing.
 
+TF 1.x tensor semantics: `disable_tensor_equality` (part of TF 1.x's
+`disable_v2_behavior`) makes tensors and variables hash and compare by
+identity without asking "eager outside functions?" each time.  Graph mode
+already answers identity, so nothing computes differently; but Keras's legacy
+layers (under every slim conv and batch norm) put all global variables in a
+set for each new weight, so with the check a graph's build time grew with the
+square of its variable count (a ResNet-101 with seven decoders: twice as long).
+
 Quiet by default: TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) and
 its Python deprecation warnings are hidden.  Set SEGMENTOR_VERBOSE=1 or pass
 --verbose on the command line to bring them back.
@@ -60,6 +68,7 @@ def _import_tensorflow_quietly():
 tf = _import_tensorflow_quietly()
 
 tf.disable_eager_execution()
+tf.disable_tensor_equality()
 
 if not VERBOSE:
     tf.get_logger().setLevel(logging.ERROR)
