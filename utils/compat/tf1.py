@@ -22,6 +22,11 @@ already answers identity, so nothing computes differently; but Keras's legacy
 layers (under every slim conv and batch norm) put all global variables in a
 set for each new weight, so with the check a graph's build time grew with the
 square of its variable count (a ResNet-101 with seven decoders: twice as long).
+And TF 1.x control flow (`disable_control_flow_v2`, also part of it): the
+`tf.cond` on the is_training placeholder inside every batch norm becomes
+Switch/Merge, which is what TensorFlow lowers a functional `If` to before it
+runs anyway on CPUs; built directly, without two branch functions per batch
+norm and their gradient functions, a training graph builds and starts faster.
 
 Quiet by default: TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) and
 its Python deprecation warnings are hidden.  Set SEGMENTOR_VERBOSE=1 or pass
@@ -69,6 +74,7 @@ tf = _import_tensorflow_quietly()
 
 tf.disable_eager_execution()
 tf.disable_tensor_equality()
+tf.disable_control_flow_v2()
 
 if not VERBOSE:
     tf.get_logger().setLevel(logging.ERROR)

@@ -129,28 +129,31 @@ def train_op(total_loss, global_step, lr, beta1, encoder_vars, decoder_vars, dif
     if split:
         optimizers.append(make_optimizer(optimizer, lr * difflr, beta1, base_name + "Decoder"))
     decoder_set = set(decoder_vars) if split else set()
-    with tf.control_dependencies(update_ops):
-        loss_scale = tf.train.experimental.DynamicLossScale() if loss_scaling else None
-        scaled_loss = total_loss * loss_scale() if loss_scale else total_loss
-        grads = tf.gradients(scaled_loss, variables)
-        if loss_scale:
-            grads = [None if g is None else g / loss_scale() for g in grads]
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        groups = [pairs[:split], pairs[split:]] if split else [pairs]
+    loss_scale = tf.train.experimental.DynamicLossScale() if loss_scaling else None
+    scaled_loss = total_loss * loss_scale() if loss_scale else total_loss
+    grads = tf.gradients(scaled_loss, variables)
+    if loss_scale:
+        grads = [None if g is None else g / loss_scale() for g in grads]
+    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+    groups = [pairs[:split], pairs[split:]] if split else [pairs]
 
-        def apply():
-            shrink = [v.assign_sub((lr * difflr if v in decoder_set else lr) * decoupled_decay * v)
-                      for v in decayed] if decoupled_decay else []
-            with tf.control_dependencies(shrink):
-                steps = [opt.apply_gradients(group) for opt, group in zip(optimizers, groups)]
-            with tf.control_dependencies(steps):
-                return tf.assign_add(global_step, 1).op
+    def apply():
+        shrink = [v.assign_sub((lr * difflr if v in decoder_set else lr) * decoupled_decay * v)
+                  for v in decayed] if decoupled_decay else []
+        with tf.control_dependencies(shrink):
+            steps = [opt.apply_gradients(group) for opt, group in zip(optimizers, groups)]
+        with tf.control_dependencies(steps):
+            return tf.assign_add(global_step, 1).op
 
-        if not loss_scale:
-            return apply()
+    if not loss_scale:
+        step = apply()
+    else:
         update_scale, finite = loss_scale.update([g for g, _ in pairs])
-        step = tf.cond(finite, apply, lambda: tf.assign_add(global_step, 1).op)
-        return tf.group(step, update_scale, name="train_op")
+        step = tf.group(tf.cond(finite, apply, lambda: tf.assign_add(global_step, 1).op), update_scale)
+    # The batch-norm updates are grouped with the step, not wrapped around tf.gradients: a control_dependencies
+    # block there gives every gradient op a control edge to every update op, and Grappler's start-up grows with
+    # their product (no gradient reads a moving average, so the order does not matter).
+    return tf.group(step, *update_ops, name="train_op")
 
 
 def split_encoder_decoder(model, variables):
