@@ -101,11 +101,13 @@ def test_segnet_encoder_is_the_vgg_checkpoint_without_fc_and_restores_from_it(tm
     assert len(convs) == 26 and len(reference) == 32  # 13 convs, and fc6, fc7, fc8: weights and biases each
     path = str(tmp_path / "vgg_16.ckpt")
     rng = np.random.RandomState(0)
-    saved = {name: rng.standard_normal(shape).astype(np.float32) * 0.01 for name, shape in reference.items()}
-    with tf.Graph().as_default():
-        variables = [tf.Variable(value, name=name) for name, value in saved.items()]
+    saved = {name: rng.standard_normal(shape).astype(np.float32) * 0.01 for name, shape in convs.items()}
+    with tf.Graph().as_default():  # fed, not embedded as constants; fc6-fc8 (123M values) are zeros
+        fed = {name: tf.placeholder(tf.float32, shape) for name, shape in convs.items()}
+        variables = [tf.Variable(fed[name] if name in fed else tf.zeros(shape), name=name)
+                     for name, shape in reference.items()]
         with tf.Session() as sess:
-            sess.run(tf.variables_initializer(variables))
+            sess.run(tf.variables_initializer(variables), {fed[name]: value for name, value in saved.items()})
             tf.train.Saver(variables).save(sess, path)
     model = build("vgg_16", "SegNet", 12, is_training=True)
     model.build(tf.placeholder(tf.float32, [1, 64, 64, 3]))

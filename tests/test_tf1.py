@@ -68,6 +68,18 @@ def test_graph_building_is_linear_in_the_variable_count(monkeypatch):
     assert per_copy[1] <= 1.1 * per_copy[0], per_copy
 
 
+def test_is_training_switches_batch_norm_with_tf1_control_flow():
+    """Switch/Merge, as TF 1.x built it and as TensorFlow lowers a functional If to anyway, not an If with
+    branch functions per batch norm (slower to build, to differentiate and to optimise at start-up)."""
+    images = tf.placeholder(tf.float32, [2, 8, 8, 3])
+    is_training = tf.placeholder_with_default(True, [])
+    out = slim.conv2d(images, 4, 3, normalizer_fn=slim.batch_norm, normalizer_params={"is_training": is_training})
+    tf.gradients(tf.reduce_sum(out), tf.trainable_variables())
+    kinds = {op.type for op in tf.get_default_graph().get_operations()}
+    assert {"Switch", "Merge"} <= kinds and not kinds & {"If", "StatelessIf"}
+    assert not tf.get_default_graph().as_graph_def().library.function
+
+
 def test_shim_is_idempotent():
     assert tf1.install_tf_slim_shim() is False  # already importable now
     assert "tf_keras.legacy_tf_layers.normalization" in sys.modules

@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from utils.compat import tf
+from utils.compat import slim, tf
 from utils.compat.replicas import all_sum
 from decoders.linknet import LinkNet
 from utils.training import class_weights, losses, loop, schedule
@@ -202,6 +202,32 @@ def test_optimizers_take_the_step_they_should(optimizer, slot):
     expected = {"sgd": 2 - 0.1 * 2, "adam": 2 - 0.1, "adamw": 2 * (1 - 0.05) - 0.1}[optimizer]
     assert value == pytest.approx(expected, rel=1e-4)
     assert any(v.op.name == "w/" + slot for v in tf.global_variables())
+
+
+@pytest.mark.parametrize("loss_scaling", [False, True])
+def test_the_step_moves_every_moving_average_without_control_edges_on_the_gradients(loss_scaling):
+    """UPDATE_OPS run with every step (also float16's, whose optimizer step is a cond), and they are grouped with
+    it: no gradient op waits on an update op (such edges, one per gradient op and update op, made Grappler's
+    start-up grow with their product)."""
+    images = tf.constant(np.random.RandomState(0).standard_normal((2, 8, 8, 3)), tf.float32)
+    is_training = tf.placeholder_with_default(True, [])
+    net = slim.conv2d(images, 4, 3, normalizer_fn=slim.batch_norm, normalizer_params={"is_training": is_training})
+    net = slim.conv2d(net, 2, 3, normalizer_fn=slim.batch_norm, normalizer_params={"is_training": is_training})
+    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+    global_step = tf.train.get_or_create_global_step()
+    op = train_op(tf.reduce_mean(tf.square(net)), global_step, 0.1, 0.9, [], tf.trainable_variables(),
+                  loss_scaling=loss_scaling)
+    updates = {u if isinstance(u, tf.Operation) else u.op for u in update_ops}
+    assert len(updates) == 4
+    gradient_ops = [o for o in tf.get_default_graph().get_operations() if o.name.startswith("gradients")]
+    assert gradient_ops and not [o.name for o in gradient_ops if updates & set(o.control_inputs)]
+    averages = [v for v in tf.global_variables() if "moving_" in v.op.name]
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        before = sess.run(averages)
+        sess.run(op)
+        after, step = sess.run([averages, global_step])
+    assert step == 1 and all(not np.allclose(a, b) for a, b in zip(before, after))
 
 
 def test_a_run_too_short_for_its_batch_norm_averages_is_warned():

@@ -70,6 +70,7 @@ def _import_tensorflow_quietly():
         os.close(devnull)
 
 
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.keras = the Keras 2 that tf-slim uses (Keras 3 has no graph mode)
 tf = _import_tensorflow_quietly()
 
 tf.disable_eager_execution()
