@@ -1,13 +1,15 @@
 """Every command the README documents starts on this checkout, so a missing dependency of any of them fails CI.
 
 The README's ```bash blocks and its inline `python ...`, `make ...`, `bash ...` and `tensorboard ...` spans are
-read as shell (shlex); every distinct script runs with --help in a fresh interpreter without PYTHONPATH (the
-project is installed editable by `make install`) and must exit 0 without a traceback; every make target must
+read as shell (shlex); every distinct script runs with --help as `__main__`, its folder first on sys.path, in one
+fresh interpreter without PYTHONPATH (the project is installed editable by `make install`; one interpreter, so
+TensorFlow is imported once, not once a script) and must exit 0 without a traceback; every make target must
 exist (`make -n`), and the scripts its recipe runs get the same --help check, as does every top-level script of
 the checkout (study.py before the README documents it).  A command of any other program
 must be one of SYSTEM_TOOLS, so a new kind of command in the README needs a decision here.
 """
 import concurrent.futures
+import json
 import os
 import re
 import shlex
@@ -90,6 +92,38 @@ def run_help(command):
                                    text=True, timeout=300)
 
 
+# Runs in the fresh interpreter: each script as `python <script> --help` would, its output and exit code kept.
+_HELP_DRIVER = """
+import contextlib, io, json, os, runpy, sys, traceback
+results = {}
+for script in json.loads(sys.argv[1]):
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    sys.argv, saved_path = [script, "--help"], list(sys.path)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    sys.path[:] = saved_path
+    results[script] = [code, out.getvalue(), err.getvalue()]
+sys.stdout.write(json.dumps(results))
+"""
+
+
+def run_python_helps(scripts):
+    """[(command, CompletedProcess)] of `python <script> --help` for every script, in one fresh interpreter."""
+    proc = subprocess.run([sys.executable, "-c", _HELP_DRIVER, json.dumps(sorted(scripts))], cwd=ROOT,
+                          env=fresh_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout[proc.stdout.index("{"):])
+    return [([sys.executable, script], subprocess.CompletedProcess([script, "--help"], *results[script]))
+            for script in sorted(scripts)]
+
+
 def failed(command, proc):
     if proc.returncode != 0 or "Traceback" in proc.stdout + proc.stderr:
         return "%s --help exited %d:\n%s" % (" ".join(command), proc.returncode, (proc.stdout + proc.stderr)[-3000:])
@@ -126,10 +160,10 @@ def test_each_documented_command_answers_help():
         scripts |= recipe["python"]
         bash_scripts |= recipe["bash"]
     assert {"demo.py", "study.py"} <= scripts  # `make demo` runs demo.py; study.py is a top-level command
-    commands = [[sys.executable, script] for script in sorted(scripts)]
-    commands += [["bash", script] for script in sorted(bash_scripts)] + [[TENSORBOARD]]
+    commands = [["bash", script] for script in sorted(bash_scripts)] + [[TENSORBOARD]]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(run_help, commands))
+        others = pool.submit(lambda: list(map(run_help, commands)))
+        results = run_python_helps(scripts) + others.result()
     failures = [message for message in (failed(*result) for result in results) if message]
     assert not failures, "\n\n".join(failures)
     usage = {" ".join(command[1:] or command): proc.stdout for command, proc in results}
