@@ -161,8 +161,8 @@ def test_each_documented_command_answers_help():
         bash_scripts |= recipe["bash"]
     assert {"demo.py", "study.py"} <= scripts  # `make demo` runs demo.py; study.py is a top-level command
     commands = [["bash", script] for script in sorted(bash_scripts)] + [[TENSORBOARD]]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        others = pool.submit(lambda: list(map(run_help, commands)))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:  # the other programs, meanwhile
+        others = pool.submit(lambda: [run_help(command) for command in commands])
         results = run_python_helps(scripts) + others.result()
     failures = [message for message in (failed(*result) for result in results) if message]
     assert not failures, "\n\n".join(failures)
