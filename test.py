@@ -38,6 +38,7 @@ import time
 import numpy as np
 from PIL import Image
 
+from utils.compat import backend
 from utils.data.dataset_info import dataset_files
 from utils.data.families import canonical_split
 from utils.flags import add_bool_flag, add_gpu_flag, add_setting_flags, apply_gpu_flag_early, settings_from_args
@@ -200,7 +201,7 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
     speed = len(scored.filenames) / scored.seconds if scored.seconds > 0 else float("nan")
     results = {"run": os.path.abspath(segmenter.traindir), "net": segmenter.name,
                "checkpoint": segmenter.checkpoint, "step": segmenter.step, "split": settings["split"],
-               "runtime": segmenter.runtime, "precision": segmenter.precision,
+               "runtime": segmenter.runtime, "precision": segmenter.precision, "backend": backend.record(),
                "model": os.path.abspath(segmenter.model_path) if getattr(segmenter, "model_path", None) else None,
                "dataset_family": settings["dataset_family"], "datapath": settings["datapath"],
                "pixels": segmenter.pixels, "scales": list(segmenter.scales), "flip": segmenter.flip,

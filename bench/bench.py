@@ -28,7 +28,7 @@ import numpy as np
 import arch
 import bench_pipeline  # sibling script: bench/ is on sys.path when this runs as a script
 import nets
-from utils.compat import tf
+from utils.compat import backend, native_atrous, tf
 from utils.compat.session import session_config
 from utils.data.dataset_info import dataset_files
 from utils.data.spec import DataSpec
@@ -157,7 +157,8 @@ def measure(name, spec, args, choice):
               "decoder": spec.decoder,
               "spec": spec.to_dict(), "classes": spec.num_classes, "threads": args.threads, "xla": args.xla,
               "mixed_precision": args.mixed_precision, "precision": choice.mode,
-              "precision_reason": choice.reason, "folded": args.folded, "loadavg_start": list(os.getloadavg()),
+              "precision_reason": choice.reason, "backend": backend.record(),
+              "dilated_convs": native_atrous.route().name, "folded": args.folded, "loadavg_start": list(os.getloadavg()),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": platform.python_version()}
     height, width = parse_size(args.infer_size)
     counts = arch.summarize(spec, height, width)
@@ -245,6 +246,7 @@ def main(argv=None):
         print("error: %s" % error, file=sys.stderr)
         return 2
     print(machine.describe())
+    print("backend: %s" % backend.describe())
     print("precision: %s (%s)" % choice)
     print("| arch | params M | GMACs@%s | infer ms (b1) | train step ms (b%d@%d) | train img/s | foreign cores |"
           % (args.infer_size, args.train_batch, args.train_size))

@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from utils import machine
-from utils.compat import tf
+from utils.compat import backend, tf
 from utils.data import convert, families, pipeline
 from utils.data.dataset_info import dataset_files
 from utils.data.spec import DataSpec
@@ -69,7 +69,7 @@ def bench(files, pixels, batch_size, threads, seconds, batches, warmup, preproce
             "images_per_cpu_s": round(count * batch_size / max(cpu, 1e-9), 1), "pixels": pixels, "batch_size": batch_size,
             "threads": threads, "augment": augment, "cache": cache, "preprocessing": preprocessing,
             "scale_range": augmentation.scale_range, "flip": augmentation.flip,
-            "color_jitter": augmentation.color_jitter, "cpu": machine.cpu_info(),
+            "color_jitter": augmentation.color_jitter, "cpu": machine.cpu_info(), "backend": backend.record(),
             "files": [os.path.basename(f) for f in files]}
 
 
@@ -104,6 +104,7 @@ def main(argv=None):
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(machine.describe())
+    print("backend: %s" % backend.describe())
     print("input_pipeline  pixels=%d  batch=%d  threads=%s  augment=%s (scale %s, flip %s, colour jitter %g)  "
           "cache=%s  %8.1f images/s  "
           "(%.1f images per CPU-second; %d batches, %.1fs, load avg %.1f)"

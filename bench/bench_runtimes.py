@@ -28,7 +28,7 @@ import numpy as np
 
 import bench  # sibling script: bench/ is on sys.path when this runs as a script
 from utils import machine
-from utils.compat import tf
+from utils.compat import backend, tf
 from utils.compat.session import session_config
 from utils.inference import deploy, evaluation, runtimes
 from utils.inference.segmenter import Segmenter
@@ -153,6 +153,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     config = RunConfig.load(args.traindir)
     print(machine.describe())
+    print("backend: %s" % backend.describe())
     print("load average at start: %s" % ", ".join("%.2f" % v for v in os.getloadavg()))
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes.split(","):
@@ -163,7 +164,8 @@ def main(argv=None):
             runners.update({name: runtimes.load_runner(path, args.threads) for name, path in paths.items()})
             data = calibration[:1]
             record = {"run": os.path.abspath(args.traindir), "net": config.net_name, "shape": list(shape),
-                      "cpu": machine.cpu_info(), "threads": args.threads, "loadavg_start": list(os.getloadavg()),
+                      "cpu": machine.cpu_info(), "backend": backend.record(), "threads": args.threads,
+                      "loadavg_start": list(os.getloadavg()),
                       "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "runs": args.runs,
                       "file_bytes": {name: os.path.getsize(path) for name, path in paths.items()},
                       "latency": latency(runners, data, args)}

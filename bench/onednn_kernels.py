@@ -17,6 +17,10 @@ Ours runs with 1 inter-op thread by default, one op at a time as PyTorch runs
 them (with 2, a layer's backward-data and backward-weights kernels share the 2
 cores and each takes longer); the per-kind totals are then comparable with the
 step times.  The verbose mode itself adds a little to every kernel, on both sides.
+
+Our child always runs with TF_ENABLE_ONEDNN_OPTS=1 (whatever this shell set: the
+kernels are what this compares), and prints TensorFlow's own word on oneDNN; where
+this TensorFlow build has no oneDNN on the CPU the run stops with one line saying so.
 """
 import argparse
 import collections
@@ -136,8 +140,18 @@ def ratio(mine, theirs):
     return "%.2f" % (mine / theirs) if mine and theirs else "-"
 
 
-def verbose_env():
-    return dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="2")
+def verbose_env(forced_onednn=False):
+    """The sides' environment: oneDNN's verbose lines on; forced_onednn (ours): TensorFlow's oneDNN on."""
+    env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="2")
+    if forced_onednn:
+        env.update(TF_ENABLE_ONEDNN_OPTS="1", SEGMENTOR_ONEDNN_DEFAULT="1")
+    return env
+
+
+def onednn_state(lines):
+    """The backend record our child printed ({"onednn": ...}), or None."""
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    return next((r["backend"] for r in records if "backend" in r), None)
 
 
 def run_ours(args):
@@ -145,7 +159,8 @@ def run_ours(args):
                "--precision", args.precision, "--steps", str(args.steps), "--threads", str(args.threads),
                "--inter_op", str(args.inter_op), "--train_size", str(args.train_size),
                "--train_batch", str(args.train_batch), "--keep", str(args.keep), "--num_classes", str(args.num_classes)]
-    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT, env=verbose_env())
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT,
+                         env=verbose_env(forced_onednn=True))
     return out.stdout.splitlines()
 
 
@@ -163,9 +178,12 @@ def our_steps(args):
     import arch
     import bench  # deferred, as above (a sibling script: bench/ is on sys.path when this runs as one)
     from utils import precision  # deferred, as above
-    from utils.compat import tf  # deferred, as above
+    from utils.compat import backend, tf  # deferred, as above
     from utils.compat.session import session_config  # deferred, as above
 
+    print(json.dumps({"backend": backend.record()}), flush=True)
+    if not backend.onednn_enabled():
+        return 0  # the parent says why
     spec = arch.ModelSpec(num_classes=args.num_classes, **bench.PEER_MATCH[args.arch])
     choice = precision.resolve(args.precision)
     with tf.Graph().as_default():
@@ -212,9 +230,16 @@ def main(argv=None):
         peer.require(args.peer_python, ", or --no_peer for our side only")
     print(machine.describe())
     our_lines = run_ours(args)
+    state = onednn_state(our_lines)
+    if state is None:
+        sys.exit("our side printed no backend record: %s" % " | ".join(our_lines[-3:]))
+    if not state["onednn"]:
+        sys.exit("TensorFlow's oneDNN is off even with TF_ENABLE_ONEDNN_OPTS=1 (%s): this TensorFlow build has "
+                 "no oneDNN on this CPU, so there are no oneDNN kernels to compare" % state["summary"])
+    print("ours: %s" % state["summary"].replace("seg-mentor's default", "forced by this benchmark:"))
     ours, kept = last_steps(parse_verbose(our_lines), args.keep)
     if not kept:
-        sys.exit("no oneDNN convolution was reported: is TensorFlow's oneDNN on (TF_ENABLE_ONEDNN_OPTS)?")
+        sys.exit("no oneDNN convolution was reported, though TensorFlow's oneDNN is on (%s)" % state["summary"])
     our_table = per_step(ours, kept)
     peer_lines = [] if args.no_peer else run_peer(args)
     peer_executions, peer_kept = last_steps(parse_verbose(peer_lines), args.keep)

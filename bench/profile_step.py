@@ -15,7 +15,7 @@ import time
 import bench  # sibling script: bench/ is on sys.path when this runs as a script
 import arch
 from utils import machine, precision
-from utils.compat import tf
+from utils.compat import backend, tf
 from utils.compat.session import session_config
 from utils.flags import add_setting_flags
 from utils.training.config import TrainSettings
@@ -90,6 +90,7 @@ def main(argv=None):
     spec = arch.ModelSpec(num_classes=args.num_classes, **bench.PEER_MATCH[args.arch])
     by_type, by_part, by_node, wall = profile(spec, args, choice)
     print(machine.describe())
+    print("backend: %s" % backend.describe())
     print("%s, %s (%s), traced step %.0f ms (median of %d; tracing adds a little), summed op time %.0f ms"
           % (args.arch, choice.mode, choice.reason, wall, args.steps, sum(by_type.values()) / 1000.0 / args.steps))
     print("by op type:")

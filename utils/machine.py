@@ -7,6 +7,9 @@ import os
 import platform
 
 SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+# Variables that cap the instruction sets the kernels use (oneDNN in TensorFlow and PyTorch; PyTorch's own
+# kernels): a measurement under a cap stands in for a CPU of that class and must say so.
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 
 
 def parse_cpuinfo(text):
@@ -30,14 +33,19 @@ def read_cpuinfo(path="/proc/cpuinfo"):
         return handle.read()
 
 
-def cpu_info(path="/proc/cpuinfo"):
-    """{"model", "cores", "flags": [the SPEED_FLAGS present]} (model from platform when /proc is absent)."""
+def cpu_info(path="/proc/cpuinfo", environ=os.environ):
+    """{"model", "cores", "flags": [the SPEED_FLAGS present], "isa_caps": {cap variable: value}} (model from
+    platform when /proc is absent)."""
     model, flags = parse_cpuinfo(read_cpuinfo(path))
     return {"model": model or platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "flags": [flag for flag in SPEED_FLAGS if flag in flags]}
+            "flags": [flag for flag in SPEED_FLAGS if flag in flags],
+            "isa_caps": {name: environ[name] for name in ISA_CAPS if environ.get(name)}}
 
 
 def describe(info=None):
     info = info or cpu_info()
-    return "CPU: %s, %d cores, flags: %s" % (info["model"], info["cores"], " ".join(info["flags"]) or "none of %s"
-                                               % ", ".join(SPEED_FLAGS))
+    caps = info.get("isa_caps") or {}
+    return "CPU: %s, %d cores, flags: %s%s" % (
+        info["model"], info["cores"], " ".join(info["flags"]) or "none of %s" % ", ".join(SPEED_FLAGS),
+        "; capped to stand in for another CPU class: %s" % " ".join("%s=%s" % kv for kv in sorted(caps.items()))
+        if caps else "")

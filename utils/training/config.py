@@ -23,7 +23,7 @@ import nets
 from nets.checkpoints import DEFAULT_MODELSPATH
 from nets.torch_weights import TORCH_MODELS
 from utils import machine, precision
-from utils.compat import tf
+from utils.compat import backend, native_atrous, tf
 from utils.data.spec import DataSpec
 from utils.flags import setting
 from utils.training import runfolder
@@ -225,6 +225,7 @@ def scratch_reason(encoder):
 
 
 def provenance(argv=None):
-    """What made the run: the command line, when, and on which CPU (runargs' "provenance")."""
+    """What made the run: the command line, when, on which CPU and with which kernels (runargs' "provenance")."""
     return {"argv": list(sys.argv if argv is None else argv),
-            "created": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": machine.cpu_info()}
+            "created": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": machine.cpu_info(),
+            "backend": dict(backend.record(), dilated_convs=native_atrous.route().name)}

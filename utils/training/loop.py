@@ -20,7 +20,7 @@ import time
 
 import nets
 from nets import checkpoints
-from utils.compat import tf
+from utils.compat import backend, native_atrous, tf
 from utils.compat.session import session_config
 from utils.data import pipeline
 from utils.data.dataset_info import dataset_files
@@ -159,14 +159,13 @@ def _train(config, execution, placement, folder, resume, run_state, log):
             monitor.start(sess, handles[1], start_step)
             monitor.log(placements.summary_line(placement, config.replicas, config.train.learnrate))
             monitor.log(recipe_line(config))
+            monitor.log(backend_line())
             lag_warning = batch_norm_lag(config)
             if lag_warning:
                 monitor.log(lag_warning)
             code = _loop(sess, graph, config, folder, handles, monitor, stop, start_step, total, chief, run_state)
     except tf.errors.OpError as error:
-        raise RunFailed(data_error(error, graph) if isinstance(error, (tf.errors.DataLossError,
-                                                                       tf.errors.InvalidArgumentError))
-                        else "training stopped: %s" % _first_line(error)) from None
+        raise RunFailed(graph_error(error, graph)) from None
     finally:
         monitor.close()
     return code
@@ -212,19 +211,52 @@ def _loop(sess, graph, config, folder, handles, monitor, stop, step, total, chie
     return 0
 
 
-def data_error(error, graph):
-    """One line for a damaged record file: which one, and the command that remakes it."""
+# The ops through which the data reaches the graph: an error raised in one of them came from reading or
+# decoding records (the dataset's functions run inside them).
+READER_OPS = ("IteratorGetNext", "IteratorGetNextSync", "IteratorGetNextAsOptional", "OptionalGetValue")
+# What TensorFlow says when the backend has no kernel for an op's settings (Eigen: dilated backward passes).
+MISSING_KERNEL = ("Current CPU implementations do not yet support", "No OpKernel was registered",
+                  "not supported on CPU", "only supports NHWC")
+
+
+def graph_error(error, graph):
+    """One line for an error a session run raised: a damaged record file only when reading records failed,
+    otherwise the op that failed and TensorFlow's message (and, for a kernel this backend lacks, what to set)."""
+    op = getattr(error, "op", None)
+    if isinstance(error, tf.errors.DataLossError) or op is None or op.type in READER_OPS:
+        return data_error(error, graph, only_if_damaged=op is None and not isinstance(error, tf.errors.DataLossError))
+    message = _first_line(error)
+    line = "training stopped: op %s (%s) failed: %s" % (op.name, op.type, message)
+    if any(marker in message for marker in MISSING_KERNEL):
+        line += " | this backend lacks that kernel (%s; dilated convolutions: %s)%s" % (
+            backend.describe(), native_atrous.route().name,
+            ": set TF_ENABLE_ONEDNN_OPTS=1" if not backend.onednn_enabled() else "")
+    return line
+
+
+def data_error(error, graph, only_if_damaged=False):
+    """One line for a damaged record file: which one, and the command that remakes it.  only_if_damaged: the
+    error may have another cause, so it is blamed on the data only when a file is found damaged."""
     if graph is None:
         return "the data cannot be read: %s" % _first_line(error)
     files = list(graph.train_files) + list(graph.val_files)
     damaged = first_damaged_file(files)
+    if only_if_damaged and not damaged:
+        return "training stopped: %s" % _first_line(error)
     where = "%s (%s)" % damaged if damaged else "one of %s" % ", ".join(files)
     return ("a record file is damaged (truncated or overwritten?): %s; convert the dataset again with "
             "utils/tfrecordify.py" % where)
 
 
 def _first_line(error):
-    return str(getattr(error, "message", error)).strip().splitlines()[0][:300]
+    """TensorFlow's own words: a graph execution error wraps them in "Graph execution error:", the node's
+    stack ("Detected at node ...") and "Node: '...'"; they follow the last of those."""
+    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Graph execution error"):
+        nodes = [i for i, line in enumerate(lines) if line.startswith("Node: ")]
+        lines = lines[nodes[-1] + 1:] if nodes else lines[1:]
+    lines = [line for line in lines if not line.startswith("[[")] or lines or [str(error)]
+    return lines[0][:300]
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -240,6 +272,11 @@ def recipe_line(config):
                ", hardest %g of pixels" % train.ohem_top_k if train.ohem_top_k < 1 else "", weights,
                "off" if not data.augment else "scale %s, flip %s, colour jitter %g"
                % (data.scale_range, data.flip, data.color_jitter), train.precision, train.precision_reason))
+
+
+def backend_line():
+    """One runlog line: which kernels run (oneDNN or Eigen, and who decided) and how dilated convs are built."""
+    return "backend: %s | dilated convolutions: %s" % (backend.describe(), native_atrous.route().reason)
 
 
 def batch_norm_lag(config):
