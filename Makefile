@@ -1,6 +1,8 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - install, then convert the embedded CamVid sample, train briefly, test, write pictures
 #   make test   - install, then run the test suite
+#   make test-eigen - the backend-sensitive tests (pytest -m backend) again with TensorFlow's oneDNN off
+#                     (TF_ENABLE_ONEDNN_OPTS=0: Eigen's kernels), the path the default run does not take
 #   make tensorboard - link every run under tmp/ into tboards/ (tboards/createlinks), then serve them side by side
 #                      on http://localhost:$(TB_PORT)/ (TB_PORT=6006 by default; Ctrl-C stops it)
 # and one to explore:
@@ -15,7 +17,7 @@ NOTEBOOK_STAMP := $(VENV)/.notebook-installed
 NOTEBOOK_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)  # Jupyter refuses root (containers) without it
 
-.PHONY: demo test tensorboard install notebook clean-venv
+.PHONY: demo test test-eigen tensorboard install notebook clean-venv
 
 install: $(STAMP)
 
@@ -30,6 +32,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -ra -n 2 --durations=25 tests
+
+test-eigen: $(STAMP)
+	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest -q -ra -n 2 --durations=10 -m backend tests
 
 tensorboard: $(STAMP)
 	bash tboards/createlinks

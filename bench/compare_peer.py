@@ -14,8 +14,13 @@ bfloat16) adds the bf16 rows: PyTorch under CPU bfloat16 autocast
 keeps, per framework, layout and precision, the median over repeats, and
 reports ratio = PyTorch time / our time against PyTorch's faster layout in
 the same precision (>= 1.0: we are at least as fast), then each side's best
-mode.  Needs ../shared/tools/peer_bench and its venv (/tmp/peerenv, see its
-README); nothing is downloaded.
+mode.  --backends onednn,eigen also times ours with TensorFlow's oneDNN off
+(TF_ENABLE_ONEDNN_OPTS=0: Eigen's kernels, what an AVX2 CPU ran before seg-mentor
+asked for oneDNN), each backend a row against the same peer measurements.  To stand
+in for an AVX2-only CPU on a newer one, cap both frameworks' kernels in this shell:
+ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 (the CPU line then says so).
+Needs ../shared/tools/peer_bench and its venv (/tmp/peerenv, see its README);
+nothing is downloaded.
 """
 import argparse
 import glob
@@ -31,6 +36,9 @@ from utils import machine, precision
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_ARCHS = "linknet_r18,unet_r18,fpn_r18,deeplabv3_r50,pspnet_r18,fcn32_r18"
+# our backends: TF_ENABLE_ONEDNN_OPTS for the child (oneDNN is seg-mentor's default, utils/compat/backend.py)
+BACKENDS = {"onednn": {"TF_ENABLE_ONEDNN_OPTS": "1", "SEGMENTOR_ONEDNN_DEFAULT": "1"},
+            "eigen": {"TF_ENABLE_ONEDNN_OPTS": "0", "SEGMENTOR_ONEDNN_DEFAULT": ""}}
 
 
 def run_peer(arch, args, channels_last, mode):
@@ -43,13 +51,25 @@ def run_peer(arch, args, channels_last, mode):
     return record
 
 
-def run_ours(arch, args, mode):
+def run_ours(arch, args, mode, backend="onednn"):
     command = [sys.executable, os.path.join(HERE, "bench.py"), "--arch", arch, "--runs", str(args.runs),
                "--warmup", str(args.warmup), "--threads", str(args.threads), "--mixed_precision", mode]
-    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT,
+                         env=dict(os.environ, **BACKENDS[backend]))
     record = json.loads([l for l in out.stderr.splitlines() if l.startswith("{")][-1])
     record["layout"] = "NHWC"
+    record["ours_backend"] = backend
     return record
+
+
+def sides(arch, args, mode):
+    """(label, measure) in the order one round runs them: the peer's two layouts, then each of our backends
+    (bf16 only with oneDNN: it is oneDNN's rewrite)."""
+    yield "pytorch NCHW", lambda: run_peer(arch, args, False, mode)
+    yield "pytorch NHWC", lambda: run_peer(arch, args, True, mode)
+    for backend in args.backends.split(","):
+        if mode == "fp32" or backend == "onednn":
+            yield "ours " + backend, lambda backend=backend: run_ours(arch, args, mode, backend)
 
 
 def collect(args):
@@ -57,9 +77,7 @@ def collect(args):
     for repeat in range(args.repeats):
         for arch in args.archs.split(","):
             for mode in args.precisions.split(","):
-                for label, run in (("pytorch NCHW", lambda: run_peer(arch, args, False, mode)),
-                                   ("pytorch NHWC", lambda: run_peer(arch, args, True, mode)),
-                                   ("ours", lambda: run_ours(arch, args, mode))):
+                for label, run in sides(arch, args, mode):
                     record = run()
                     record["repeat"] = repeat
                     records.append(record)
@@ -77,8 +95,11 @@ def table(records):
     each side's best mode per architecture; the CPU the records name first."""
     by = {}
     for r in records:
-        side = "ours" if r.get("framework", "").startswith("seg-mentor") else "pytorch " + r["layout"]
+        side = ("ours " + r.get("ours_backend", "onednn") if r.get("framework", "").startswith("seg-mentor")
+                else "pytorch " + r["layout"])
         by.setdefault((r["arch"], r.get("precision", "fp32"), side), []).append(r)
+    backends = list(dict.fromkeys(r.get("ours_backend", "onednn") for r in records
+                                  if r.get("framework", "").startswith("seg-mentor")))
 
     def med(key, field):
         values = [r[field] for r in by.get(key, []) if field in r]
@@ -86,12 +107,14 @@ def table(records):
 
     cpu = next((r["cpu"] for r in records if r.get("cpu")), None)
     lines = [machine.describe(cpu) if cpu else "CPU: not recorded", "",
-             "| architecture | precision | our infer ms | PyTorch infer ms (NCHW / NHWC) | infer ratio "
+             "| architecture | precision | our backend | our infer ms | PyTorch infer ms (NCHW / NHWC) | infer ratio "
              "| our train img/s | PyTorch train img/s (NCHW / NHWC) | train ratio | GMACs ours / PyTorch |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     best = {}
-    for arch, mode in dict.fromkeys((r["arch"], r.get("precision", "fp32")) for r in records):
-        ours, nchw, nhwc = (arch, mode, "ours"), (arch, mode, "pytorch NCHW"), (arch, mode, "pytorch NHWC")
+    rows = dict.fromkeys((r["arch"], r.get("precision", "fp32"), backend) for r in records for backend in backends)
+    for arch, mode, backend in rows:
+        ours = (arch, mode, "ours " + backend)
+        nchw, nhwc = (arch, mode, "pytorch NCHW"), (arch, mode, "pytorch NHWC")
         if ours not in by:
             continue
         ours_ms, ours_train = med(ours, "infer_ms_median"), med(ours, "train_step_ms_median")
@@ -101,10 +124,11 @@ def table(records):
         gmacs = by[ours][0].get("fwd_gmacs")
         peer_gmacs = med((arch, "fp32", "pytorch NCHW"), "fwd_gmacs") or reference_gmacs().get(arch)
         entry = best.setdefault(arch, {"ours": [], "peer": [], "batch": batch})
-        entry["ours"].append((ours_train, mode))
-        entry["peer"].extend((ms, mode) for ms in peer_train)
-        lines.append("| %s | %s | %.0f | %s / %s | %s | %.2f | %s / %s | %s | %s / %s |" % (
-            arch, mode, ours_ms, _fmt(med(nchw, "infer_ms_median"), "%.0f"), _fmt(med(nhwc, "infer_ms_median"), "%.0f"),
+        entry["ours"].append((ours_train, mode if len(backends) == 1 else "%s, %s" % (mode, backend)))
+        if backend == backends[0]:  # the peer's measurements are the same for each of our backends
+            entry["peer"].extend((ms, mode) for ms in peer_train)
+        lines.append("| %s | %s | %s | %.0f | %s / %s | %s | %.2f | %s / %s | %s | %s / %s |" % (
+            arch, mode, backend, ours_ms, _fmt(med(nchw, "infer_ms_median"), "%.0f"), _fmt(med(nhwc, "infer_ms_median"), "%.0f"),
             _fmt(min(peer_ms) / ours_ms if peer_ms else None, "%.2f"), batch * 1000.0 / ours_train,
             _fmt(_rate(batch, med(nchw, "train_step_ms_median")), "%.2f"),
             _fmt(_rate(batch, med(nhwc, "train_step_ms_median")), "%.2f"),
@@ -152,6 +176,8 @@ def main(argv=None):
     parser.add_argument("--precisions", default=None,
                         help="comma list of fp32, bf16 (default: fp32,bf16 where the CPU has native bfloat16, "
                              "else fp32)")
+    parser.add_argument("--backends", default="onednn",
+                        help="comma list of our backends: onednn (the default), eigen (TF_ENABLE_ONEDNN_OPTS=0)")
     parser.add_argument("--peer_python", default=peer.PEER_PYTHON)
     parser.add_argument("--out", default=None, help="append JSON lines here")
     parser.add_argument("--table", default=None, metavar="JSONL", help="only print the table of a results file")
@@ -160,6 +186,8 @@ def main(argv=None):
         args.precisions = "fp32,bf16" if precision.native_bf16(machine.read_cpuinfo()) else "fp32"
     if set(args.precisions.split(",")) - {"fp32", "bf16"}:
         raise SystemExit("--precisions: a comma list of fp32, bf16; got %r" % args.precisions)
+    if set(args.backends.split(",")) - set(BACKENDS):
+        raise SystemExit("--backends: a comma list of %s; got %r" % (", ".join(BACKENDS), args.backends))
     if args.table:
         records = [json.loads(line) for line in open(args.table) if line.strip()]
     else:

@@ -7,7 +7,7 @@ import decoders
 import nets
 from decoders.pspnet import adaptive_average_pool
 from tests.conftest import CROSS_ENCODERS, build
-from utils.compat import tf
+from utils.compat import native_atrous, tf
 from utils.data.dataset_info import dataset_files
 from utils.data.pipeline import make_dataset
 from utils.graphs import ancestors
@@ -151,7 +151,13 @@ def encoder_for(decoder):
     return "resnet_v1_18" if "resnet_v1_18" in valid else valid[0]
 
 
-@pytest.mark.parametrize("decoder", decoders.NAMES)
+# The decoders whose default graphs hold dilated convolutions: their training steps depend on the backend's
+# kernels (tests/test_native_atrous.py), so .ci/run also runs them with oneDNN off.
+DILATED = ("DeepLabV3", "DeepLabV3Plus", "ENet")
+
+
+@pytest.mark.parametrize("decoder", [pytest.param(name, marks=pytest.mark.backend) if name in DILATED else name
+                                     for name in decoders.NAMES])
 def test_decoder_learns_a_fixed_camvid_batch(decoder, sample_datapath):
     """A few Adam steps on one fixed batch of the CamVid sample lower the loss."""
     encoder = encoder_for(decoder)
@@ -172,6 +178,17 @@ def test_decoder_learns_a_fixed_camvid_batch(decoder, sample_datapath):
         losses.append(sess.run(loss))
     assert np.all(np.isfinite(losses))
     assert losses[-1] < 0.9 * losses[0], losses
+
+
+@pytest.mark.parametrize("decoder", decoders.NAMES)
+def test_the_dilated_list_is_the_decoders_with_dilated_convolutions(decoder):
+    """DILATED above is exactly the decoders whose training graph has a dilated convolution (on either route)."""
+    with native_atrous.forced(native_atrous.SPACE_TO_BATCH):
+        build(encoder_for(decoder), decoder, 11, is_training=True).build(tf.placeholder(tf.float32, [1, 256, 256, 3]))
+    ops = tf.get_default_graph().get_operations()
+    dilated = any(op.type == "SpaceToBatchND" or op.type.startswith(("Conv2D", "DepthwiseConv2dNative"))
+                  and op.get_attr("dilations") != [1, 1, 1, 1] for op in ops)
+    assert dilated == (decoder in DILATED)
 
 
 def test_encoder_stride_truncates_the_encoder_like_smp_encoder_depth():

@@ -1,5 +1,6 @@
 """bench/onednn_kernels.py: oneDNN's verbose lines parsed, joined across frameworks, and a real run of our side."""
 import importlib.util
+import json
 import os
 import platform
 import sys
@@ -74,10 +75,19 @@ def test_step_time_and_the_bound_the_convolutions_set():
     assert kernels.bound(0.0, 130.0) is None
 
 
+def test_the_child_reports_its_backend_and_an_off_one_stops_the_run():
+    record = {"onednn": False, "setting": "user", "env": "1", "summary": "oneDNN off, Eigen kernels (...)"}
+    assert kernels.onednn_state(["onednn_verbose,...", json.dumps({"backend": record}), '{"x": 1}']) == record
+    assert kernels.onednn_state(["nothing"]) is None
+
+
+@pytest.mark.backend
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="TensorFlow's oneDNN path is x86's")
 def test_our_side_runs_and_reports_every_kind():
+    """On any x86 CPU and whatever this shell set: the benchmark turns oneDNN on in its child."""
     out = run_script("bench/onednn_kernels.py", "--arch", "fcn32_r18", "--no_peer", "--steps", "3", "--keep", "2",
                      "--train_size", "64", "--train_batch", "1", "--min_ms", "0").stdout
+    assert "ours: oneDNN on (forced by this benchmark: TF_ENABLE_ONEDNN_OPTS=1)" in out
     totals = {line.split("|")[1].strip(): float(line.split("|")[3]) for line in out.splitlines()
               if line.startswith("| **")}
     for kind in kernels.CONV_KINDS:

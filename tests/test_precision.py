@@ -10,8 +10,8 @@ from PIL import Image
 import arch
 import nets
 from tests.conftest import ROOT, run_script
-from utils import precision
-from utils.compat import tf
+from utils import machine, precision
+from utils.compat import backend, tf
 from utils.compat.session import session_config
 from utils.data.spec import DataSpec
 from utils.training.config import RunConfig, TrainSettings
@@ -28,6 +28,9 @@ flags\t\t: fpu sse2
 SAPPHIRE_RAPIDS = "model name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t: avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
 SKYLAKE = "model name\t: Intel(R) Xeon(R) CPU @ 2.00GHz\nflags\t\t: avx2 fma avx512f avx512dq avx512_vnni\n"
 GRAVITON = "processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n"
+EPYC_AVX2 = "model name\t: AMD EPYC\nflags\t\t: fpu sse2 fma avx avx2\n"
+# (oneDNN on, oneDNN has bfloat16 kernels on the CPU): what utils/compat/backend.py reports
+ONEDNN, EIGEN, ONEDNN_NO_BF16 = (True, True), (False, True), (True, False)
 
 
 @pytest.mark.parametrize("text, native", [
@@ -39,6 +42,7 @@ def test_native_bf16_reads_the_first_processors_flags(text, native):
 
 @pytest.mark.parametrize("requested, cpuinfo, gpus, mode, reason", [
     ("auto", EPYC_BF16, [], "bf16", "auto: the CPU has avx512_bf16"),
+    ("auto", EPYC_AVX2, [], "fp32", "bfloat16 would be emulated"),
     ("auto", SAPPHIRE_RAPIDS, [], "bf16", "avx512_bf16 and amx_bf16"),
     ("auto", SKYLAKE, [], "fp32", "bfloat16 would be emulated"),
     ("auto", EPYC_BF16, [("NVIDIA A100", (8, 0))], "fp16", "has tensor cores"),
@@ -53,15 +57,23 @@ def test_native_bf16_reads_the_first_processors_flags(text, native):
     (False, SAPPHIRE_RAPIDS, [], "fp32", "fp32"),
 ])
 def test_resolve_picks_the_native_fast_arithmetic_and_says_why(requested, cpuinfo, gpus, mode, reason):
-    choice = precision.resolve(requested, cpuinfo, gpus)
+    choice = precision.resolve(requested, cpuinfo, gpus, *ONEDNN)
     assert choice.mode == mode and reason in choice.reason
 
 
-@pytest.mark.parametrize("requested, gpus, message", [
-    ("fp16", [], "needs a GPU"), ("bf16", [("NVIDIA A100", (8, 0))], "on the GPU"), ("fp8", [], "one of")])
-def test_a_mode_the_machine_cannot_run_is_refused_naming_the_flag(requested, gpus, message):
+def test_auto_is_fp32_where_onednn_is_off_even_on_a_bf16_cpu():
+    choice = precision.resolve("auto", EPYC_BF16, [], *EIGEN)
+    assert choice.mode == "fp32" and "oneDNN, which runs bfloat16, is off" in choice.reason
+
+
+@pytest.mark.parametrize("requested, cpuinfo, gpus, kernels, message", [
+    ("fp16", EPYC_BF16, [], ONEDNN, "needs a GPU"), ("bf16", EPYC_BF16, [("NVIDIA A100", (8, 0))], ONEDNN, "on the GPU"),
+    ("fp8", EPYC_BF16, [], ONEDNN, "one of"),
+    ("bf16", EPYC_BF16, [], EIGEN, "oneDNN is off here"),
+    ("bf16", EPYC_AVX2, [], ONEDNN_NO_BF16, "no bfloat16 kernels on this CPU")])
+def test_a_mode_the_machine_cannot_run_is_refused_naming_the_flag(requested, cpuinfo, gpus, kernels, message):
     with pytest.raises(ValueError, match="--mixed_precision") as error:
-        precision.resolve(requested, EPYC_BF16, gpus)
+        precision.resolve(requested, cpuinfo, gpus, *kernels)
     assert message in str(error.value)
 
 
@@ -86,6 +98,17 @@ def test_train_py_records_the_choice_and_refuses_fp16_without_a_gpu(tiny_run, sa
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         "error: --mixed_precision fp16 needs a GPU (TensorFlow's float16 CPU path crashes); on a CPU use bf16, "
         "or auto"]
+    assert not os.listdir(tmp_path)
+
+
+def test_train_py_refuses_bf16_where_onednn_is_off(sample_datapath, tmp_path):
+    """Any CPU: with TF_ENABLE_ONEDNN_OPTS=0 the bfloat16 rewrite would do nothing, so bf16 is one line, no run."""
+    proc = run_script("train.py", "--datapath", sample_datapath, "--runs_root", str(tmp_path), "--dataset_family",
+                      "camvid", "--pretrained", "none", "--mixed_precision", "bf16", check=False,
+                      env={"TF_ENABLE_ONEDNN_OPTS": "0"})
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: --mixed_precision bf16 is oneDNN's rewrite, and oneDNN is off here (your setting "
+        "TF_ENABLE_ONEDNN_OPTS=0): set TF_ENABLE_ONEDNN_OPTS=1 (or unset it), or use fp32"], proc.stderr
     assert not os.listdir(tmp_path)
 
 
@@ -124,8 +147,19 @@ def _losses(mode, steps):
             return [float(sess.run([step.train_op, step.loss])[1]) for _ in range(steps)], len(casts), scaled
 
 
+@pytest.mark.backend
 def test_bf16_training_follows_the_fp32_losses():
-    """On any CPU: natively where it has AVX512-BF16 / AMX, emulated by oneDNN elsewhere."""
+    """What this machine can do, never nothing: bf16 natively where the CPU has AVX512-BF16 / AMX, emulated by
+    oneDNN where it has AVX-512 only, and refused in one line where oneDNN is off or has no bfloat16 kernels."""
+    onednn, kernels = backend.onednn_enabled(), backend.onednn_has_bf16()
+    if not (onednn and kernels):
+        with pytest.raises(ValueError) as refusal:
+            precision.resolve("bf16")
+        assert ("oneDNN is off here" if not onednn else "no bfloat16 kernels on this CPU") in str(refusal.value)
+        assert precision.resolve("auto").mode == "fp32"
+        return
+    native = precision.native_bf16(machine.read_cpuinfo())
+    assert ("native" if native else "emulated") in precision.resolve("bf16").reason
     fp32, fp32_casts, _ = _losses("fp32", 8)
     bf16, bf16_casts, scaled = _losses("bf16", 8)
     assert fp32_casts == 0 and bf16_casts > 20 and not scaled  # the rewrite ran; bf16 needs no loss scaling
