@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CAMVID, ROOT, SAMPLE, requires, run_script
+from utils.compat import backend
 from utils.inference import evaluation
 
 MIOU_LINE = re.compile(r"mIoU (\d+\.\d) % \(95 % CI (\d+\.\d)-(\d+\.\d)\)")
@@ -56,6 +57,8 @@ def test_results_json_scores_every_labelled_pixel_at_original_resolution(scored_
     assert results["scored_pixels"] == sum(int((label != 11).sum()) for label in labels)
     assert results["num_images"] == 8 and len(results["filenames"]) == 8 and len(results["per_image_mIoU"]) == 8
     assert results["step"] == 6 and results["pixels"] == 64 and results["split"] == "validation"
+    assert results["backend"]["onednn"] == backend.onednn_enabled() and results["backend"]["summary"].startswith(
+        "oneDNN o")
     confusion = np.asarray(results["confusion_matrix"])
     assert confusion.shape == (11, 11) and confusion.sum() == results["scored_pixels"]
     np.testing.assert_array_equal(confusion.sum(1), [np.bincount(np.concatenate([l[l != 11] for l in labels]),

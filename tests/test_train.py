@@ -15,7 +15,7 @@ from tests.conftest import PYTHON, ROOT, TINY_TRAIN_ARGS, run_script
 from utils.training import runfolder
 from utils.training.config import RunConfig, resolve_pretrained
 from utils.training.schedule import learning_rate_at
-from utils.compat import tf
+from utils.compat import backend, tf
 
 
 def _event_tags(folder):
@@ -36,6 +36,10 @@ def test_short_run_writes_every_artefact(tiny_run):
     assert config.train.total_steps == 6 and config.train.pretrained is None
     log = open(os.path.join(folder, runfolder.RUNLOG)).read()
     assert "step 6 | epoch 0.50" in log and "quarter-val mIoU" in log and "img/s" in log and "train mIoU" in log
+    # which kernels ran, and who decided: the runlog's backend line and runargs' provenance say the same
+    recorded = config.provenance["backend"]
+    assert recorded["onednn"] == backend.onednn_enabled() and recorded["setting"] == backend.setting()[0]
+    assert "backend: %s | dilated convolutions: " % recorded["summary"] in log
     assert runfolder.milestone_steps(folder) == [3, 6]
     assert runfolder.checkpoint_path(folder).endswith(os.path.join("latest", "model.ckpt-6"))
     tags = _event_tags(folder)

@@ -4,7 +4,9 @@
 
 tf1            the one place TensorFlow is imported (tf.compat.v1, graph mode), the tf-slim #24 import
                shim, quiet start-up
-native_atrous  dilated 2-D convolutions as one native Conv2D (patched into nn_ops)
+backend        which CPU kernels run (oneDNN, asked for before TensorFlow loads, or Eigen) and who decided
+native_atrous  dilated 2-D convolutions: one native Conv2D where the kernels run it, space-to-batch elsewhere,
+               the centre tap alone when the rate reaches past the map (patched into nn_ops)
 replicas       what building data-parallel replicas in graph mode needs patched (all-reduce gradients,
                replica batch norm, per-thread arg scopes)
 session        the Session configuration every graph here runs with (threads, XLA, mixed precision)

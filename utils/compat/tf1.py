@@ -28,6 +28,9 @@ Switch/Merge, which is what TensorFlow lowers a functional `If` to before it
 runs anyway on CPUs; built directly, without two branch functions per batch
 norm and their gradient functions, a training graph builds and starts faster.
 
+oneDNN on every CPU that TensorFlow ships it for: `backend.prefer_onednn()` sets
+TF_ENABLE_ONEDNN_OPTS=1 before the import unless the user set it (see backend.py).
+
 Quiet by default: TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) and
 its Python deprecation warnings are hidden.  Set SEGMENTOR_VERBOSE=1 or pass
 --verbose on the command line to bring them back.
