@@ -51,8 +51,8 @@ def onednn_has_bf16():
 
 
 def gpu_count():
-    from utils.compat.tf1 import tf  # deferred: tf1 imports this module before TensorFlow
-    return len(tf.config.list_physical_devices("GPU"))
+    from tensorflow.python.framework import config  # deferred, as above
+    return len(config.list_physical_devices("GPU"))
 
 
 def state():
