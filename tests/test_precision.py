@@ -61,6 +61,15 @@ def test_resolve_picks_the_native_fast_arithmetic_and_says_why(requested, cpuinf
     assert choice.mode == mode and reason in choice.reason
 
 
+def test_an_isa_cap_below_avx512_leaves_onednn_no_bfloat16_kernels():
+    """TensorFlow asks the CPU, not ONEDNN_MAX_CPU_ISA: under an AVX2 cap its rewrite would abort in the kernels."""
+    for cap in ("AVX2", "avx2", "AVX2_VNNI", "SSE41"):
+        assert backend.onednn_has_bf16(environ={"ONEDNN_MAX_CPU_ISA": cap}) is False
+    assert backend.onednn_has_bf16(environ={"DNNL_MAX_CPU_ISA": "AVX"}) is False
+    assert backend.onednn_has_bf16(environ={"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}) == backend.onednn_has_bf16(
+        environ={})
+
+
 def test_auto_is_fp32_where_onednn_is_off_even_on_a_bf16_cpu():
     choice = precision.resolve("auto", EPYC_BF16, [], *EIGEN)
     assert choice.mode == "fp32" and "oneDNN, which runs bfloat16, is off" in choice.reason

@@ -70,7 +70,8 @@ def resolve(requested, cpuinfo_text=None, gpus=None, onednn=None, onednn_bf16=No
                              "(or unset it), or use fp32" % (backend.describe_setting(), backend.ENV))
         if not onednn_bf16:
             raise ValueError("--mixed_precision bf16: TensorFlow's oneDNN has no bfloat16 kernels on this CPU (they "
-                             "need AVX-512 or AVX-NE-CONVERT), so the graph would stay float32; use fp32, or auto")
+                             "need AVX-512 or AVX-NE-CONVERT, and no ONEDNN_MAX_CPU_ISA cap below them), so the "
+                             "graph would stay float32; use fp32, or auto")
         return Precision("bf16", "--mixed_precision bf16, %s" % (
             "native: the CPU has %s" % " and ".join(native) if native
             else "emulated: the CPU has neither %s (slower than fp32)" % " nor ".join(NATIVE_BF16_FLAGS)))

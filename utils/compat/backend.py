@@ -19,6 +19,10 @@ import os
 ENV = "TF_ENABLE_ONEDNN_OPTS"
 DEFAULT = "1"
 MARK = "SEGMENTOR_ONEDNN_DEFAULT"  # = the value seg-mentor set ENV to
+# oneDNN instruction-set caps below its bfloat16 kernels (AVX-512 core, or AVX2 with AVX-NE-CONVERT): TensorFlow
+# asks the CPU, not the cap, so under one of these its bfloat16 rewrite would meet no kernel and abort.
+ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+CAPS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI")
 
 
 def prefer_onednn(environ=os.environ):
@@ -42,9 +46,11 @@ def onednn_enabled():
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
-def onednn_has_bf16():
+def onednn_has_bf16(environ=os.environ):
     """Does TensorFlow's oneDNN run bfloat16 on this CPU (natively or emulated)?  It needs AVX-512 or
-    AVX-NE-CONVERT; without, the bfloat16 rewrite does nothing."""
+    AVX-NE-CONVERT, and no ONEDNN_MAX_CPU_ISA cap below them; without, the bfloat16 rewrite does nothing."""
+    if any(environ.get(name, "").upper() in CAPS_WITHOUT_BF16 for name in ISA_CAP_VARIABLES):
+        return False
     from tensorflow.python.util import _pywrap_utils  # deferred, as above
     from tensorflow.python.framework import dtypes  # deferred, as above
     return bool(_pywrap_utils.IsDataTypeSupportedByOneDNNOnThisCPU(dtypes.bfloat16.as_datatype_enum))
