@@ -38,6 +38,7 @@ import time
 import numpy as np
 from PIL import Image
 
+from utils import precision
 from utils.compat import backend
 from utils.data.dataset_info import dataset_files
 from utils.data.families import canonical_split
@@ -47,7 +48,7 @@ from utils.inference.geometry import check_overlap, parse_scales, parse_tile
 from utils.inference.movie import segment_movie
 from utils.inference.segmenter import Segmenter, describe_tile
 from utils.training import checkpoint_check, runfolder
-from utils.training.config import RunConfig
+from utils.training.config import RunConfig, TrainSettings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -110,7 +111,7 @@ def build_parser():
                   "run the frozen graph with batch norm folded into the convolutions, as --export writes it "
                   "(--no-fold_batch_norms: the variable graph as trained)")
     add_bool_flag(parser, "xla", False, "XLA JIT compilation (as train.py --xla)")
-    add_bool_flag(parser, "mixed_precision", False, "mixed precision rewrite: float16 on GPUs, bfloat16 on CPUs")
+    add_setting_flags(parser, TrainSettings, only=("mixed_precision",))  # train.py's flag: auto|bf16|fp16|fp32
     parser.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0 = TF default)")
     add_gpu_flag(parser)
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log")
@@ -413,6 +414,7 @@ def run(args):
         split = canonical_split(args.split)
         scales = parse_scales(args.scales)
         clusters.parse_mode(args.bootstrap_by)
+        arithmetic = precision.resolve(args.mixed_precision)
     except ValueError as error:
         raise UsageError(str(error)) from None
     try:
@@ -440,7 +442,7 @@ def run(args):
         else:
             segmenter = Segmenter(args.traindir, step=steps[-1] if fancy else steps[0], pixels=args.pixels,
                                   batch_size=args.batch_size, scales=scales, flip=args.flip, threads=args.threads,
-                                  xla=args.xla, mixed_precision=args.mixed_precision,
+                                  xla=args.xla, mixed_precision=arithmetic.mode,
                                   fold_batch_norms=args.fold_batch_norms, tile=tile, tile_overlap=overlap)
     except (checkpoint_check.DamagedCheckpoint, FileNotFoundError) as error:
         raise UsageError("%s; %s" % (error, "saved steps: %s" % (", ".join(

@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+import onnxruntime
 import pytest
 from PIL import Image
 
@@ -99,6 +100,12 @@ def test_fp32_tflite_and_onnx_equal_the_tf_graph(tiny_run, tmp_path):
         with open(name, "wb") as handle:
             handle.write(content)
     scale = max(1.0, float(np.abs(expected).max()))
+    # the ONNX graph's input and output are named as export.json says: feed {"images": x} as a user would
+    session = onnxruntime.InferenceSession(paths["onnx"], providers=["CPUExecutionProvider"])
+    assert [v.name for v in session.get_inputs()] == ["images"] and [v.name for v in session.get_outputs()] == [
+        "logits"]
+    np.testing.assert_allclose(session.run(["logits"], {"images": canvases[:1]})[0], expected[:1],
+                               atol=1e-4 * scale, rtol=0)
     with Segmenter(tiny_run["folder"]) as segmenter:
         classes, probabilities = segmenter.segment(images, probabilities=True)
     for kind, path in paths.items():
@@ -125,6 +132,9 @@ def test_export_onnx_class_map_at_an_image_shape_from_the_command_line(tiny_run,
     record = json.load(open(tmp_path / "onnx" / "export.json"))
     assert record["format"] == "onnx" and record["opset"] == deploy.ONNX_OPSET and record["output"]["kind"] == "classes"
     assert record["output"]["shape"] == [1, 360, 480] and record["converter"]["tf2onnx"]
+    session = onnxruntime.InferenceSession(str(tmp_path / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [v.name for v in session.get_inputs()] == [record["input"]["name"]] == ["images"]
+    assert [v.name for v in session.get_outputs()] == [record["output"]["kind"]] == ["classes"]
     with runtimes.ExportedSegmenter(str(tmp_path / "onnx" / "model.onnx"), folder) as segmenter:
         assert segmenter.shape == (360, 480) and segmenter.pixels == 0
         maps = segmenter.segment(_sample_images(2))  # a class-map export scores too, images as they are

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CAMVID, ROOT, SAMPLE, requires, run_script
+from utils import precision
 from utils.compat import backend
 from utils.inference import evaluation
 
@@ -129,6 +130,22 @@ def test_native_resolution_without_bootstrap(tiny_run, tmp_path, capsys):
     results = json.load(open(os.path.join(outdir, "results.json")))
     assert results["pixels"] == 0 and results["num_images"] == 2 and results["mIoU_ci"] is None
     assert re.search(r"^mIoU \d+\.\d %$", capsys.readouterr().out, re.M)
+
+
+def test_mixed_precision_takes_train_py_values(tiny_run, tmp_path, capsys):
+    """test.py's --mixed_precision is train.py's (auto|bf16|fp16|fp32), resolved the same way, named in results."""
+    outdir = str(tmp_path / "auto")
+    assert test_script.main(["--traindir", tiny_run["folder"], "--num_images", "2", "--bootstrap", "0",
+                             "--last2viz", "-1", "--mixed_precision", "auto", "--outdir", outdir]) == 0
+    assert json.load(open(os.path.join(outdir, "results.json")))["precision"] == precision.resolve("auto").mode
+    with pytest.raises(SystemExit) as usage:
+        test_script.main(["--traindir", tiny_run["folder"], "--mixed_precision", "fp8"])
+    assert usage.value.code == 2
+    if not precision.visible_gpus():
+        assert test_script.main(["--traindir", tiny_run["folder"], "--mixed_precision", "fp16"]) == 2
+    err = capsys.readouterr().err
+    assert "auto" in err and "bf16" in err and "fp8" in err  # argparse lists the choices
+    assert "--mixed_precision fp16 needs a GPU" in err or precision.visible_gpus()
 
 
 def test_imagepath_folder_with_multiscale_and_flip(tiny_run, tmp_path, capsys):

@@ -190,10 +190,26 @@ def convert_tflite(graph_def, precision, output, calibration=None, int8_io=False
 
 
 def convert_onnx(graph_def, output):
-    """ONNX ModelProto bytes of a frozen GraphDef (`images` -> `output`), opset ONNX_OPSET."""
+    """ONNX ModelProto bytes of a frozen GraphDef (`images` -> `output`), opset ONNX_OPSET.  The graph's input
+    and output are named as export.json says (`images`, `logits` / `classes`), not with TensorFlow's ":0"."""
     model, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=[INPUT + ":0"], output_names=[output + ":0"],
                                               opset=ONNX_OPSET)
+    for name in (INPUT, output):
+        rename_onnx_tensor(model.graph, name + ":0", name)
     return model.SerializeToString()
+
+
+def rename_onnx_tensor(graph, old, new):
+    """Rename one tensor of an ONNX GraphProto everywhere it appears (graph inputs / outputs, value infos and
+    the nodes that produce or read it)."""
+    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if value.name == old:
+            value.name = new
+    for node in graph.node:
+        for names in (node.input, node.output):
+            for index, name in enumerate(names):
+                if name == old:
+                    names[index] = new
 
 
 def _record(traindir, config, checkpoint, graph_def, shape, settings, fmt, precision, model_path, extra):

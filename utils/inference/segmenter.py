@@ -115,8 +115,9 @@ class Segmenter:
 
         checkpoint: a checkpoint prefix to restore instead of the run's (rare).
         threads: TF intra/inter-op threads (0 = TF default).
-        xla, mixed_precision: the fast paths train.py has (utils/compat/session.py); mixed_precision is test.py's
-        boolean (16-bit: fp16 on a GPU, bf16 on a CPU) or a mode of utils/precision.py.
+        xla, mixed_precision: the fast paths train.py has (utils/compat/session.py); mixed_precision is a
+        --mixed_precision mode, as train.py's (auto|bf16|fp16|fp32, utils/precision.py; True / False as in
+        old runargs: True is the device's 16-bit mode).
         fold_batch_norms: run a frozen copy with batch norm folded into the convolutions (the
         exported graph; faster, equal within ~1e-6); False runs the variable graph as trained.
         """
@@ -172,9 +173,9 @@ class Segmenter:
         self._ensembles = {}
         self.static_shapes = bool(static_shapes)
         self.fold_batch_norms = bool(fold_batch_norms)
-        self.mixed_precision = bool(mixed_precision)
+        self.arithmetic = precision.resolve(mixed_precision)
         self.graph = tf.Graph()
-        self._config = session_config(threads, xla, precision.resolve(mixed_precision).mode)
+        self._config = session_config(threads, xla, self.arithmetic.mode)
         self.session = tf.Session(graph=self.graph, config=self._config)
         self._saver = None
 
@@ -388,7 +389,7 @@ class Segmenter:
 
     @property
     def precision(self):
-        return "mixed bf16/fp16" if self.mixed_precision else "fp32"
+        return self.arithmetic.mode
 
     def describe(self):
         """One line: which net, checkpoint and test settings."""
