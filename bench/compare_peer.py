@@ -128,7 +128,8 @@ def table(records):
         if backend == backends[0]:  # the peer's measurements are the same for each of our backends
             entry["peer"].extend((ms, mode) for ms in peer_train)
         lines.append("| %s | %s | %s | %.0f | %s / %s | %s | %.2f | %s / %s | %s | %s / %s |" % (
-            arch, mode, backend, ours_ms, _fmt(med(nchw, "infer_ms_median"), "%.0f"), _fmt(med(nhwc, "infer_ms_median"), "%.0f"),
+            arch, mode, backend, ours_ms, _fmt(med(nchw, "infer_ms_median"), "%.0f"),
+            _fmt(med(nhwc, "infer_ms_median"), "%.0f"),
             _fmt(min(peer_ms) / ours_ms if peer_ms else None, "%.2f"), batch * 1000.0 / ours_train,
             _fmt(_rate(batch, med(nchw, "train_step_ms_median")), "%.2f"),
             _fmt(_rate(batch, med(nhwc, "train_step_ms_median")), "%.2f"),

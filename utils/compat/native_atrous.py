@@ -13,15 +13,15 @@ So the route is decided once per process, when the first dilated convolution
 is built (`route()`): "native" where oneDNN is on or a GPU is visible,
 "space_to_batch" otherwise; both give the same outputs and gradients
 (tests/test_native_atrous.py).  SEGMENTOR_DILATED_CONVS=native|space_to_batch
-overrides the choice (to time both routes, or to see what a backend lacks).  `install()` patches `nn_ops.convolution_v2`;
-only 2-D, stride-1 dilated convolutions can take the native route (strided
+overrides the choice (to time both routes, or to see what a backend lacks).
+`install()` patches `nn_ops.convolution_v2`; only 2-D, stride-1 dilated convolutions can take the native route (strided
 dilated convs, 1-D/3-D and depthwise convs, whose CPU gradient with
 dilations is wrong, keep the original path).  utils/compat/tf1.py installs it
 before any layer is built.
 
 On both routes, a 'SAME' dilated convolution whose rate reaches past the map on
-both axes (DeepLab's ASPP rates 12/24/36 on a 256 px crop at output stride 8) is
-its centre tap, a 1x1 convolution: every other tap reads only padding.  It is
+both axes (DeepLab's ASPP rate 36 on the 32x32 map of a 256 px crop at output
+stride 8) is its centre tap, a 1x1 convolution: every other tap reads only padding.  It is
 built so (`centre_tap`), with the same variables, the same outputs and the same
 gradients (zero for the other taps); space-to-batch made a batch of rate^2 tiny
 maps of it, whose backward pass took seconds on Eigen's kernels.

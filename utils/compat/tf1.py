@@ -76,7 +76,7 @@ def _import_tensorflow_quietly():
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.keras = the Keras 2 that tf-slim uses (Keras 3 has no graph mode)
 from utils.compat import backend  # noqa: E402  (no TensorFlow import of its own)
 
-backend.prefer_onednn()  # oneDNN wherever TensorFlow ships it, unless the user said otherwise (see there)
+backend.prefer_onednn()  # oneDNN wherever TensorFlow ships it, unless the user set it (see there)
 tf = _import_tensorflow_quietly()
 
 tf.disable_eager_execution()
