@@ -4,7 +4,7 @@
     python demo.py --steps 300     # train longer
 
 Each stage is the command a researcher would type, run as a subprocess and
-printed first, so the demo doubles as a walk-through of the Usage section:
+printed first, so the demo doubles as a walk-through of the README's tour:
 
 1. utils/tfrecordify.py  data/camvid_sample -> tmp/demo_data/camvid/{training,validation}.tfrecords
 2. train.py              ResNet18-LinkNet from scratch (no ImageNet checkpoint needed), CPU-sized
@@ -37,6 +37,15 @@ def newest_run(before):
     return max(runs, key=lambda d: os.path.getmtime(os.path.join(ROOT, d)))
 
 
+def next_steps(run_folder):
+    """[(what, shell command)] to try next, the commands the README gives for them (`make tensorboard`, `make
+    notebook`): the demo's last words teach only documented commands, which tests/test_readme_commands.py checks."""
+    return [("the run's settings and log", "cat %s/runargs; tail %s/runlog" % (run_folder, run_folder)),
+            ("pictures and results.json", "ls %s/test_validation_*/" % run_folder),
+            ("TensorBoard", "make tensorboard"),
+            ("notebook", "make notebook")]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="training steps (batch 4, 256 px)")
@@ -53,10 +62,8 @@ def main(argv=None):
     run_folder = newest_run(before)
     run("test.py", "--traindir", run_folder, "--first2viz", "0", "--last2viz", "3", "--bootstrap", "200")
     print("\nDone.  Run folder: %s" % run_folder)
-    print("  cat %s/runargs; tail %s/runlog" % (run_folder, run_folder))
-    print("  pictures and results.json: %s/test_validation_*/" % run_folder)
-    print("  TensorBoard: bash tboards/createlinks && .venv/bin/tensorboard --logdir tboards")
-    print("  notebook: .venv/bin/python -m jupyter notebook play-with-me.ipynb (pip install notebook)")
+    for what, command in next_steps(run_folder):
+        print("  %s: %s" % (what, command))
     return 0
 
 
