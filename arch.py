@@ -20,6 +20,8 @@ subclasses: read it to write your own decoder, as one new file in decoders/.
 Model summary (parameters and GMACs of the real graph, batch 1):
 
     python arch.py --basenet resnet_v1_18 --extended_arch LinkNet --size 360x480 --num_classes 12
+    python arch.py ... --layers     # also per layer: scope, output shape, params, MACs (--depth 0: every layer)
+    python arch.py --traindir tmp/<run> --layers   # the net a run folder trained (its runargs)
     python arch.py --table          # the comparison with seg-mentor's published table
     python arch.py --decoders       # every registered decoder over a few encoders, and the
                                     # encoder-decoder nets (ENet, SegNet, FC-DenseNet) against their papers
