@@ -216,3 +216,14 @@ def test_arch_py_traindir_usage_errors(tmp_path, capsys):
     assert "runargs: not a run configuration" in capsys.readouterr().err
     assert arch.main(["--traindir", str(tmp_path), "--basenet", "mobilenet_v2", "--num_classes", "3"]) == 2
     assert "drop --basenet, --num_classes" in capsys.readouterr().err
+
+
+def test_arch_py_traindir_reads_flat_runargs_and_needs_a_size_for_native_resolution(tmp_path, capsys):
+    """Runargs of schema 1 (one flat dict) still describe their net; a run at --pixels 0 has no fixed input."""
+    (tmp_path / "runargs").write_text(json.dumps({"basenet": "mobilenet_v2", "extended_arch": "FCN", "fcn16": True,
+                                                  "num_classes": 4, "pixels": 0, "learnrate": 1e-3}))
+    assert arch.main(["--traindir", str(tmp_path)]) == 2
+    assert "trained at native image size (--pixels 0): give --size HxW" in capsys.readouterr().err
+    assert arch.main(["--traindir", str(tmp_path), "--size", "64x96", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["run_name"] == "mobilenet_v2_FCN16" and summary["logits_shape"] == [1, 64, 96, 4]
