@@ -20,6 +20,8 @@ subclasses: read it to write your own decoder, as one new file in decoders/.
 Model summary (parameters and GMACs of the real graph, batch 1):
 
     python arch.py --basenet resnet_v1_18 --extended_arch LinkNet --size 360x480 --num_classes 12
+    python arch.py ... --layers     # also per layer: scope, output shape, params, MACs (--depth 0: every layer)
+    python arch.py --traindir tmp/<run> --layers   # the net a run folder trained (its runargs)
     python arch.py --table          # the comparison with seg-mentor's published table
     python arch.py --decoders       # every registered decoder over a few encoders, and the
                                     # encoder-decoder nets (ENet, SegNet, FC-DenseNet) against their papers
@@ -27,6 +29,7 @@ Model summary (parameters and GMACs of the real graph, batch 1):
 import argparse
 import dataclasses
 import json
+import os
 import re
 import sys
 from typing import Optional
@@ -36,8 +39,8 @@ import nets
 from decoders.base import (DECODER_SCOPE, BaseFcnArch, DecoderOptionError, IncompatibleEncoderError,  # noqa: F401
                            UnknownDecoderError, bilinear_kernel, register)
 from utils.compat import tf
-from utils.flags import add_setting_flags, declared, setting, settings_from_args
-from utils.graphs import ancestors, count_macs, count_params
+from utils.flags import add_setting_flags, declared, flag_names, setting, settings_from_args
+from utils.graphs import ancestors, count_macs, count_params, layer_rows
 
 ENCODER_STRIDES = (4, 8, 16, 32)
 
@@ -195,6 +198,7 @@ SEG_MENTOR_TABLE = [
     ("mobilenet_v2", "FCN16", None, None),
 ]
 ZOO_ENCODERS = ("resnet_v1_18", "resnet_v1_50", "mobilenet_v2")
+DEFAULT_PIXELS = 512
 
 
 def googlenet_5x5_delta(graph):
@@ -216,8 +220,9 @@ def googlenet_5x5_delta(graph):
     return params, macs
 
 
-def summarize(spec, height=512, width=512):
-    """Parameters and GMACs of `spec`'s inference graph at batch 1, as a dict."""
+def summarize(spec, height=512, width=512, layer_depth=None):
+    """Parameters and GMACs of `spec`'s inference graph at batch 1, as a dict; with `layer_depth` (0: every
+    layer) also "layers", the per-layer table of scopes cut to that many parts (utils/graphs.py layer_rows)."""
     graph = tf.Graph()
     with graph.as_default():
         images = tf.placeholder(tf.float32, [1, height, width, 3], name="images")
@@ -232,9 +237,13 @@ def summarize(spec, height=512, width=512):
             "params_all": count_params(tf.global_variables()),
             "encoder_params": count_params([v for v in trainable if v.op.name.startswith(encoder_scope)]),
             "decoder_params": count_params([v for v in trainable if not v.op.name.startswith(encoder_scope)]),
-            "gmacs": count_macs(graph, [logits]) / 1e9,
+            "macs": count_macs(graph, [logits]),
             "logits_shape": logits.shape.as_list(),
         }
+        result["gmacs"] = result["macs"] / 1e9
+        if layer_depth is not None:
+            result["layer_depth"] = layer_depth
+            result["layers"] = layer_rows(graph, trainable, [images], [logits], depth=layer_depth)
         if spec.encoder == "inception_v1":
             params, macs = googlenet_5x5_delta(graph)
             result["googlenet_5x5_delta"] = {"params": params, "gmacs": macs / 1e9}
@@ -346,11 +355,58 @@ def parse_size(text):
     return height, width
 
 
+def format_layers(result):
+    """The per-layer table of a summary made with layer_depth: scope, output shape, params, MACs, and totals."""
+    rows = [(r["name"] or "(top level)", "-" if r["output_shape"] is None else str(r["output_shape"]),
+             format(r["params"], ","), format(r["macs"], ",")) for r in result["layers"]]
+    total = ("total", str(result["logits_shape"]), format(sum(r["params"] for r in result["layers"]), ","),
+             format(sum(r["macs"] for r in result["layers"]), ","))
+    header = ("layer (scope, depth %s)" % (result["layer_depth"] or "all"), "output shape", "params", "MACs")
+    widths = [max(len(line[i]) for line in rows + [total, header]) for i in range(4)]
+
+    def line(cells):
+        return "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths)))
+
+    rule = "-" * len(line(header))
+    return "\n".join([line(header), rule] + [line(r) for r in rows] + [rule, line(total)])
+
+
+class RunFolderError(ValueError):
+    """--traindir names no readable run folder."""
+
+
+def run_folder_net(folder):
+    """(ModelSpec, input side) of the net a run folder trained, from its runargs: the "model" section (or the
+    flat runargs of schema 1) and the data's `pixels`, as test.py rebuilds it; 0 = native image size."""
+    path = os.path.join(folder, "runargs")  # utils/training/runfolder.py RUNARGS, a floor above this one
+    if not os.path.isdir(folder):
+        raise RunFolderError("--traindir %s does not exist" % folder)
+    if not os.path.isfile(path):
+        raise RunFolderError("--traindir %s is not a training run folder: it has no runargs file" % folder)
+    try:
+        with open(path) as handle:
+            values = json.load(handle)
+        spec = ModelSpec.from_dict(values["model"]) if "model" in values else ModelSpec.from_flat(values)
+        pixels = int((values["data"] if "model" in values else values)["pixels"])
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise RunFolderError("%s: not a run configuration arch.py can read (%s)" % (path, error)) from None
+    return spec, pixels
+
+
 def build_parser():
     parser = argparse.ArgumentParser(description="Parameters and GMACs of a segmentation net (batch 1).")
     add_model_flags(parser, defaults={"num_classes": 21})
-    parser.add_argument("--pixels", type=int, default=512, help="square input side (ignored with --size)")
+    parser.add_argument("--pixels", type=int, default=None,
+                        help="square input side (default: %d, or the run's with --traindir; ignored with --size)"
+                        % DEFAULT_PIXELS)
     parser.add_argument("--size", default=None, help="input HxW, e.g. 360x480")
+    parser.add_argument("--traindir", default=None,
+                        help="describe the net a run folder trained (its runargs: model, classes, input side) "
+                             "instead of the model flags")
+    parser.add_argument("--layers", action="store_true",
+                        help="also print the per-layer table: scope, output shape, params, MACs")
+    parser.add_argument("--depth", type=int, default=2,
+                        help="--layers: scope parts per row, e.g. 2 = encoder / decoder blocks; 0 = every layer")
     parser.add_argument("--table", action="store_true", help="print the comparison with seg-mentor's published table")
     parser.add_argument("--decoders", action="store_true",
                         help="print params / GMACs of every registered decoder over %s" % ", ".join(ZOO_ENCODERS))
@@ -359,30 +415,58 @@ def build_parser():
     return parser
 
 
+def model_flags_given(parser, args):
+    """The model flags given on the command line (those not at their default), as --names."""
+    defaults = parser.parse_args([])
+    options, _ = decoder_option_declarations()
+    return ["--" + flag_names(field, meta)[0] for field, meta, _ in declared(ModelSpec) + options
+            if meta.on_command_line and getattr(args, field.name) != getattr(defaults, field.name)]
+
+
+def spec_and_size(parser, args):
+    """(spec, height, width) to summarize: the run folder's net with --traindir, else the model flags'."""
+    if args.traindir is None:
+        pixels = DEFAULT_PIXELS if args.pixels is None else args.pixels
+        height, width = parse_size(args.size) if args.size else (pixels, pixels)
+        return model_spec_from_args(args), height, width
+    given = model_flags_given(parser, args)
+    if given:
+        raise RunFolderError("--traindir describes the run's own net: drop %s" % ", ".join(given))
+    spec, pixels = run_folder_net(args.traindir)
+    pixels = pixels if args.pixels is None else args.pixels
+    if args.size:
+        return (spec,) + parse_size(args.size)
+    if not pixels:
+        raise RunFolderError("%s trained at native image size (--pixels 0): give --size HxW" % args.traindir)
+    return spec, pixels, pixels
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    pixels = DEFAULT_PIXELS if args.pixels is None else args.pixels  # --traindir: the run's (spec_and_size)
     if args.table:
-        rows = table_rows(args.pixels, args.num_classes)
+        rows = table_rows(pixels, args.num_classes)
         print(json.dumps(rows, indent=1) if args.json else format_table(rows))
         return 0
     if args.decoders:
-        rows = decoder_zoo_rows(pixels=args.pixels, num_classes=args.num_classes)
+        rows = decoder_zoo_rows(pixels=pixels, num_classes=args.num_classes)
         published = published_rows()
         if args.json:
             print(json.dumps({"zoo": rows, "published": published}, indent=1))
         else:
-            print(format_decoder_zoo(rows, pixels=args.pixels, num_classes=args.num_classes))
+            print(format_decoder_zoo(rows, pixels=pixels, num_classes=args.num_classes))
             print()
             print(format_published(published))
         return 0
     try:
-        height, width = parse_size(args.size) if args.size else (args.pixels, args.pixels)
-        spec = model_spec_from_args(args)
+        if args.depth < 0:
+            raise ValueError("--depth %d: give 0 (every layer) or more scope parts" % args.depth)
+        spec, height, width = spec_and_size(parser, args)
     except (UnknownDecoderError, DecoderOptionError, ValueError) as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
-    result = summarize(spec, height, width)
+    result = summarize(spec, height, width, layer_depth=args.depth if args.layers else None)
     if args.json:
         print(json.dumps(result))
     else:
@@ -397,6 +481,9 @@ def main(argv=None):
             paper = result["published"]
             print("  paper      : %12.2f M parameters (%s); ours %+.1f %%" % (
                 paper["mparams"], paper["source"], 100.0 * (result["params"] / 1e6 - paper["mparams"]) / paper["mparams"]))
+        if args.layers:
+            print()
+            print(format_layers(result))
     return 0
 
 

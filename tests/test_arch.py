@@ -1,4 +1,6 @@
-"""Meta-architecture: BaseFcnArch skeleton, FCN32/16/8/4, LinkNet, learnable upsampling."""
+"""Meta-architecture: BaseFcnArch skeleton, FCN32/16/8/4, LinkNet, learnable upsampling; arch.py's per-layer
+table and --traindir."""
+import json
 import os
 
 import numpy as np
@@ -6,8 +8,9 @@ import pytest
 
 import arch
 import decoders
-from tests.conftest import CAMVID, CROSS_ENCODERS, build
+from tests.conftest import CAMVID, CROSS_ENCODERS, TINY_TRAIN_ARGS, build
 from utils.compat import slim, tf
+from utils.data.dataset_info import load_dataset_info
 
 DECODER_VARIANTS = {
     "FCN32": ("FCN", dict(fcn16=False)),
@@ -142,3 +145,85 @@ def test_one_training_step_runs_for_each_decoder(variant):
     losses = _train_steps(decoder, dict(flags, trainable_upsampling=True))
     assert all(np.isfinite(losses))
     assert losses[-1] < losses[0]
+
+
+# ----------------------------------------------------------------------------- arch.py --layers, --traindir
+@pytest.mark.parametrize("encoder, decoder", [("resnet_v1_18", "LinkNet"), ("mobilenet_v2", "FCN"), ("enet", None)])
+def test_layer_table_adds_up_to_the_whole_net_counts(encoder, decoder):
+    """Convs, depthwise and transposed convs: every parameter and MAC falls in one row, at any depth."""
+    spec = arch.ModelSpec(encoder, decoder, num_classes=5)
+    for depth in (0, 2):
+        summary = arch.summarize(spec, 64, 96, layer_depth=depth)
+        rows = summary["layers"]
+        assert sum(row["params"] for row in rows) == summary["params"]
+        assert sum(row["macs"] for row in rows) == summary["macs"] == round(summary["gmacs"] * 1e9)
+        assert len({row["name"] for row in rows}) == len(rows) and all(row["output_shape"] for row in rows)
+        assert all(row["name"].count("/") < depth for row in rows) if depth else len(rows) > 40
+    assert [row["name"].split("/")[0] for row in rows] == sorted(  # depth 2: encoder blocks, then decoder blocks
+        (row["name"].split("/")[0] for row in rows), key=lambda scope: scope == "decoder")
+
+
+def test_layer_table_knows_a_3x3_conv():
+    """ResNet-18's block2 3x3 conv, 128 -> 128 channels at stride 8 of a 64x96 input; its batch norm apart."""
+    summary = arch.summarize(arch.ModelSpec("resnet_v1_18", "LinkNet", num_classes=5), 64, 96, layer_depth=0)
+    rows = {row["name"]: row for row in summary["layers"]}
+    conv = rows["resnet_v1_18/block2/unit_1/res_block_v1/conv2"]
+    assert conv["output_shape"] == [1, 8, 12, 128]
+    assert conv["params"] == 3 * 3 * 128 * 128 and conv["macs"] == 8 * 12 * 128 * (3 * 3 * 128)
+    assert rows["resnet_v1_18/block2/unit_1/res_block_v1/conv2/BatchNorm"]["params"] == 2 * 128
+    logits = rows["decoder/final/logits"]
+    assert logits["params"] == 32 * 5 + 5 and logits["output_shape"] == [1, 64, 96, 5]
+
+
+def test_arch_py_layers_prints_the_table_and_its_json(capsys):
+    flags = ["--basenet", "mobilenet_v2", "--extended_arch", "FCN", "--num_classes", "5", "--size", "64x96",
+             "--layers", "--depth", "1"]
+    assert arch.main(flags) == 0
+    text = capsys.readouterr().out
+    assert arch.main(flags + ["--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [row["name"] for row in summary["layers"]] == ["MobilenetV2", "decoder"]
+    assert summary["layer_depth"] == 1
+    total = [line for line in text.splitlines() if line.startswith("total ")]
+    assert total and total[0].split()[-2:] == [format(summary["params"], ","), format(summary["macs"], ",")]
+    assert "MobilenetV2 " in text and "[1, 64, 96, 5]" in text
+
+
+def _model_flags(args, wanted=("--basenet", "--extended_arch", "--pixels")):
+    """The flags of `args` (train.py's) that name the net and its input."""
+    return [value for flag, value in zip(args, args[1:]) if flag in wanted for value in (flag, value)]
+
+
+def test_arch_py_traindir_describes_the_trained_net(tiny_run, capsys):
+    """The run folder's runargs give the net it was trained as: the same summary as the training flags'."""
+    classes = load_dataset_info(tiny_run["datapath"], "camvid")["num_classes"]
+    assert arch.main(["--traindir", tiny_run["folder"], "--json", "--layers"]) == 0
+    from_run = json.loads(capsys.readouterr().out)
+    assert arch.main(_model_flags(TINY_TRAIN_ARGS) + ["--num_classes", str(classes), "--json", "--layers"]) == 0
+    from_flags = json.loads(capsys.readouterr().out)
+    assert from_run == from_flags
+    assert from_run["run_name"] == "resnet_v1_18_LinkNet" and from_run["logits_shape"] == [1, 64, 64, classes]
+
+
+def test_arch_py_traindir_usage_errors(tmp_path, capsys):
+    missing = str(tmp_path / "nonexistent")
+    assert arch.main(["--traindir", missing]) == 2
+    assert "--traindir %s does not exist" % missing in capsys.readouterr().err
+    assert arch.main(["--traindir", str(tmp_path)]) == 2
+    assert "not a training run folder: it has no runargs" in capsys.readouterr().err
+    (tmp_path / "runargs").write_text("{not json")
+    assert arch.main(["--traindir", str(tmp_path)]) == 2
+    assert "runargs: not a run configuration" in capsys.readouterr().err
+    assert arch.main(["--traindir", str(tmp_path), "--basenet", "mobilenet_v2", "--num_classes", "3"]) == 2
+    assert "drop --basenet, --num_classes" in capsys.readouterr().err
+
+
+def test_arch_py_traindir_reads_flat_runargs_and_needs_a_size_for_native_resolution(tmp_path, capsys):
+    """Runargs of schema 1 (one flat dict) still describe their net; a run at --pixels 0 has no fixed input."""
+    (tmp_path / "runargs").write_text(json.dumps({"basenet": "mobilenet_v2", "extended_arch": "FCN", "fcn16": True,
+                                                  "num_classes": 4, "pixels": 0, "learnrate": 1e-3}))
+    assert arch.main(["--traindir", str(tmp_path)]) == 2
+    assert "trained at native image size (--pixels 0): give --size HxW" in capsys.readouterr().err
+    assert arch.main(["--traindir", str(tmp_path), "--size", "64x96", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["run_name"] == "mobilenet_v2_FCN16" and summary["logits_shape"] == [1, 64, 96, 4]
