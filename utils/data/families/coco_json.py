@@ -78,22 +78,26 @@ def annotation_mask(segmentation, height, width, where):
                                   % where)
         if any(not isinstance(p, list) or len(p) % 2 for p in segmentation):
             raise LabelValueError("%s: expected polygons as flat [x1, y1, x2, y2, ...] lists" % where)
-        polygons = [[float(v) for v in p] for p in segmentation if len(p) >= 6]  # fewer: no area (pycocotools
-        if not polygons:                                                          # would read 4 values as a box)
+        polygons = [p for p in segmentation if len(p) >= 6]  # fewer: no area (and pycocotools reads 4 as a box)
+        if not polygons:
             return np.zeros((height, width), bool)
-        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
     elif isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
         if list(segmentation["size"]) != [height, width]:
             raise LabelValueError("%s: RLE size %s differs from the image's [%d, %d]"
                                   % (where, list(segmentation["size"]), height, width))
-        compressed = not isinstance(segmentation["counts"], list)
-        rle = segmentation if compressed else mask_utils.frPyObjects(segmentation, height, width)
     else:
         raise LabelValueError("%s: segmentation is neither polygons nor RLE {counts, size}" % where)
     try:
+        if isinstance(segmentation, list):
+            rle = mask_utils.merge(mask_utils.frPyObjects([[float(v) for v in p] for p in polygons], height, width))
+        elif isinstance(segmentation["counts"], list):  # uncompressed RLE
+            rle = mask_utils.frPyObjects(segmentation, height, width)
+        else:
+            rle = segmentation
         return mask_utils.decode(rle).astype(bool)
-    except Exception as error:  # pycocotools raises plain Exceptions on bad RLE strings
-        raise LabelValueError("%s: cannot decode the RLE (%s: %s)" % (where, type(error).__name__, error)) from error
+    except Exception as error:  # pycocotools raises plain Exceptions (and TypeErrors) on bad input
+        raise LabelValueError("%s: cannot decode the segmentation (%s: %s)"
+                              % (where, type(error).__name__, error)) from error
 
 
 def semantic_label(image, background_value, ignore_label):
@@ -112,6 +116,11 @@ def semantic_label(image, background_value, ignore_label):
         covered |= mask
     label[crowd & ~covered] = ignore_label
     return label
+
+
+def _pixels(value):
+    """A positive whole number (some tools write 480.0)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == int(value) and value > 0
 
 
 def merged_categories(data):
@@ -225,12 +234,14 @@ class CocoJson(DatasetFamily):
         for path in source.json_paths:
             content, by_id = data[path], {}
             for entry in content["images"]:
-                if not isinstance(entry, dict) or not all(k in entry for k in ("id", "file_name", "height", "width")):
-                    raise DatasetError("%s: every image needs id, file_name, height and width, got %r" % (path, entry))
-                image = images.setdefault(entry["file_name"], AnnotatedImage(int(entry["height"]),
-                                                                             int(entry["width"]), []))
-                if (image.height, image.width) != (int(entry["height"]), int(entry["width"])):
-                    raise DatasetError("%s: image %s is %sx%s here but %dx%d in %s" % (
+                if not (isinstance(entry, dict) and isinstance(entry.get("file_name"), str) and "id" in entry
+                        and all(_pixels(entry.get(k)) for k in ("height", "width"))):
+                    raise DatasetError("%s: every image needs id, file_name, height and width (pixels), got %r"
+                                       % (path, entry))
+                size = (int(entry["height"]), int(entry["width"]))
+                image = images.setdefault(entry["file_name"], AnnotatedImage(size[0], size[1], []))
+                if (image.height, image.width) != size:
+                    raise DatasetError("%s: image %s is %dx%d here but %dx%d in %s" % (
                         path, entry["file_name"], entry["height"], entry["width"], image.height, image.width,
                         label_path))
                 by_id[entry["id"]] = image
