@@ -71,7 +71,8 @@ def convert_camvid(src, out, **kwargs):
 
 # --- registry -------------------------------------------------------------------
 def test_registry_lists_all_families_and_rejects_unknown_names():
-    assert set(families.NAMES) == {"camvid", "pascal_seg", "cityscapes", "kitti_road", "coco_stuff", "folder"}
+    assert set(families.NAMES) == {"camvid", "pascal_seg", "cityscapes", "kitti_road", "coco_stuff", "folder",
+                                   "coco_json", "labelme", "cvat_mask"}
     with pytest.raises(families.UnknownDatasetError) as error:
         families.get("camvidd")
     for name in families.NAMES:

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from utils.data import families
 from utils.data.dataset_info import read_dataset_json, write_dataset_json
 from utils.data.families.base import (EmptySplitError, DatasetError, SizeMismatchError, UnreadableFileError,
-                                      canonical_split, check_label_values, encode_png, read_image)
+                                      canonical_split, check_label_values, encode_png)
 from utils.data.records import ShardedRecordWriter, find_record_files, serialize_example
 from utils.data.statistics import ClassCounts
 
@@ -80,7 +80,7 @@ def convert_example(family, example):
 
     Raises UnreadableFileError (skippable), LabelValueError / SizeMismatchError (fatal).
     """
-    image = read_image(example.image_path)
+    image = family.load_image(example)
     label = family.read_label(example)
     if label.shape != (image.height, image.width):
         raise SizeMismatchError("%s: image is %dx%d (HxW) but label %s is %dx%d"

@@ -10,12 +10,16 @@ from utils.data.families.base import (SPLITS, DatasetError, DatasetFamily, Empty
                                  LabelValueError, SizeMismatchError, UnreadableFileError, canonical_split)
 from utils.data.families.camvid import CamVid
 from utils.data.families.cityscapes import Cityscapes
+from utils.data.families.coco_json import CocoJson
 from utils.data.families.coco_stuff import CocoStuff
+from utils.data.families.cvat_mask import CvatMask
 from utils.data.families.folder import Folder
 from utils.data.families.kitti_road import KittiRoad
+from utils.data.families.labelme import LabelMe
 from utils.data.families.pascal_seg import PascalSeg
 
-FAMILIES = {cls.name: cls for cls in (CamVid, PascalSeg, Cityscapes, KittiRoad, CocoStuff, Folder)}
+FAMILIES = {cls.name: cls for cls in (CamVid, PascalSeg, Cityscapes, KittiRoad, CocoStuff, Folder,
+                                      CocoJson, LabelMe, CvatMask)}
 NAMES = tuple(FAMILIES)
 
 

@@ -78,10 +78,18 @@ def read_image(path):
     try:
         with open(path, "rb") as handle:
             data = handle.read()
+    except OSError as error:
+        raise UnreadableFileError("%s: cannot read image (%s)" % (path, _why(error))) from error
+    return image_from_bytes(data, path)
+
+
+def image_from_bytes(data, name):
+    """read_image for bytes already in memory (an image embedded in an annotation file); `name` for errors."""
+    try:
         image = Image.open(io.BytesIO(data))
         image.load()
     except Exception as error:  # PIL raises many types for bad files
-        raise UnreadableFileError("%s: cannot read image (%s)" % (path, _why(error))) from error
+        raise UnreadableFileError("%s: cannot read image (%s)" % (name, _why(error))) from error
     fmt = {"PNG": "png", "JPEG": "jpeg"}.get(image.format)
     if fmt is None or image.mode not in ("RGB", "L"):
         buffer = io.BytesIO()
@@ -241,6 +249,10 @@ class DatasetFamily:
     def examples(self, split):
         """list[Example] of a split, in a deterministic order."""
         raise NotImplementedError
+
+    def load_image(self, example):
+        """The example's ImageData; a family whose images need not be files (LabelMe's imageData) overrides it."""
+        return read_image(example.image_path)
 
     def read_label(self, example):
         """uint8 HxW class indices (ignore_label where unlabelled)."""

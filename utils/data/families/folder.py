@@ -1,7 +1,8 @@
 """Any dataset as plain folders: the way in for your own data.
 
     <folder_path>/classes.txt        one class per line, index = line order:
-                                     'name'  or  'name r g b'   (# comments, blank lines ok)
+                                     'name'  or  'name r g b'   (# comments, blank lines ok);
+                                     'void r g b ignore': that RGB mask colour is --ignore_label, not a class
     <folder_path>/images/<stem>.<jpg|png|...>
     <folder_path>/masks/<stem>.png   class index per pixel (mode L or P), --ignore_label = unlabelled;
                                      or an RGB mask painted in the classes.txt colours
@@ -18,22 +19,26 @@ from PIL import Image
 
 from utils.data.families.base import (DatasetError, DatasetFamily, Example, LabelValueError,
                                  UnreadableFileError, as_uint8_label, holdout_split, list_images, stem)
+from utils.data.families.color_masks import labels_from_colors
 from utils.viz import voc_colormap
 
 SUBFOLDERS = {"training": "train", "validation": "val", "test": "test"}
 
 
 def read_classes(path):
-    """classes.txt -> (names, palette)."""
+    """classes.txt -> (names, palette, ignore colours)."""
     if not os.path.isfile(path):
         raise DatasetError("missing %s (one class per line: 'name' or 'name r g b')" % path)
-    names, colors = [], []
+    names, colors, ignore_colors = [], [], []
     with open(path) as handle:
         for number, line in enumerate(handle, 1):
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue
             parts = line.split()
+            if parts[-1].lower() == "ignore":
+                ignore_colors.append(_ignore_color(parts, path, number))
+                continue
             if len(parts) >= 4 and all(p.isdigit() for p in parts[-3:]):
                 names.append(" ".join(parts[:-3]))
                 colors.append(tuple(int(p) for p in parts[-3:]))
@@ -45,7 +50,17 @@ def read_classes(path):
     if not names:
         raise DatasetError("%s lists no classes" % path)
     fallback = voc_colormap(len(names) + 1)[1:]
-    return tuple(names), tuple(c if c is not None else fallback[i] for i, c in enumerate(colors))
+    return (tuple(names), tuple(c if c is not None else fallback[i] for i, c in enumerate(colors)),
+            tuple(ignore_colors))
+
+
+def _ignore_color(parts, path, number):
+    """'void 0 0 0 ignore' -> (0, 0, 0)."""
+    values = parts[-4:-1]
+    if len(parts) < 5 or not all(p.isdigit() for p in values) or max(int(p) for p in values) > 255:
+        raise DatasetError("%s:%d: an ignore line is 'name r g b ignore' (colours 0..255), got %r"
+                           % (path, number, " ".join(parts)))
+    return tuple(int(p) for p in values)
 
 
 class Folder(DatasetFamily):
@@ -54,11 +69,15 @@ class Folder(DatasetFamily):
 
     def __init__(self, datapath="/data", **options):
         super().__init__(datapath, **options)
-        self.class_names, self.palette = read_classes(os.path.join(self.root, "classes.txt"))
+        self.class_names, self.palette, self.ignore_colors = read_classes(os.path.join(self.root, "classes.txt"))
         self.ignore_label = int(self.option("ignore_label", 255))
         if self.ignore_label < len(self.class_names):
             raise DatasetError("--ignore_label %d collides with class %r"
                                % (self.ignore_label, self.class_names[self.ignore_label]))
+        shared = sorted(set(self.ignore_colors) & set(self.palette))
+        if shared:
+            raise DatasetError("%s: colour %s is both a class and ignore" % (os.path.join(self.root, "classes.txt"),
+                                                                              shared[0]))
 
     @classmethod
     def add_arguments(cls, parser):
@@ -111,14 +130,7 @@ class Folder(DatasetFamily):
         return as_uint8_label(np.asarray(mask), example.label_path)
 
     def _from_colors(self, rgb, name):
-        """RGB mask painted in the palette colours -> class indices; unknown colours are errors."""
-        codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-        palette = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(self.palette)}
-        label = np.full(codes.shape, -1, np.int64)
-        for code, index in palette.items():
-            label[codes == code] = index
-        if (label < 0).any():
-            bad = np.unique(codes[label < 0])[:10]
-            raise LabelValueError("%s: mask colours %s are not in classes.txt"
-                                  % (name, [(int(c) >> 16 & 255, int(c) >> 8 & 255, int(c) & 255) for c in bad]))
-        return label.astype(np.uint8)
+        """RGB mask painted in the palette colours (ignore colours -> --ignore_label); unknown colours are errors."""
+        values = {tuple(c): index for index, c in enumerate(self.palette)}
+        values.update((c, self.ignore_label) for c in self.ignore_colors)
+        return labels_from_colors(rgb, values, name, "classes.txt")
