@@ -18,7 +18,10 @@ under <traindir>/test_<split>_<step>/.
     --pixels 0 --tile 512x512     native resolution through sliding 512x512 windows (4K images; with
                               --imagepath / --moviepath too), probabilities blended where they overlap
     --imagepath 'pics/*.jpg'  segment images of your fancy (no labels) -> overlay PNGs
-    --moviepath drive.mp4     segment a movie -> H.264 overlay movie, same frame count and rate
+    --moviepath drive.mp4     segment a movie -> H.264 overlay movie, same frame count and rate, a legend strip
+                              under the frames (--no_legend: without)
+    --save_masks png,npy      also the raw predictions, for the split, --imagepath or --moviepath: masks/<image>.png
+                              (class indices, the dataset's palette) and probabilities/<image>.npy (float16 H x W x C)
     --export exported/        a SavedModel (batch norm folded) that plain TensorFlow can load and run
     --export_tflite int8 deploy/int8   TFLite fp32 | fp16 | int8 of the same folded net (static shape, see
                               --export_shape, --export_output, --calibration_images, --int8_io); export.json beside it
@@ -26,6 +29,11 @@ under <traindir>/test_<split>_<step>/.
     --model deploy/int8/model.tflite   score an exported model (.tflite, .onnx or a SavedModel folder) with the
                               same evaluation; results.json names the runtime and precision
     --quantized               export int8 (into <traindir>/export_tflite_int8_<step>) and score it
+
+Result folders are named after what was scored: test_<split>_<step>[_<runtime>_<precision>][_px<N>][_scales..]
+[_flip][_tile<H>x<W>] (segmented_... for --imagepath / --moviepath).  One that holds results made with other
+settings (results.json's `settings`) is never overwritten: the next free _2, _3 ... is used and the printout
+says so; the same settings again replace their results (--overwrite: replace whatever is there).
 """
 import argparse
 import dataclasses
@@ -43,7 +51,7 @@ from utils.compat import backend
 from utils.data.dataset_info import dataset_files
 from utils.data.families import canonical_split
 from utils.flags import add_bool_flag, add_gpu_flag, add_setting_flags, apply_gpu_flag_early, settings_from_args
-from utils.inference import clusters, deploy, evaluation, export, pictures, runtimes
+from utils.inference import clusters, deploy, evaluation, export, pictures, predictions, result_folders, runtimes
 from utils.inference.geometry import check_overlap, parse_scales, parse_tile
 from utils.inference.movie import segment_movie
 from utils.inference.segmenter import Segmenter, describe_tile
@@ -53,6 +61,8 @@ from utils.training.config import RunConfig, TrainSettings
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 SPLITS = ("validation", "test", "training")
+RESULTS_RECORD = "results.json"
+SEGMENTED_RECORD = "segmented.json"  # --imagepath / --moviepath's record: what was segmented, with what, where
 
 
 class UsageError(Exception):
@@ -104,6 +114,15 @@ def build_parser():
                         help="export int8 TFLite into <traindir>/export_tflite_int8_<step> (reused when its "
                              "settings match) and score it: seg-mentor's --hquant")
     parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours in overlays (default: 0.5)")
+    parser.add_argument("--save_masks", default="", metavar="png|npy|png,npy",
+                        help="also write the raw predictions of every image scored or segmented: png = class-index "
+                             "PNG in the dataset's palette (masks/), npy = float16 softmax probabilities H x W x C "
+                             "(probabilities/); listed in predictions.json (default: none)")
+    add_bool_flag(parser, "legend", True, "a strip of the class colours and names under each movie frame")
+    parser.add_argument("--no_legend", dest="legend", action="store_false", help="movie frames without the legend")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into the result folder even when it holds results made with other settings "
+                             "(default: the next free <folder>_2, _3 ...)")
     parser.add_argument("--outdir", default=None,
                         help="output folder (default: <traindir>/test_<split>_<step> or <traindir>/segmented_<step>)")
     parser.add_argument("--batch_size", type=int, default=None, help="images per net call (default: training's)")
@@ -176,13 +195,18 @@ def stem(path):
 
 
 # ------------------------------------------------------------------------ scoring
-def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
-    """Score the split with the loaded weights; write results.json, confusion CSV/PNG and pictures."""
+def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap, identity=None):
+    """Score the split with the loaded weights; write results.json, confusion CSV/PNG, pictures and, with
+    settings["save_masks"], each image's predictions exactly as scored.  identity: results.json's `settings`."""
     os.makedirs(outdir, exist_ok=True)
     names, palette, ignore = segmenter.class_names, segmenter.palette, segmenter.ignore_label
     drawn = []
+    writer = prediction_writer(segmenter, settings["save_masks"], outdir)
 
-    def draw(index, example, prediction):
+    def draw(index, example, prediction, probabilities=None):
+        if writer is not None:
+            writer.write(stem(example["filename"] or str(index)), prediction, probabilities,
+                         source=example["filename"] or str(index))
         if viz_range[0] <= index <= viz_range[1]:
             picture_dir = os.path.join(outdir, "viz")
             os.makedirs(picture_dir, exist_ok=True)
@@ -195,7 +219,8 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
 
     examples = evaluation.split_examples(settings["datapath"], settings["dataset_family"], settings["split"],
                                          settings["num_images"])
-    scored = evaluation.score_split(segmenter, examples, on_image=draw)
+    scored = evaluation.score_split(segmenter, examples, on_image=draw,
+                                    probabilities=writer is not None and writer.wants_probabilities)
     report = evaluation.summarize(scored.confusions, names, bootstrap=bootstrap, calibration=scored.calibration,
                                   filenames=scored.filenames, family=settings["dataset_family"],
                                   bootstrap_by=settings["bootstrap_by"])
@@ -209,9 +234,12 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
                "tile": list(segmenter.tile) if segmenter.tile else None,
                "tile_overlap": segmenter.tile_overlap if segmenter.tile else None,
                "images_per_second": speed, "segmentation_seconds": scored.seconds,
-               "filenames": scored.filenames, "pictures": [os.path.relpath(p, outdir) for p in drawn]}
+               "filenames": scored.filenames, "pictures": [os.path.relpath(p, outdir) for p in drawn],
+               "predictions": None if writer is None else writer.record(), "settings": identity}
     results.update(report)
-    evaluation.write_json(os.path.join(outdir, "results.json"), results)
+    if writer is not None:
+        writer.save_index()
+    evaluation.write_json(os.path.join(outdir, RESULTS_RECORD), results)
     evaluation.write_confusion_csv(os.path.join(outdir, "confusion_matrix.csv"), report["confusion_matrix"], names)
     pictures.confusion_heatmap(os.path.join(outdir, "confusion_matrix.png"), report["confusion_matrix"],
                                       names, title="%s step %s, %s (%s)" % (segmenter.name, segmenter.step,
@@ -222,6 +250,14 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap):
                                                                   "n/a" if report["ECE"] is None
                                                                   else "%.1f %%" % (100 * report["ECE"])))
     return results
+
+
+def prediction_writer(segmenter, formats, outdir):
+    """The PredictionWriter for --save_masks (None when not asked for), in the segmenter's classes and palette."""
+    if not formats:
+        return None
+    return predictions.PredictionWriter(outdir, formats, segmenter.class_names, segmenter.palette,
+                                        segmenter.ignore_label)
 
 
 def read_images(paths):
@@ -236,9 +272,9 @@ def read_images(paths):
     return good, bad
 
 
-def segment_image_files(segmenter, paths, outdir, alpha):
-    """Overlay and panel PNGs for images without labels; unreadable files are skipped and named.
-    Returns (images per second, [(skipped path, why)])."""
+def segment_image_files(segmenter, paths, outdir, alpha, writer=None):
+    """Overlay and panel PNGs (and the writer's raw predictions) for images without labels; unreadable files are
+    skipped and named.  Returns (images per second, [(skipped path, why)])."""
     os.makedirs(outdir, exist_ok=True)
     seconds, skipped = 0.0, []
     for start in range(0, len(paths), segmenter.batch_size):
@@ -250,9 +286,12 @@ def segment_image_files(segmenter, paths, outdir, alpha):
             continue
         chunk, images = [path for path, _ in readable], [image for _, image in readable]
         tic = time.time()
-        predictions = segmenter.segment(images)
+        keep = writer is not None and writer.wants_probabilities
+        outputs = segmenter.segment(images, probabilities=True) if keep else (segmenter.segment(images),)
         seconds += time.time() - tic
-        for path, image, prediction in zip(chunk, images, predictions):
+        for path, image, prediction, *probabilities in zip(chunk, images, *outputs):
+            if writer is not None:
+                writer.write(stem(path), prediction, *probabilities, source=path)
             base = os.path.join(outdir, stem(path))
             pictures.overlay_picture(image, prediction, segmenter.palette, alpha,
                                             segmenter.ignore_label).save(base + "_overlay.png")
@@ -297,10 +336,20 @@ def deploy_command(args, steps):
           % (info["net"], info["checkpoint"], info["format"], info["precision"], os.path.join(folder, info["model"]),
              info["file_bytes"] / 1e6, "x".join(map(str, info["input"]["shape"])), info["output"]["kind"],
              "x".join(map(str, info["output"]["shape"])),
-             "; calibrated on %d training images (seed %d)" % (info["calibration"]["images"],
-                                                                info["calibration"]["seed"])
-             if "calibration" in info else ""))
+             calibration_note(info.get("calibration"))))
     return 0
+
+
+def calibration_note(calibration):
+    """'; calibrated on 24 training images (all the split has; the default takes up to 100), seed 0'."""
+    if not calibration:
+        return ""
+    auto = not isinstance(calibration["asked"], int)
+    how = ("all the split has; the default takes up to %d" % deploy.CALIBRATION_CAP
+           if auto and calibration["images"] == calibration["available"] else
+           "drawn from %d; the default takes up to %d" % (calibration["available"], deploy.CALIBRATION_CAP) if auto
+           else "drawn from %d, as --calibration_images asked" % calibration["available"])
+    return "; calibrated on %d training images (%s), seed %d" % (calibration["images"], how, calibration["seed"])
 
 
 def quantized_model(args, step, newest):
@@ -322,45 +371,75 @@ def quantized_model(args, step, newest):
     return os.path.join(folder, deploy.MODEL_FILES["tflite"])
 
 
-def segment_command(args, segmenter, outdir):
-    """--imagepath / --moviepath: segment pictures or a movie of your fancy (no labels, no scores)."""
+
+
+def segment_command(args, segmenter, outdir, identity=None):
+    """--imagepath / --moviepath: segment pictures or a movie of your fancy (no labels, no scores); with
+    --save_masks their raw predictions too.  Writes segmented.json (`settings`: identity) beside them."""
     code = 0
+    formats = predictions.parse_formats(args.save_masks)
+    writer = prediction_writer(segmenter, formats, outdir)
+    record = {"run": os.path.abspath(segmenter.traindir) if segmenter.traindir else None, "net": segmenter.name,
+              "step": segmenter.step, "checkpoint": segmenter.checkpoint, "runtime": segmenter.runtime, "precision": segmenter.precision,
+              "model": os.path.abspath(segmenter.model_path) if getattr(segmenter, "model_path", None) else None,
+              "settings": identity}
     if args.imagepath:
         paths = find_images(args.imagepath)
-        speed, skipped = segment_image_files(segmenter, paths, outdir, args.alpha)
+        speed, skipped = segment_image_files(segmenter, paths, outdir, args.alpha, writer)
         print("segmented %d image(s) into %s: %.1f images/s" % (len(paths) - len(skipped), outdir, speed))
+        record.update(images=[p for p in paths if p not in dict(skipped)], skipped=[p for p, _ in skipped])
         if skipped:
             print("error: %d of %d image(s) could not be read and were skipped: %s"
                   % (len(skipped), len(paths), ", ".join(path for path, _ in skipped)), file=sys.stderr)
             code = 1
     if args.moviepath:
         out_movie = os.path.join(outdir, stem(args.moviepath) + "_segmented.mp4")
+        movie_stem = stem(args.moviepath)
+
+        def save_frame(number, prediction, probabilities=None):
+            writer.write("%s_%06d" % (movie_stem, number), prediction, probabilities,
+                         source="%s frame %d" % (args.moviepath, number))
+
         try:
-            stats = segment_movie(segmenter, args.moviepath, out_movie, alpha=args.alpha)
+            stats = segment_movie(segmenter, args.moviepath, out_movie, alpha=args.alpha, legend=args.legend,
+                                  on_frame=save_frame if writer is not None else None,
+                                  probabilities=writer is not None and writer.wants_probabilities)
         except (IOError, ValueError) as error:
             raise UsageError("--moviepath %s: %s" % (args.moviepath, error)) from None
-        print("segmented movie: %d frames -> %s (H.264), %.2f frames/s measured (%.1f s)"
-              % (stats["frames"], out_movie, stats["frames_per_second"], stats["seconds"]))
-        if stats["padded_size"] != stats["size"]:
+        record["movie"] = stats
+        print("segmented movie: %d frames -> %s (H.264), %.2f frames/s measured (%.1f s)%s"
+              % (stats["frames"], out_movie, stats["frames_per_second"], stats["seconds"],
+                 ", a %d-pixel legend under the frames" % stats["legend_height"] if stats["legend_height"] else ""))
+        if stats["written_padded_size"] != stats["written_size"]:
             print("note: the %dx%d movie was written as %dx%d, padded by one edge pixel (H.264 yuv420p needs even "
-                  "sizes)" % (stats["size"] + stats["padded_size"]))
+                  "sizes)" % (stats["written_size"] + stats["written_padded_size"]))
         if stats["truncated"]:
             print("error: --moviepath %s ended after %d of the %d frames its container states (a truncated file?); "
                   "the %d frames that decoded are segmented" % (args.moviepath, stats["frames"], stats["stated_frames"],
                                                                stats["frames"]), file=sys.stderr)
             code = 1
+    if writer is not None:
+        writer.save_index()
+        record["predictions"] = writer.record()
+        print("saved %s" % writer.describe())
+    os.makedirs(outdir, exist_ok=True)
+    evaluation.write_json(os.path.join(outdir, SEGMENTED_RECORD), record)
     return code
 
 
-def score_command(args, segmenter, settings, outdir):
+def score_command(args, segmenter, settings, outdir, identity=None):
     """The default: score one checkpoint on a split, with error bars and pictures."""
-    results = evaluate_checkpoint(segmenter, settings, outdir, (args.first2viz, args.last2viz), args.bootstrap)
+    results = evaluate_checkpoint(segmenter, settings, outdir, (args.first2viz, args.last2viz), args.bootstrap,
+                                  identity)
     _print_results(results)
+    if results["predictions"]:
+        print("saved %d prediction(s): %s in %s" % (results["predictions"]["images"],
+                                                    ", ".join(results["predictions"]["folders"].values()), outdir))
     print("results: %s" % outdir)
     return 0
 
 
-def score_checkpoints_command(args, segmenter, settings, steps, outdir):
+def score_checkpoints_command(args, segmenter, settings, steps, outdir, identity=None):
     """--afteriter X,Y,... / last:K: score each checkpoint, then the spread of the mIoU across them."""
     per_step = {}
     for step in steps:
@@ -375,12 +454,12 @@ def score_checkpoints_command(args, segmenter, settings, steps, outdir):
     spread = evaluation.checkpoint_spread({s: r["mIoU"] for s, r in per_step.items()})
     spread["mIoU_ci"] = {str(s): r["mIoU_ci"] for s, r in per_step.items()}
     summary = {"run": os.path.abspath(args.traindir), "net": segmenter.name, "split": settings["split"],
-               "steps": steps, "checkpoint_spread": spread,
+               "steps": steps, "checkpoint_spread": spread, "settings": identity,
                "per_step": {str(s): {k: r[k] for k in ("mIoU", "mIoU_ci", "fwIoU", "fwIoU_ci", "mean_F1", "mean_F1_ci",
                                                        "ECE", "ECE_ci", "pixel_accuracy", "mean_class_accuracy",
                                                        "per_class_iou", "checkpoint")}
                             for s, r in per_step.items()}}
-    evaluation.write_json(os.path.join(outdir, "results.json"), summary)
+    evaluation.write_json(os.path.join(outdir, RESULTS_RECORD), summary)
     print(evaluation.format_spread(spread))
     print("results: %s" % outdir)
     return 0
@@ -415,6 +494,8 @@ def run(args):
         scales = parse_scales(args.scales)
         clusters.parse_mode(args.bootstrap_by)
         arithmetic = precision.resolve(args.mixed_precision)
+        save_masks = predictions.parse_formats(args.save_masks)
+        predictions.check_classes(save_masks, config.model.num_classes)
     except ValueError as error:
         raise UsageError(str(error)) from None
     try:
@@ -423,7 +504,7 @@ def run(args):
         raise UsageError("--tile %s --tile_overlap %s: %s" % (args.tile, args.tile_overlap, error)) from None
     settings = {"split": split, "dataset_family": config.data.dataset_family, "num_images": args.num_images,
                 "datapath": resolve_datapath(args.datapath or config.data.datapath), "alpha": args.alpha,
-                "bootstrap_by": args.bootstrap_by}
+                "bootstrap_by": args.bootstrap_by, "save_masks": save_masks}
     if not fancy:
         try:
             dataset_files(settings["datapath"], settings["dataset_family"], split)
@@ -450,17 +531,60 @@ def run(args):
     except (runtimes.ModelFileError, runtimes.ShapeMismatch) as error:
         raise UsageError(str(error)) from None
     print("loaded %s" % segmenter.describe())
+    identity = result_identity(args, segmenter, settings, steps)
+    base = args.outdir or os.path.join(args.traindir, result_folder_name(args, segmenter, config, settings, steps,
+                                                                         newest))
+    outdir, note = result_folders.choose_folder(base, identity, SEGMENTED_RECORD if fancy else RESULTS_RECORD,
+                                                overwrite=args.overwrite)
+    if note:
+        print("note: %s" % note)
     try:
         if fancy:
-            return segment_command(args, segmenter,
-                                   args.outdir or os.path.join(args.traindir, "segmented_%s" % newest))
+            return segment_command(args, segmenter, outdir, identity)
         if len(steps) == 1 or model:
-            return score_command(args, segmenter, settings,
-                                 args.outdir or os.path.join(args.traindir, "test_%s_%s" % (split, newest)))
+            return score_command(args, segmenter, settings, outdir, identity)
     except runtimes.ShapeMismatch as error:
         raise UsageError(str(error)) from None
-    outdir = args.outdir or os.path.join(args.traindir, "test_%s_steps_%s" % (split, "-".join(map(str, steps))))
-    return score_checkpoints_command(args, segmenter, settings, steps, outdir)
+    return score_checkpoints_command(args, segmenter, settings, steps, outdir, identity)
+
+
+def _several_checkpoints(args, segmenter, steps):
+    return len(steps) > 1 and not getattr(segmenter, "model_path", None) and not (args.imagepath or args.moviepath)
+
+
+def result_folder_name(args, segmenter, config, settings, steps, newest):
+    """test_<split>_<step or steps_a-b or step_runtime_precision>[_<arithmetic>][_px..][_scales..][_flip][_tile..],
+    or segmented_... for --imagepath / --moviepath (utils/inference/result_folders.py)."""
+    prefix = "segmented" if args.imagepath or args.moviepath else "test_%s" % settings["split"]
+    what = "steps_%s" % "-".join(map(str, steps)) if _several_checkpoints(args, segmenter, steps) else str(newest)
+    if not getattr(segmenter, "model_path", None) and segmenter.precision != "fp32":
+        what += "_%s" % segmenter.precision  # an exported model's tag names its precision already
+    pixels = args.pixels if args.pixels is not None and args.pixels != config.data.pixels else None
+    return result_folders.folder_name(prefix, what, segmenter.scales, segmenter.flip, segmenter.tile,
+                                      segmenter.tile_overlap, pixels)
+
+
+def result_identity(args, segmenter, settings, steps):
+    """The settings that identify this command's results (results.json / segmented.json `settings`): a result
+    folder holding other ones is never overwritten (utils/inference/result_folders.py)."""
+    model = getattr(segmenter, "model_path", None)
+    several = _several_checkpoints(args, segmenter, steps)
+    checkpoint = None if several or not segmenter.checkpoint else os.path.relpath(
+        os.path.abspath(segmenter.checkpoint), os.path.abspath(args.traindir))
+    identity = {"checkpoint": checkpoint, "steps": list(steps) if several else None,
+                "model": os.path.abspath(model) if model else None, "precision": segmenter.precision,
+                "pixels": segmenter.pixels, "scales": list(segmenter.scales), "flip": segmenter.flip,
+                "tile": list(segmenter.tile) if segmenter.tile else None,
+                "tile_overlap": segmenter.tile_overlap if segmenter.tile else None,
+                "fold_batch_norms": None if model else bool(args.fold_batch_norms)}
+    if args.imagepath or args.moviepath:
+        identity.update(imagepath=os.path.abspath(args.imagepath) if args.imagepath else None,
+                        moviepath=os.path.abspath(args.moviepath) if args.moviepath else None)
+    else:
+        identity.update(split=settings["split"], dataset_family=settings["dataset_family"],
+                        datapath=os.path.abspath(settings["datapath"]), num_images=args.num_images,
+                        bootstrap=args.bootstrap, bootstrap_by=args.bootstrap_by)
+    return identity
 
 
 def _print_results(results):

@@ -4,6 +4,8 @@ import glob
 import io
 import json
 import os
+import re
+import shutil
 
 import numpy as np
 import onnxruntime
@@ -164,3 +166,46 @@ def test_bad_model_shape_and_precision_give_one_clear_line(tiny_run, tmp_path, c
     assert "--calibration_images 999" in error("--export_tflite", "int8", str(tmp_path / "y"),
                                                "--calibration_images", "999")
     assert not os.path.exists(tmp_path / "int4")
+
+
+def _results_folder(stdout):
+    return re.search(r"^results: (.+)$", stdout, re.M).group(1)
+
+
+def test_results_of_another_model_file_or_settings_never_overwrite_a_folder(quantized, tiny_run, tmp_path):
+    """The issue's case: --model <an int8 file> and --quantized --bootstrap 0 both score 'step 6, tflite int8';
+    the second gets its own folder (and says so), and the same settings again reuse theirs."""
+    folder = tiny_run["folder"]
+    shutil.copytree(os.path.dirname(quantized["model"]), tmp_path / "deploy_int8")
+    by_file = ("--traindir", folder, "--model", tmp_path / "deploy_int8" / "model.tflite", *SCORE_ARGS)
+    code, first_out = _test_py(*by_file)
+    first = _results_folder(first_out)
+    assert code == 0 and os.path.basename(first).startswith("test_validation_6_tflite_int8")
+    code, second_out = _test_py("--traindir", folder, "--quantized", "--calibration_images", "4", "--bootstrap", "0",
+                                "--num_images", "3", "--last2viz", "0")
+    second = _results_folder(second_out)
+    assert code == 0 and second != first and second.startswith(first.split("_tflite_int8")[0] + "_tflite_int8")
+    assert "holds results made with other settings (bootstrap, model); writing to %s instead" % (
+        os.path.basename(second)) in second_out
+    kept, new = (json.load(open(os.path.join(path, "results.json"))) for path in (first, second))
+    assert kept["bootstrap_samples"] == 50 and kept["model"].endswith(os.path.join("deploy_int8", "model.tflite"))
+    assert new["bootstrap_samples"] == 0 and new["model"] == os.path.abspath(quantized["model"])
+    assert new["settings"]["model"] != kept["settings"]["model"]
+    code, again_out = _test_py(*by_file)
+    assert code == 0 and _results_folder(again_out) == first
+    assert "note: %s holds results made with the same settings: replacing them" % first in again_out
+
+
+def test_int8_calibration_default_takes_what_a_small_split_has(tiny_run, tmp_path):
+    """The sample has 24 training images: the default (up to 100) uses all 24 and says so; an explicit count
+    beyond them still stops (test_bad_model_shape_and_precision_give_one_clear_line)."""
+    code, out = _test_py("--traindir", tiny_run["folder"], "--export_tflite", "int8", tmp_path / "int8")
+    assert code == 0, out
+    assert "calibrated on 24 training images (all the split has; the default takes up to 100), seed 0" in out
+    calibration = json.load(open(tmp_path / "int8" / "export.json"))["calibration"]
+    assert calibration["images"] == 24 == calibration["available"] == len(set(calibration["files"]))
+    assert calibration["asked"] == "auto (up to 100)"
+    assert deploy.calibration_count(0, 367) == 100 and deploy.calibration_count(0, 24) == 24
+    assert deploy.calibration_count(7, 24) == 7
+    with pytest.raises(deploy.ExportError, match=r"--calibration_images 25: choose 1\.\.24"):
+        deploy.calibration_count(25, 24)

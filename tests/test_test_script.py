@@ -12,7 +12,8 @@ from PIL import Image
 from tests.conftest import CAMVID, ROOT, SAMPLE, requires, run_script
 from utils import precision
 from utils.compat import backend
-from utils.inference import evaluation
+from utils.inference import evaluation, predictions
+from utils.training.config import RunConfig
 
 MIOU_LINE = re.compile(r"mIoU (\d+\.\d) % \(95 % CI (\d+\.\d)-(\d+\.\d)\)")
 
@@ -168,20 +169,91 @@ def test_imagepath_folder_with_multiscale_and_flip(tiny_run, tmp_path, capsys):
 
 def test_movie_comes_back_segmented_with_the_same_frames(tiny_run, tmp_path, capsys):
     from utils.inference.movie import read_frames, video_codec, video_info, write_video
+    from utils.inference.segmenter import Segmenter
     frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(glob.glob(os.path.join(SAMPLE, "val", "*")))[:5]]
     movie = str(tmp_path / "drive.mp4")
     assert write_video(movie, frames, fps=12) == 5
     outdir = str(tmp_path / "movie")
-    assert test_script.main(["--traindir", tiny_run["folder"], "--moviepath", movie, "--outdir", outdir]) == 0
+    assert test_script.main(["--traindir", tiny_run["folder"], "--moviepath", movie, "--outdir", outdir,
+                             "--save_masks", "png"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"segmented movie: 5 frames -> .*drive_segmented\.mp4 \(H\.264\), \d+\.\d+ frames/s measured", out)
+    legend = int(re.search(r"a (\d+)-pixel legend under the frames", out).group(1))
     segmented = os.path.join(outdir, "drive_segmented.mp4")
     info = video_info(segmented)
-    assert (info.frame_count, info.width, info.height) == (5, 480, 360) and info.fps == pytest.approx(12)
-    assert video_codec(segmented) == "h264"
+    assert (info.frame_count, info.width, info.height) == (5, 480, 360 + legend) and info.fps == pytest.approx(12)
+    assert legend > 0 and video_codec(segmented) == "h264"
     decoded = list(read_frames(segmented))
     assert len(decoded) == 5
-    assert np.abs(decoded[0].astype(int) - frames[0].astype(int)).mean() > 5  # colours were painted on
+    assert np.abs(decoded[0][:360].astype(int) - frames[0].astype(int)).mean() > 5  # colours were painted on
+    palette = RunConfig.load(tiny_run["folder"]).data.palette
+    strip = decoded[0][362:].reshape(-1, 3).astype(int)  # H.264 moves colours a little: nearest within 12
+    assert all(np.abs(strip - colour).max(-1).min() < 12 for colour in palette)  # every class's swatch
+    # one mask per frame, numbered from 1, equal to the class maps of the frames the movie decodes to
+    masks = sorted(glob.glob(os.path.join(outdir, "masks", "*.png")))
+    assert [os.path.basename(m) for m in masks] == ["drive_%06d.png" % n for n in range(1, 6)]
+    with Segmenter(tiny_run["folder"]) as segmenter:
+        expected = segmenter.segment(list(read_frames(movie)))
+    for mask, want in zip(masks, expected):
+        np.testing.assert_array_equal(predictions.read_mask(mask), want)
+    assert test_script.main(["--traindir", tiny_run["folder"], "--moviepath", movie, "--outdir", outdir,
+                             "--no_legend"]) == 0
+    assert "legend" not in capsys.readouterr().out.split("segmented movie:")[1].split("\n")[0]
+    info = video_info(segmented)
+    assert (info.frame_count, info.width, info.height) == (5, 480, 360)  # the same settings: folder reused
+
+
+def _confusion_of_masks(mask_dir, labels, filenames, num_classes=11, ignore=11):
+    """The summed confusion matrix of saved masks against the labels: equal to results.json's when the masks
+    are the very predictions the scoring counted."""
+    total = np.zeros((num_classes, num_classes), np.int64)
+    for filename, label in zip(filenames, labels):
+        mask = predictions.read_mask(os.path.join(mask_dir, os.path.splitext(filename)[0] + ".png"))
+        total += evaluation.image_confusion(mask, label, num_classes, ignore)
+    return total
+
+
+def test_save_masks_writes_exactly_the_scored_predictions(tiny_run, tmp_path, capsys):
+    outdir = str(tmp_path / "masks")
+    assert test_script.main(["--traindir", tiny_run["folder"], "--num_images", "3", "--bootstrap", "0",
+                             "--last2viz", "-1", "--save_masks", "png,npy", "--outdir", outdir]) == 0
+    out = capsys.readouterr().out
+    assert "saved 3 prediction(s): masks, probabilities in %s" % outdir in out
+    results = json.load(open(os.path.join(outdir, "results.json")))
+    assert results["predictions"] == {"formats": ["png", "npy"], "folders": {"png": "masks", "npy": "probabilities"},
+                                      "images": 3, "index": "predictions.json"}
+    names = [os.path.basename(f) for f in results["filenames"]]
+    labels = _sample_val_labels()[:3]
+    np.testing.assert_array_equal(_confusion_of_masks(os.path.join(outdir, "masks"), labels, names),
+                                  results["confusion_matrix"])  # same pixels as the scoring counted
+    palette = [list(c) for c in RunConfig.load(tiny_run["folder"]).data.palette]
+    for name in names:
+        mask = Image.open(os.path.join(outdir, "masks", os.path.splitext(name)[0] + ".png"))
+        assert mask.mode == "P" and mask.size == (480, 360)
+        assert np.asarray(mask.getpalette()[:33]).reshape(-1, 3).tolist() == palette
+        probabilities = np.load(os.path.join(outdir, "probabilities", os.path.splitext(name)[0] + ".npy"))
+        assert probabilities.dtype == np.float16 and probabilities.shape == (360, 480, 11)
+        np.testing.assert_allclose(probabilities.astype(np.float32).sum(-1), 1.0, atol=1e-2)
+        assert (probabilities.argmax(-1) == np.asarray(mask)).mean() > 0.999  # float16 ties only
+    index = json.load(open(os.path.join(outdir, "predictions.json")))
+    assert index["palette"] == palette and index["ignore_label"] == 11 and len(index["files"]) == 3
+
+
+def test_save_masks_for_imagepath_are_the_segmenters_class_maps(tiny_run, tmp_path, capsys):
+    from utils.inference.segmenter import Segmenter
+    outdir, paths = str(tmp_path / "pics"), sorted(glob.glob(os.path.join(SAMPLE, "val", "*")))[:2]
+    assert test_script.main(["--traindir", tiny_run["folder"], "--imagepath", os.path.join(SAMPLE, "val", "*.jpg"),
+                             "--save_masks", "png", "--outdir", outdir]) == 0
+    assert "saved 8 prediction(s): masks/ (class-index PNGs) in %s" % outdir in capsys.readouterr().out
+    record = json.load(open(os.path.join(outdir, "segmented.json")))
+    assert record["predictions"]["images"] == 8 and record["settings"]["imagepath"].endswith("*.jpg")
+    assert not os.path.exists(os.path.join(outdir, "probabilities"))
+    with Segmenter(tiny_run["folder"]) as segmenter:
+        for path in paths:
+            expected = segmenter.segment(np.asarray(Image.open(path).convert("RGB")))
+            got = predictions.read_mask(os.path.join(outdir, "masks", os.path.splitext(os.path.basename(path))[0]
+                                                     + ".png"))
+            np.testing.assert_array_equal(got, expected)
 
 
 def test_bad_arguments_fail_cleanly(tiny_run, tmp_path, capsys):

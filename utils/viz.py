@@ -128,6 +128,37 @@ def legend(class_names, palette, classes=None, swatch=14, columns=1, font_size=1
     return canvas
 
 
+def legend_strip(class_names, palette, width, font_size=None, background=(32, 32, 32), text_color=(255, 255, 255)):
+    """uint8 [h, width, 3]: every class's swatch and name in rows that wrap at `width` (a movie's legend).
+
+    All classes, not just the ones present, so every frame gets the same strip; the height is even (H.264's
+    yuv420p needs even sizes).  The font grows with the width: 12 px at 480, 24 at 1920.
+    """
+    font_size = font_size or max(10, min(24, int(width) // 80 + 6))
+    font, swatch, gap = _font(font_size), font_size, font_size
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    items = [(c, name, swatch + 4 + int(probe.textlength(name, font=font))) for c, name in enumerate(class_names)]
+    rows, row, used = [], [], gap // 2
+    for item in items:
+        if row and used + item[2] > width - gap // 2:
+            rows.append(row)
+            row, used = [], gap // 2
+        row.append(item)
+        used += item[2] + gap
+    rows.append(row)
+    row_h = font_size + 6
+    height = len(rows) * row_h + 4
+    canvas = Image.new("RGB", (int(width), height + height % 2), background)
+    draw = ImageDraw.Draw(canvas)
+    for r, items_in_row in enumerate(rows):
+        x, y = gap // 2, 2 + r * row_h + 3
+        for c, name, item_w in items_in_row:
+            draw.rectangle([x, y, x + swatch - 1, y + swatch - 1], fill=tuple(palette[c]), outline=text_color)
+            draw.text((x + swatch + 4, y), name, fill=text_color, font=font)
+            x += item_w + gap
+    return np.asarray(canvas)
+
+
 def to_pil(array_or_image):
     """numpy (HxW labels are NOT colourised here; colourise first) or PIL -> RGB PIL image."""
     if isinstance(array_or_image, Image.Image):

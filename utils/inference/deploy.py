@@ -1,6 +1,6 @@
 """TFLite (fp32 / fp16 / int8) and ONNX files of a run: the frozen, batch-norm-folded net test.py runs.
 
-    info = export_tflite("tmp/<run>", "deploy/int8", "int8", ExportSettings(calibration_images=100))
+    info = export_tflite("tmp/<run>", "deploy/int8", "int8", ExportSettings(calibration_images=100))  # 0: auto
     info = export_onnx("tmp/<run>", "deploy/onnx", ExportSettings(shape="360x480"))
     # DIR/model.tflite or DIR/model.onnx, and DIR/export.json saying what was exported
 
@@ -17,7 +17,9 @@ export with the checkpoint's evaluation.
 
 int8 is full-integer post-training quantization: every op int8, calibrated
 on --calibration_images images drawn (seeded) from the run's training
-records and placed on the canvas the way test.py places them; the model's
+records and placed on the canvas the way test.py places them (by default
+what the split has, up to 100: a small dataset quantizes without a flag, and
+export.json says how many were used); the model's
 input and output stay float32 unless --int8_io (then int8 with the scale and
 zero point recorded in export.json).  ONNX goes through tf2onnx from the
 same frozen GraphDef.
@@ -49,6 +51,7 @@ INPUT = "images"
 ONNX_OPSET = 17          # accepted by onnxruntime >= 1.12 and every current ONNX runtime
 MODEL_FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 RECORD = "export.json"
+CALIBRATION_CAP = 100    # --calibration_images 0 (the default) takes what the training split has, up to this
 
 
 @dataclasses.dataclass
@@ -60,7 +63,8 @@ class ExportSettings:
     export_output: str = setting("logits", "what the exported model returns: logits [1, H, W, C] at the input size "
                                            "(scored exactly as the checkpoint) or the class map [1, H, W]",
                                  choices=OUTPUT_KINDS, group="deployment export")
-    calibration_images: int = setting(100, "int8: training images (drawn seeded) that calibrate the quantization",
+    calibration_images: int = setting(0, "int8: training images (drawn seeded) that calibrate the quantization "
+                                         "(default 0: what the training split has, up to %d)" % CALIBRATION_CAP,
                                       group="deployment export")
     calibration_seed: int = setting(0, "int8: seed of the calibration draw", group="deployment export")
     int8_io: bool = setting(False, "int8: the model's input and output are int8 too (scale / zero point in "
@@ -152,12 +156,22 @@ def fit_to_canvas(images, canvas, pad):
     return np.stack(out)
 
 
+def calibration_count(asked, available):
+    """How many training images calibrate: `asked`, or with 0 (the default) what the split has up to
+    CALIBRATION_CAP.  An explicit count beyond what there is stays an error naming the range."""
+    if asked == 0 and available > 0:
+        return min(available, CALIBRATION_CAP)
+    if asked < 1 or asked > available:
+        raise ExportError("--calibration_images %d: choose 1..%d (the run's training split)" % (asked, available))
+    return asked
+
+
 def calibration_set(config, count, seed, canvas):
-    """(float32 [count, H, W, 3] canvases, file names): `count` training images drawn with `seed`."""
+    """(float32 [n, H, W, 3] canvases, file names): n = calibration_count(count, the split's size) training
+    images drawn with `seed`."""
     paths = dataset_files(config.data.datapath, config.data.dataset_family, "training")
     total = records.count_records(paths)
-    if count < 1 or count > total:
-        raise ExportError("--calibration_images %d: choose 1..%d (the run's training split)" % (count, total))
+    count = calibration_count(count, total)
     chosen = set(np.random.RandomState(seed).choice(total, count, replace=False).tolist())
     examples = [records.decode_example(serialized) for index, serialized in enumerate(records.iterate_serialized(paths))
                 if index in chosen]
@@ -243,6 +257,9 @@ def export_tflite(traindir, export_dir, precision, settings, step=None, pixels=N
     if precision == "int8":
         calibration, files = calibration_set(config, settings.calibration_images, settings.calibration_seed, shape)
         extra["calibration"] = {"split": "training", "datapath": config.data.datapath, "images": len(files),
+                                "asked": settings.calibration_images or "auto (up to %d)" % CALIBRATION_CAP,
+                                "available": records.count_records(dataset_files(
+                                    config.data.datapath, config.data.dataset_family, "training")),
                                 "seed": settings.calibration_seed, "files": files}
     model = convert_tflite(graph_def, precision, settings.export_output, calibration, settings.int8_io)
     path = _write_model(export_dir, MODEL_FILES["tflite"], model)

@@ -56,10 +56,11 @@ def image_calibration(prediction, confidence, label, num_classes, ignore_label=N
     return metrics.calibration_histogram(np.asarray(confidence)[scored], prediction[scored] == label[scored])
 
 
-def score_split(segmenter, examples, on_image=None):
+def score_split(segmenter, examples, on_image=None, probabilities=False):
     """Segment every example (batched) and score it against its label at original resolution.
 
-    on_image(index, example, prediction) is called per image (pictures, progress).
+    on_image(index, example, prediction) is called per image (pictures, progress, saved masks); with
+    probabilities=True it gets the image's softmax probabilities [H, W, C] too, as a fourth argument.
     Returns Scored(confusions [N, C, C] int64, filenames, seconds spent segmenting,
     calibration [N, bins, 3]: per-image calibration histograms of the softmax's top probability).
     """
@@ -69,16 +70,19 @@ def score_split(segmenter, examples, on_image=None):
     def flush():
         nonlocal seconds
         tic = time.time()
-        predictions, confidences = segmenter.segment([example["image"] for _, example in pending], confidence=True)
+        outputs = segmenter.segment([example["image"] for _, example in pending], probabilities=probabilities,
+                                    confidence=True)
         seconds += time.time() - tic
-        for (index, example), prediction, confidence in zip(pending, predictions, confidences):
+        predictions, confidences = outputs[0], outputs[-1]
+        extras = zip(outputs[1]) if probabilities else [()] * len(pending)
+        for (index, example), prediction, confidence, extra in zip(pending, predictions, confidences, extras):
             confusions.append(image_confusion(prediction, example["label"], segmenter.num_classes,
                                               segmenter.ignore_label))
             calibration.append(image_calibration(prediction, confidence, example["label"], segmenter.num_classes,
                                                  segmenter.ignore_label))
             filenames.append(example.get("filename", str(index)))
             if on_image is not None:
-                on_image(index, example, prediction)
+                on_image(index, example, prediction, *extra)
         pending.clear()
 
     for index, example in enumerate(examples):

@@ -185,9 +185,16 @@ def _remove(path):
         os.remove(path)
 
 
-def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True):
+def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True, legend=False, on_frame=None,
+                  probabilities=False):
     """Segment every frame, write the H.264 overlay movie (same frame rate, frame count and size; an odd size
     padded by one pixel, see VideoWriter).
+
+    legend=True puts a strip of every class's colour and name under each
+    frame (utils/viz.py legend_strip: the movie grows by its height, the
+    frames keep theirs).  on_frame(number, prediction[, probabilities]) is
+    called per frame, numbered from 1 (saved masks); probabilities=True
+    passes the frame's softmax probabilities [H, W, C] too.
 
     The movie is checked before anything is segmented: a file without video
     frames, or whose frames change size, is a ValueError naming the problem
@@ -196,7 +203,8 @@ def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True):
     ends before the frame count its container states (truncated) keeps every
     frame that decoded and says so in the returned dict: frames, seconds
     (segmentation + I/O), frames_per_second, stated_frames, truncated, size
-    and padded_size.  A stopped run leaves no partial output.
+    and padded_size (the frame's; the written movie is `written_size`, legend included, and
+    `written_padded_size`).  A stopped run leaves no partial output.
     """
     info = video_info(in_path)
     sizes = frame_sizes(in_path)
@@ -206,11 +214,18 @@ def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True):
     bar = tqdm(total=info.frame_count or None, unit="frame", desc=os.path.basename(in_path),
                disable=not progress)
     tic = time.time()
-    writer = VideoWriter(out_path, info.fps, (info.width, info.height))
+    strip = viz.legend_strip(segmenter.class_names, segmenter.palette, info.width) if legend else None
+    writer = VideoWriter(out_path, info.fps, (info.width, info.height + (0 if strip is None else len(strip))))
+    number = 0
     try:
         for frames in _batches(read_frames(in_path), segmenter.batch_size):
-            for frame, prediction in zip(frames, segmenter.segment(frames)):
-                writer.write(viz.overlay(frame, prediction, segmenter.palette, alpha, segmenter.ignore_label))
+            outputs = segmenter.segment(frames, probabilities=True) if probabilities else (segmenter.segment(frames),)
+            for frame, prediction, *extra in zip(frames, *outputs):
+                painted = viz.overlay(frame, prediction, segmenter.palette, alpha, segmenter.ignore_label)
+                writer.write(painted if strip is None else np.concatenate([painted, strip]))
+                number += 1
+                if on_frame is not None:
+                    on_frame(number, prediction, *extra)
             bar.update(len(frames))
     except BaseException:
         writer.close()
@@ -227,4 +242,6 @@ def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True):
     return {"input": in_path, "output": out_path, "frames": count, "fps": info.fps, "seconds": seconds,
             "frames_per_second": count / seconds if seconds > 0 else float("nan"),
             "stated_frames": info.frame_count, "truncated": count < info.frame_count,
-            "size": writer.size, "padded_size": writer.padded_size}
+            "size": (info.width, info.height), "padded_size": tuple(s + s % 2 for s in (info.width, info.height)),
+            "written_size": writer.size, "written_padded_size": writer.padded_size,
+            "legend_height": 0 if strip is None else len(strip)}

@@ -162,7 +162,8 @@ def test_command(root, cell, test):
     run = run_folder(root, cell)
     command = [PYTHON, script("test.py"), "--traindir", run, "--afteriter", "last:%d" % max(1, test["checkpoints"]),
                "--bootstrap", str(test["bootstrap"]), "--bootstrap_by", str(test["bootstrap_by"]), "--last2viz", "-1",
-               "--outdir", os.path.join(cell_folder(root, cell), "test")]
+               "--outdir", os.path.join(cell_folder(root, cell), "test"),
+               "--overwrite"]  # a re-scored cell (more steps after a resume) replaces its test/: the table reads it
     if test.get("pixels") is not None:
         command += ["--pixels", str(test["pixels"])]
     return command
