@@ -20,6 +20,7 @@ from tests.test_datasets import random_image, write_jpg, write_png
 from utils.data import convert, families
 from utils.data.families.base import SplitTooSmallError
 from utils.data.records import read_examples
+from utils.inference import evaluation
 
 # Cityscapes' cityscapesscripts/helpers/labels.py: labelId -> trainId for the 19 evaluated classes; the rest 255.
 CITYSCAPES_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
@@ -99,6 +100,25 @@ def test_kitti_road_not_evaluated_is_ignored_and_the_category_is_kept(tmp_path):
             counted[category] = counted.get(category, 0) + count
     assert counted == {"um": 2, "umm": 2, "uu": 2}
     assert "ignore" in info["label_mapping"]
+
+
+def test_kitti_road_scores_per_category_from_the_records(tmp_path):
+    """test.py's report gets per-category mIoU from image/category; here with 'road everywhere' predictions."""
+    truth = make_kitti_road(str(tmp_path / "kitti"), counts=(("um", 2), ("uu", 1)))
+    family = families.create("kitti_road", kitti_path=str(tmp_path / "kitti"), val_fraction=0)
+    summary = convert.convert(family, str(tmp_path / "out"), progress=False)
+    examples = records(summary.outdir, "training")
+    confusions = [evaluation.image_confusion(np.ones_like(e["label"]), e["label"], 2, 255) for e in examples]
+    report = evaluation.summarize(confusions, family.class_names, bootstrap=0,
+                                  categories=[e["category"] for e in examples])
+    for category in ("um", "uu"):
+        labels = np.stack([expected for cat, expected in truth.values() if cat == category])
+        road, background = (labels == 1).sum(), (labels == 0).sum()
+        entry = report["per_category"][category]
+        assert entry["num_images"] == len(labels)
+        assert entry["per_class_iou"] == {"background": 0.0, "road": pytest.approx(road / (road + background))}
+        assert entry["mIoU"] == pytest.approx(road / (road + background) / 2)
+    assert "per category: um" in evaluation.format_report(report)
 
 
 def test_kitti_road_single_frame_with_the_default_val_fraction_is_one_error_naming_the_count(tmp_path, capsys):

@@ -284,7 +284,7 @@ def build_parser(family_name=None):
     parser = argparse.ArgumentParser(
         description="Convert a segmentation dataset to TFRecords (+ dataset.json).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="families: %s.  Add --dataset_family X --help for X's own arguments."
+        epilog="families: %s.\nAdd --dataset_family X --help for X's own arguments and the layouts it reads."
                % ", ".join(families.NAMES))
     parser.add_argument("--dataset_family", required=True, help="one of: " + ", ".join(families.NAMES))
     parser.add_argument("--datapath", default=DEFAULT_DATAPATH,
