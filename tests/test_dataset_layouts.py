@@ -165,7 +165,8 @@ def test_cityscapes_label_trainids_read_the_same_as_mapped_label_ids(tmp_path, e
                               str(tmp_path / "out"), progress=False)
     assert summary.variant == variant and "layout: %s" % variant in summary.lines()[0]
     assert json.load(open(summary.json_path))["variant"] == variant
-    written = {e["filename"]: e["label"] for split in ("training", "validation") for e in records(summary.outdir, split)}
+    written = {e["filename"]: e["label"] for split in ("training", "validation")
+               for e in records(summary.outdir, split)}
     assert sorted(written) == sorted(truth)
     for name, expected in truth.items():
         np.testing.assert_array_equal(written[name], expected)
@@ -354,7 +355,8 @@ def make_ade20k(root, folders=("training", "validation"), size=(4, 5)):
             raw[0, 0], raw[0, 1] = 0, 150
             write_mode(os.path.join(base, "annotations", folder, name + ".png"), raw, "L")
             truth[name + ".jpg"] = raw
-    write_lines(os.path.join(base, "objectInfo150.txt"), ["Idx\tRatio\tTrain\tVal\tName", "1\t0.1576\t11664\t1172\twall"])
+    write_lines(os.path.join(base, "objectInfo150.txt"),
+                ["Idx\tRatio\tTrain\tVal\tName", "1\t0.1576\t11664\t1172\twall"])
     write_lines(os.path.join(base, "sceneCategories.txt"), ["ADE_train_00000001 airport_terminal"])
     return truth
 

@@ -466,6 +466,8 @@ def test_cli_converts_and_prints_a_summary(tmp_path, capsys):
                              "--no_progress"])
     out = capsys.readouterr().out
     assert code == 0 and "training" in out and "3 records" in out
+    assert "test       not in the source (looked for %s or %s/)" % (os.path.join(src, "test.txt"),
+                                                                   os.path.join(src, "test")) in out
     assert os.path.isfile(tmp_path / "camvid" / "training.tfrecords")
 
 

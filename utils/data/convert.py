@@ -164,7 +164,7 @@ def refuse_missing_labels(family, missing):
         "%s: %d image%s without a label file (%s), nothing written; e.g. %s has no %s%s; check the label folder "
         "and suffix, or --allow_missing_labels converts the rest"
         % (family.name, count, "" if count == 1 else "s", per_split, first[0].image_path, first[0].label_path,
-           "".join("; %s" % example.image_path for example in first[1:])))
+           "; also without one: %s" % ", ".join(example.image_path for example in first[1:]) if first[1:] else ""))
 
 
 def convert_split(family, split, writer, strict=False, workers=1, progress=True, examples=None, missing=()):
