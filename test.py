@@ -223,7 +223,7 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap, ident
                                     probabilities=writer is not None and writer.wants_probabilities)
     report = evaluation.summarize(scored.confusions, names, bootstrap=bootstrap, calibration=scored.calibration,
                                   filenames=scored.filenames, family=settings["dataset_family"],
-                                  bootstrap_by=settings["bootstrap_by"])
+                                  bootstrap_by=settings["bootstrap_by"], categories=scored.categories)
     speed = len(scored.filenames) / scored.seconds if scored.seconds > 0 else float("nan")
     results = {"run": os.path.abspath(segmenter.traindir), "net": segmenter.name,
                "checkpoint": segmenter.checkpoint, "step": segmenter.step, "split": settings["split"],

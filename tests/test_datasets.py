@@ -71,7 +71,7 @@ def convert_camvid(src, out, **kwargs):
 
 # --- registry -------------------------------------------------------------------
 def test_registry_lists_all_families_and_rejects_unknown_names():
-    assert set(families.NAMES) == {"camvid", "pascal_seg", "cityscapes", "kitti_road", "coco_stuff", "folder",
+    assert set(families.NAMES) == {"camvid", "pascal_seg", "cityscapes", "kitti_road", "coco_stuff", "ade20k", "folder",
                                    "coco_json", "labelme", "cvat_mask"}
     with pytest.raises(families.UnknownDatasetError) as error:
         families.get("camvidd")
@@ -267,7 +267,8 @@ def test_cityscapes_unknown_label_id_is_an_error(tmp_path):
                             splits=["training"], progress=False)
 
 
-def test_kitti_road_magenta_is_road_and_val_is_a_seeded_holdout(tmp_path):
+def test_kitti_road_magenta_is_road_black_is_ignored_and_val_is_a_seeded_holdout(tmp_path):
+    """The devkit scores only where red > 0: black ("not evaluated") pixels become the ignore label."""
     training = tmp_path / "data_road" / "training"
     for i in range(10):
         category = "um" if i < 5 else "umm"
@@ -275,7 +276,7 @@ def test_kitti_road_magenta_is_road_and_val_is_a_seeded_holdout(tmp_path):
         gt = np.zeros((6, 8, 3), np.uint8)
         gt[..., 0] = 255                       # red: not road
         gt[3:, :] = (255, 0, 255)              # magenta: road
-        gt[0, 0] = (0, 0, 0)                   # black: outside the road area, still class 0
+        gt[0, 0] = (0, 0, 0)                   # black: not evaluated -> ignore
         write_png(str(training / "gt_image_2" / ("%s_road_%06d.png" % (category, i))), gt)
         write_png(str(training / "gt_image_2" / ("%s_lane_%06d.png" % (category, i))), gt * 0)  # distractor
     family = families.create("kitti_road", kitti_path=str(tmp_path), val_fraction=0.2, split_seed=0)
@@ -286,7 +287,10 @@ def test_kitti_road_magenta_is_road_and_val_is_a_seeded_holdout(tmp_path):
     again = families.create("kitti_road", kitti_path=str(tmp_path), val_fraction=0.2, split_seed=0)
     assert [e.name for e in again.examples("validation")] == val
     label = next(read_examples(os.path.join(summary.outdir, "training.tfrecords")))["label"]
-    assert (label[3:] == 1).all() and (label[:3] == 0).all()
+    expected = np.zeros((6, 8), np.uint8)
+    expected[3:] = 1
+    expected[0, 0] = 255
+    np.testing.assert_array_equal(label, expected)
 
 
 def test_coco_stuff_keeps_ids_and_255(tmp_path):
@@ -463,6 +467,8 @@ def test_cli_converts_and_prints_a_summary(tmp_path, capsys):
                              "--no_progress"])
     out = capsys.readouterr().out
     assert code == 0 and "training" in out and "3 records" in out
+    assert "test       not in the source (looked for %s or %s/)" % (os.path.join(src, "test.txt"),
+                                                                   os.path.join(src, "test")) in out
     assert os.path.isfile(tmp_path / "camvid" / "training.tfrecords")
 
 

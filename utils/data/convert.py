@@ -6,18 +6,26 @@
 
 Writes <outdir>/{training,validation[,test]}.tfrecords (sharded past --shard_size)
 and <outdir>/dataset.json; <outdir> defaults to <datapath>/<dataset_family>.
-Unreadable images/labels are skipped and listed in the summary (--strict makes
-them fatal).  Label values outside the classes, image/label size mismatches and
-empty splits stop the run; nothing already on disk is replaced unless every
-requested split converted cleanly.
+Whatever splits the source has are converted; the summary names the layout
+found (the family's variant) and the published splits that are not there.
+An image without its label file stops the run before anything is written
+(exit 2, the count and the first few named; --allow_missing_labels converts
+the rest and says how many were left out).  Unreadable images/labels are
+skipped and listed in the summary (--strict makes them fatal).  Label values
+outside the classes, image/label size mismatches and empty splits stop the
+run; nothing already on disk is replaced unless every requested split
+converted cleanly.
 
 dataset.json (read back by utils.data.dataset_info.load_dataset_info):
-    family, class_names [str], palette [[r, g, b]], num_classes, ignore_label,
+    family, variant (layout found, or null), label_mapping (published values -> classes, or null),
+    class_names [str], palette [[r, g, b]], num_classes, ignore_label,
     default_pixels, schema_version (2), total_train_images (= training records),
     splits: {split: {records, files [record file names], examples [source names],
-                     skipped [{name, reason}],
+                     skipped [{name, reason}], missing_labels [{name, label}] (left out),
+                     categories {category: images} (families with per-image categories),
                      class_pixels, class_images, class_image_pixels [per class: utils/data/statistics.py]}},
-    source {the family's path options}, created (ISO time), created_by.
+    missing_splits {split: what was looked for}, source {the family's path options}, created (ISO time),
+    created_by.
 Converting only some --splits keeps the other splits' entries when their files exist.
 """
 import argparse
@@ -33,14 +41,16 @@ from tqdm import tqdm
 
 from utils.data import families
 from utils.data.dataset_info import read_dataset_json, write_dataset_json
-from utils.data.families.base import (EmptySplitError, DatasetError, SizeMismatchError, UnreadableFileError,
-                                      canonical_split, check_label_values, encode_png)
+from utils.data.families.base import (EmptySplitError, DatasetError, MissingLabelsError, SizeMismatchError,
+                                      UnreadableFileError, canonical_split, check_label_values, encode_png)
 from utils.data.records import ShardedRecordWriter, find_record_files, serialize_example
 from utils.data.statistics import ClassCounts
 
 SCHEMA_VERSION = 2  # 2: per-split class statistics
 DEFAULT_DATAPATH = "/data"
 DEFAULT_SHARD_SIZE = 1000
+MISSING_NAMED = 5  # images without a label named in the refusal
+EXIT_MISSING_LABELS = 2
 
 
 @dataclasses.dataclass
@@ -50,6 +60,8 @@ class SplitResult:
     files: list = dataclasses.field(default_factory=list)
     examples: list = dataclasses.field(default_factory=list)
     skipped: list = dataclasses.field(default_factory=list)  # [(name, reason)]
+    missing_labels: list = dataclasses.field(default_factory=list)  # [(name, label path)], left out
+    categories: dict = dataclasses.field(default_factory=dict)  # category -> images written
     seconds: float = 0.0
     class_counts: ClassCounts = None                          # per-class statistics of the written labels
 
@@ -60,17 +72,25 @@ class ConversionSummary:
     outdir: str
     splits: dict  # split -> SplitResult
     json_path: str
+    variant: str = None
+    missing_splits: dict = dataclasses.field(default_factory=dict)  # split -> what was looked for
 
     def lines(self):
-        out = ["%s -> %s" % (self.family, self.outdir)]
+        out = ["%s%s -> %s" % (self.family, " (layout: %s)" % self.variant if self.variant else "", self.outdir)]
         for result in self.splits.values():
             files = result.files[0] if len(result.files) == 1 else "%d shards" % len(result.files)
             out.append("  %-10s %7d records  %-28s %d skipped  (%.1fs)"
                        % (result.split, result.records, files, len(result.skipped), result.seconds))
+        out.extend("  %-10s not in the source (looked for %s)" % item for item in self.missing_splits.items())
         skipped = [(r.split, n, why) for r in self.splits.values() for n, why in r.skipped]
         if skipped:
             out.append("skipped files:")
             out.extend("  %-10s %s: %s" % item for item in skipped)
+        for result in self.splits.values():
+            if result.missing_labels:
+                out.append("left out (--allow_missing_labels): %d %s image%s without a label, e.g. %s"
+                           % (len(result.missing_labels), result.split, "" if len(result.missing_labels) == 1
+                              else "s", result.missing_labels[0][1]))
         out.append("metadata: %s" % self.json_path)
         return out
 
@@ -88,7 +108,7 @@ def convert_example(family, example):
                                    example.label_path, label.shape[0], label.shape[1]))
     check_label_values(label, family.num_classes, family.ignore_label, example.label_path)
     record = serialize_example(image.encoded, image.format, encode_png(label), image.height, image.width,
-                               example.name)
+                               example.name, example.category)
     return record, ClassCounts(family.num_classes, family.ignore_label).add(label)
 
 
@@ -118,12 +138,44 @@ def _ordered_map(function, items, workers, window=64):
             yield pending.popleft().result()
 
 
-def convert_split(family, split, writer, strict=False, workers=1, progress=True):
+def split_examples(family, split):
+    """The examples of one split; an empty split is refused naming where it was looked for."""
     examples = family.examples(split)
     if not examples:
-        raise EmptySplitError("%s: split %r has no examples (check the source paths: %s)"
-                              % (family.name, split, family.source_description() or family.datapath))
-    result = SplitResult(split=split, class_counts=ClassCounts(family.num_classes, family.ignore_label))
+        expected = family.missing_splits().get(split)
+        raise EmptySplitError("%s: split %r has no examples (%s)"
+                              % (family.name, split, "looked for %s" % expected if expected else
+                                 "check the source paths: %s" % (family.source_description() or family.datapath)))
+    return examples
+
+
+def without_label(examples):
+    """The examples whose label file is not there (a wrong folder or suffix), in order."""
+    return [example for example in examples if not os.path.exists(example.label_path)]
+
+
+def refuse_missing_labels(family, missing):
+    """One line: how many images of which splits have no label, the first few named."""
+    count = sum(len(examples) for examples in missing.values())
+    first = [example for examples in missing.values() for example in examples][:MISSING_NAMED]
+    per_split = ", ".join("%d %s" % (len(examples), split) for split, examples in missing.items() if examples)
+    raise MissingLabelsError(
+        "%s: %d image%s without a label file (%s), nothing written; e.g. %s has no %s%s; check the label folder "
+        "and suffix, or --allow_missing_labels converts the rest"
+        % (family.name, count, "" if count == 1 else "s", per_split, first[0].image_path, first[0].label_path,
+           "; also without one: %s" % ", ".join(example.image_path for example in first[1:]) if first[1:] else ""))
+
+
+def convert_split(family, split, writer, strict=False, workers=1, progress=True, examples=None, missing=()):
+    """Write one split's records; `missing` (examples without a label) are left out and listed."""
+    examples = split_examples(family, split) if examples is None else examples
+    left_out = {id(example) for example in missing}
+    result = SplitResult(split=split, class_counts=ClassCounts(family.num_classes, family.ignore_label),
+                         missing_labels=[(example.name, example.label_path) for example in missing])
+    examples = [example for example in examples if id(example) not in left_out]
+    if not examples:
+        raise EmptySplitError("%s: split %r: none of its %d images has a label, e.g. %s"
+                              % (family.name, split, len(missing), missing[0].label_path))
     start = time.time()
     bar = _progress_bar(len(examples), "%s %s" % (family.name, split), progress)
     try:
@@ -138,6 +190,8 @@ def convert_split(family, split, writer, strict=False, workers=1, progress=True)
             writer.write(record)
             result.examples.append(example.name)
             result.class_counts.merge(counts)
+            if example.category is not None:
+                result.categories[example.category] = result.categories.get(example.category, 0) + 1
     finally:
         bar.close()
     if not result.examples:
@@ -154,23 +208,33 @@ def _progress_bar(total, description, enabled):
 
 
 def convert(family, outdir, splits=None, shard_size=DEFAULT_SHARD_SIZE, strict=False, workers=1,
-            progress=True):
-    """Convert `splits` (default: all the family provides) of a family instance into `outdir`.
+            progress=True, allow_missing_labels=False):
+    """Convert `splits` (default: all the source has) of a family instance into `outdir`.
 
-    All splits are written to temporary files first and moved into place only
-    when every one of them succeeded; dataset.json is written last.
+    Every split's label files are checked first: images without one stop the
+    run before anything is written (MissingLabelsError), unless
+    allow_missing_labels.  All splits are written to temporary files first and
+    moved into place only when every one of them succeeded; dataset.json is
+    written last.
     """
     splits = [canonical_split(s) for s in (splits or family.splits())]
     if not splits:
-        raise EmptySplitError("%s: no splits found (check the source paths: %s)"
-                              % (family.name, family.source_description() or family.datapath))
+        looked = "; ".join("%s: %s" % item for item in family.missing_splits().items())
+        raise EmptySplitError("%s: no splits found (%s)" % (family.name, "looked for %s" % looked if looked else
+                                                            "check the source paths: %s"
+                                                            % (family.source_description() or family.datapath)))
+    planned = collections.OrderedDict((split, split_examples(family, split)) for split in splits)
+    missing = collections.OrderedDict((split, without_label(examples)) for split, examples in planned.items())
+    if any(missing.values()) and not allow_missing_labels:
+        refuse_missing_labels(family, missing)
     os.makedirs(outdir, exist_ok=True)
     writers, results = [], collections.OrderedDict()
     try:
         for split in splits:
             writer = ShardedRecordWriter(outdir, split, shard_size)
             writers.append(writer)
-            results[split] = convert_split(family, split, writer, strict, workers, progress)
+            results[split] = convert_split(family, split, writer, strict, workers, progress, planned[split],
+                                           missing[split])
             writer.close()
     except BaseException:
         for writer in writers:
@@ -178,11 +242,13 @@ def convert(family, outdir, splits=None, shard_size=DEFAULT_SHARD_SIZE, strict=F
         raise
     for writer in writers:
         results[writer.split].files = writer.commit()
-    json_path = record_dataset_json(outdir, family, results)
-    return ConversionSummary(family=family.name, outdir=outdir, splits=results, json_path=json_path)
+    absent = {split: what for split, what in family.missing_splits().items() if split not in results}
+    json_path = record_dataset_json(outdir, family, results, absent)
+    return ConversionSummary(family=family.name, outdir=outdir, splits=results, json_path=json_path,
+                             variant=family.variant(), missing_splits=absent)
 
 
-def record_dataset_json(outdir, family, results):
+def record_dataset_json(outdir, family, results, missing_splits=None):
     """Metadata + per-split records and class statistics; splits not converted now are kept if their files
     still exist."""
     info = family.info()
@@ -195,11 +261,16 @@ def record_dataset_json(outdir, family, results):
     for split, result in results.items():
         split_info[split] = {"records": result.records, "files": result.files,
                              "examples": result.examples,
-                             "skipped": [{"name": n, "reason": why} for n, why in result.skipped]}
+                             "skipped": [{"name": n, "reason": why} for n, why in result.skipped],
+                             "missing_labels": [{"name": n, "label": path} for n, path in result.missing_labels]}
+        if result.categories:
+            split_info[split]["categories"] = dict(sorted(result.categories.items()))
         split_info[split].update(result.class_counts.as_dict())
     info.update({
+        "variant": family.variant(),
         "schema_version": SCHEMA_VERSION,
         "splits": split_info,
+        "missing_splits": {split: what for split, what in (missing_splits or {}).items() if split not in split_info},
         "total_train_images": split_info.get("training", {}).get("records", 0),
         "source": family.source_description(),
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -211,7 +282,8 @@ def record_dataset_json(outdir, family, results):
 def build_parser(family_name=None):
     parser = argparse.ArgumentParser(
         description="Convert a segmentation dataset to TFRecords (+ dataset.json).",
-        epilog="families: %s.  Add --dataset_family X --help for X's own arguments."
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="families: %s.\nAdd --dataset_family X --help for X's own arguments and the layouts it reads."
                % ", ".join(families.NAMES))
     parser.add_argument("--dataset_family", required=True, help="one of: " + ", ".join(families.NAMES))
     parser.add_argument("--datapath", default=DEFAULT_DATAPATH,
@@ -222,12 +294,17 @@ def build_parser(family_name=None):
     parser.add_argument("--shard_size", type=int, default=DEFAULT_SHARD_SIZE,
                         help="records per shard; a split this size or smaller is one file (default 1000)")
     parser.add_argument("--strict", action="store_true", help="an unreadable image/label is fatal, not skipped")
+    parser.add_argument("--allow_missing_labels", action="store_true",
+                        help="convert the images that have a label and say how many were left out (default: an "
+                             "image without its label file stops the run, exit 2)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="reader threads (default: min(4, CPUs))")
     parser.add_argument("--no_progress", action="store_true", help="no tqdm progress bar")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's logs")
     if family_name is not None:
-        group = parser.add_argument_group("%s arguments" % family_name)
+        family = families.get(family_name)
+        group = parser.add_argument_group("%s arguments (%s)" % (family_name, family.description),
+                                          family.layouts_help())
         families.get(family_name).add_arguments(group)
     return parser
 
@@ -248,7 +325,10 @@ def main(argv=None):
         family = families.get(args.dataset_family).from_args(args)
         outdir = args.outdir or os.path.join(args.datapath, family.subdir())
         summary = convert(family, outdir, args.splits, args.shard_size, args.strict, args.workers,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, allow_missing_labels=args.allow_missing_labels)
+    except MissingLabelsError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return EXIT_MISSING_LABELS
     except (DatasetError, ValueError) as error:
         print("error: %s" % error, file=sys.stderr)
         return 1

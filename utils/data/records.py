@@ -7,6 +7,8 @@ One tf.train.Example per (image, label) pair:
     image/height    int64   original height
     image/width     int64   original width
     image/filename  bytes   source file name, e.g. b'0001TP_006690.png'
+    image/category  bytes   the image's category where the family has them (KITTI road: b'um', b'umm', b'uu');
+                            absent otherwise
     label/encoded   bytes   PNG, uint8 class indices (ignore label where unlabelled)
 
 Files: '<split>.tfrecords' for small splits, or shards
@@ -34,6 +36,7 @@ FEATURES = {
     "image/height": tf.io.FixedLenFeature([], tf.int64),
     "image/width": tf.io.FixedLenFeature([], tf.int64),
     "image/filename": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+    "image/category": tf.io.FixedLenFeature([], tf.string, default_value=b""),
     "label/encoded": tf.io.FixedLenFeature([], tf.string),
 }
 
@@ -47,7 +50,7 @@ def _int64(value):
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
 
 
-def serialize_example(image_bytes, image_format, label_png, height, width, filename):
+def serialize_example(image_bytes, image_format, label_png, height, width, filename, category=None):
     """One record, serialized (bytes)."""
     feature = {
         "image/encoded": _bytes(image_bytes),
@@ -57,6 +60,8 @@ def serialize_example(image_bytes, image_format, label_png, height, width, filen
         "image/filename": _bytes(filename.encode("utf-8")),
         "label/encoded": _bytes(label_png),
     }
+    if category is not None:
+        feature["image/category"] = _bytes(category.encode("utf-8"))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -213,7 +218,8 @@ def decode_example(serialized):
     image = np.asarray(Image.open(io.BytesIO(first("image/encoded"))).convert("RGB"))
     label = np.asarray(Image.open(io.BytesIO(first("label/encoded"))))
     filename = first("image/filename")
-    return {"image": image, "label": label,
+    category = first("image/category") if "image/category" in features else None
+    return {"image": image, "label": label, "category": category.decode("utf-8") if category else None,
             "height": int(first("image/height", "int64_list")),
             "width": int(first("image/width", "int64_list")),
             "filename": filename.decode("utf-8") if filename else "",

@@ -29,7 +29,7 @@ from utils.inference import clusters
 from utils.data.dataset_info import dataset_files
 from utils.data.records import read_examples
 
-Scored = collections.namedtuple("Scored", "confusions filenames seconds calibration")
+Scored = collections.namedtuple("Scored", "confusions filenames seconds calibration categories", defaults=(None,))
 
 
 def split_examples(datapath, family, split, num_images=None):
@@ -62,9 +62,10 @@ def score_split(segmenter, examples, on_image=None, probabilities=False):
     on_image(index, example, prediction) is called per image (pictures, progress, saved masks); with
     probabilities=True it gets the image's softmax probabilities [H, W, C] too, as a fourth argument.
     Returns Scored(confusions [N, C, C] int64, filenames, seconds spent segmenting,
-    calibration [N, bins, 3]: per-image calibration histograms of the softmax's top probability).
+    calibration [N, bins, 3]: per-image calibration histograms of the softmax's top probability,
+    categories: each record's image/category, None where it has none).
     """
-    confusions, calibration, filenames, seconds = [], [], [], 0.0
+    confusions, calibration, filenames, categories, seconds = [], [], [], [], 0.0
     pending = []
 
     def flush():
@@ -81,6 +82,7 @@ def score_split(segmenter, examples, on_image=None, probabilities=False):
             calibration.append(image_calibration(prediction, confidence, example["label"], segmenter.num_classes,
                                                  segmenter.ignore_label))
             filenames.append(example.get("filename", str(index)))
+            categories.append(example.get("category"))
             if on_image is not None:
                 on_image(index, example, prediction, *extra)
         pending.clear()
@@ -93,11 +95,11 @@ def score_split(segmenter, examples, on_image=None, probabilities=False):
         flush()
     if not confusions:
         raise ValueError("no images to score")
-    return Scored(np.stack(confusions), filenames, seconds, np.stack(calibration))
+    return Scored(np.stack(confusions), filenames, seconds, np.stack(calibration), categories)
 
 
 def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0, calibration=None, filenames=None,
-              family=None, bootstrap_by="image"):
+              family=None, bootstrap_by="image", categories=None):
     """Every number of a test run as a JSON-friendly dict, from per-image confusions [N, C, C].
 
     mIoU, frequency-weighted IoU, mean F1 (Dice), per-class IoU and F1 (None
@@ -107,7 +109,9 @@ def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0, 
     reliability table.  With bootstrap > 0: 95 % CIs of mIoU, fwIoU, mean F1,
     each class's IoU and the ECE, all from the same resampled sets of images,
     or of the sequences / blocks of `bootstrap_by` (utils/inference/clusters.py;
-    needs the images' file names and family).
+    needs the images' file names and family).  With per-image `categories`
+    (KITTI road's um / umm / uu, from the records): per_category mIoU and
+    per-class IoU, as the benchmark reports them.
     """
     confusions = np.asarray(confusions, np.int64)
     total = confusions.sum(0)
@@ -126,6 +130,8 @@ def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0, 
         confidence=confidence,
         mIoU_ci=None, fwIoU_ci=None, mean_F1_ci=None, per_class_iou_ci={name: None for name in class_names},
     )
+    if categories is not None and any(c is not None for c in categories):
+        report["per_category"] = per_category(confusions, categories, class_names)
     if calibration is not None:
         histogram = np.asarray(calibration, np.float64).sum(0)
         report.update(ECE=_finite_or_none(metrics.expected_calibration_error(histogram)), ECE_ci=None,
@@ -148,6 +154,17 @@ def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0, 
             report["ECE_ci"] = list(interval(np.asarray(calibration, np.float64),
                                              metrics.expected_calibration_error))
     return report
+
+
+def per_category(confusions, categories, class_names):
+    """{category: num_images, mIoU, per_class_iou} from the summed confusions of each category's images."""
+    result = {}
+    for category in sorted({c for c in categories if c is not None}):
+        total = confusions[[i for i, c in enumerate(categories) if c == category]].sum(0)
+        numbers = metrics.summary(total, class_names)
+        result[category] = {"num_images": sum(c == category for c in categories),
+                            "mIoU": _finite_or_none(numbers["mIoU"]), "per_class_iou": numbers["per_class_iou"]}
+    return result
 
 
 def _finite_or_none(value):
@@ -182,6 +199,10 @@ def format_report(report):
     if report.get("ECE") is not None:
         lines.append("calibration: ECE %s over %d confidence bins"
                      % (_percent(report["ECE"], report.get("ECE_ci"), level), len(report["reliability"]["pixels"])))
+    if report.get("per_category"):
+        lines.append("per category: " + ", ".join(
+            "%s %s (%d images)" % (category, "n/a" if entry["mIoU"] is None else "%.1f %%" % (100 * entry["mIoU"]),
+                                   entry["num_images"]) for category, entry in report["per_category"].items()))
     width = max(len(name) for name in report["per_class_iou"])
     intervals = report.get("per_class_iou_ci") or {}
     f1 = report.get("per_class_F1") or {}

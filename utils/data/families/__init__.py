@@ -7,7 +7,9 @@
 An unknown name raises UnknownDatasetError listing the valid names.
 """
 from utils.data.families.base import (SPLITS, DatasetError, DatasetFamily, EmptySplitError, Example,  # noqa: F401
-                                 LabelValueError, SizeMismatchError, UnreadableFileError, canonical_split)
+                                      LabelValueError, MissingLabelsError, SizeMismatchError, SplitTooSmallError,
+                                      UnreadableFileError, canonical_split)
+from utils.data.families.ade20k import Ade20k
 from utils.data.families.camvid import CamVid
 from utils.data.families.cityscapes import Cityscapes
 from utils.data.families.coco_json import CocoJson
@@ -18,7 +20,7 @@ from utils.data.families.kitti_road import KittiRoad
 from utils.data.families.labelme import LabelMe
 from utils.data.families.pascal_seg import PascalSeg
 
-FAMILIES = {cls.name: cls for cls in (CamVid, PascalSeg, Cityscapes, KittiRoad, CocoStuff, Folder,
+FAMILIES = {cls.name: cls for cls in (CamVid, PascalSeg, Cityscapes, KittiRoad, CocoStuff, Ade20k, Folder,
                                       CocoJson, LabelMe, CvatMask)}
 NAMES = tuple(FAMILIES)
 

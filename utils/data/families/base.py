@@ -44,6 +44,14 @@ class EmptySplitError(DatasetError):
     """A split with no examples (or none left after skipping)."""
 
 
+class SplitTooSmallError(DatasetError):
+    """Too few images to hold out --val_fraction of them and still train on the rest."""
+
+
+class MissingLabelsError(DatasetError):
+    """Images without their label file: a wrong folder or suffix, fatal unless --allow_missing_labels."""
+
+
 def canonical_split(split):
     """'train'/'val'/... -> 'training'/'validation'/'test'."""
     try:
@@ -54,10 +62,12 @@ def canonical_split(split):
 
 @dataclasses.dataclass(frozen=True)
 class Example:
-    """One (image, label) pair.  `name` goes into the record as image/filename."""
+    """One (image, label) pair.  `name` goes into the record as image/filename; `category` (KITTI's um / umm /
+    uu) as image/category, so scores can be split by it."""
     name: str
     image_path: str
     label_path: str
+    category: str = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,11 +167,13 @@ def apply_lut(raw, lut, name):
     return mapped.astype(np.uint8)
 
 
-def holdout_split(names, fraction, seed):
+def holdout_split(names, fraction, seed, source="the source folder"):
     """Deterministic (training, validation) split of `names` for sets without a val split.
 
     The names are sorted first, so the split depends only on the set of names,
-    the fraction and the seed - never on directory listing order.
+    the fraction and the seed - never on directory listing order.  A set too
+    small to give both splits an image is refused (SplitTooSmallError names
+    the count) instead of failing later on an empty split.
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError("val_fraction must be in [0, 1), got %r" % fraction)
@@ -170,6 +182,11 @@ def holdout_split(names, fraction, seed):
     count = int(round(len(ordered) * fraction))
     if fraction > 0 and count == 0 and len(ordered) > 1:
         count = 1
+    if fraction > 0 and ordered and not 0 < count < len(ordered):
+        raise SplitTooSmallError("%s: %d image%s, too few for --val_fraction %g: validation would get %d and "
+                                 "training %d, each needs at least 1 (--val_fraction 0 converts training only)"
+                                 % (source, len(ordered), "" if len(ordered) == 1 else "s", fraction, count,
+                                    len(ordered) - count))
     validation = set(ordered[:count])
     return ([n for n in sorted(names) if n not in validation],
             [n for n in sorted(names) if n in validation])
@@ -200,6 +217,8 @@ class DatasetFamily:
     default_pixels = 512
     data_subdir = None  # folder under --datapath holding the records; None -> name
     description = ""
+    variants = {}       # layout name -> how it looks on disk: listed by --help, the one found named in the summary
+    label_mapping = ""  # how the published label values become class indices, said in dataset.json
 
     def __init__(self, datapath="/data", **options):
         self.datapath = datapath
@@ -219,7 +238,16 @@ class DatasetFamily:
         return {"family": self.name, "class_names": list(self.class_names),
                 "palette": [list(map(int, c)) for c in self.palette],
                 "num_classes": self.num_classes, "ignore_label": int(self.ignore_label),
-                "default_pixels": int(self.default_pixels)}
+                "default_pixels": int(self.default_pixels), "label_mapping": self.label_mapping or None}
+
+    @classmethod
+    def layouts_help(cls):
+        """The accepted layouts, one per line, for the family's --help."""
+        if not cls.variants:
+            return None
+        width = max(len(name) for name in cls.variants)
+        return "layouts (found automatically):\n" + "\n".join("  %-*s  %s" % (width, name, text)
+                                                                for name, text in cls.variants.items())
 
     # --- converter interface ---------------------------------------------
     @classmethod
@@ -242,9 +270,17 @@ class DatasetFamily:
         """A source folder option, defaulting to <datapath>/<default_parts...>."""
         return os.path.expanduser(self.option(key, os.path.join(self.datapath, *default_parts)))
 
+    def variant(self):
+        """The name (a key of `variants`) of the layout found on disk; None for families with one layout."""
+        return None
+
     def splits(self):
-        """Split names (from SPLITS) this source provides labelled data for."""
+        """Split names (from SPLITS) this source provides labelled data for: only those present on disk."""
         raise NotImplementedError
+
+    def missing_splits(self):
+        """{split: what was looked for} of the published splits not present, named in the summary."""
+        return {}
 
     def examples(self, split):
         """list[Example] of a split, in a deterministic order."""

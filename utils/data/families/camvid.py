@@ -45,6 +45,10 @@ class CamVid(DatasetFamily):
                 if os.path.isfile(os.path.join(self.root, listing))
                 or os.path.isdir(os.path.join(self.root, images))]
 
+    def missing_splits(self):
+        return {split: "%s or %s/" % (os.path.join(self.root, listing), os.path.join(self.root, images))
+                for split, (images, _, listing) in FOLDERS.items() if split not in self.splits()}
+
     def examples(self, split):
         image_dir, label_dir, listing = FOLDERS[split]
         listing = os.path.join(self.root, listing)

@@ -1,9 +1,15 @@
-"""KITTI road (data_road): road vs. not-road.
+"""KITTI road (data_road): road vs. not-road, scored only where the benchmark scores.
 
-    --kitti_path: data_road/training/image_2/<cat>_<num>.png
+    --kitti_path: data_road/training/image_2/<cat>_<num>.png        cat: um, umm, uu
                   data_road/training/gt_image_2/<cat>_road_<num>.png   (colour ground truth)
 
-Road pixels are magenta (255, 0, 255) -> class 1; everything else -> class 0.
+The devkit (devkit_road/python/helper.py, getGroundTruth) reads the ground
+truth as: valid area = red channel > 0, road = blue channel > 0.  So road
+(magenta 255,0,255) -> class 1, the rest of the valid area (red) -> class 0,
+and the "not evaluated" area (red 0: black) -> the ignore label.  The
+category (um = urban marked, umm = urban multiple marked lanes, uu = urban
+unmarked) is kept per image (record feature image/category) so scores can
+be given per category.  The um_lane_* files (ego lane) are not used.
 KITTI has no labelled val split, so a seeded --val_fraction of the training
 images is held out (same files every run for the same fraction and seed).
 """
@@ -13,13 +19,14 @@ import numpy as np
 from PIL import Image
 
 from utils.data.families.base import (DatasetFamily, Example, LabelValueError, UnreadableFileError,
-                                 holdout_split, list_images)
+                                      holdout_split, list_images)
 
-ROAD_COLOR = (255, 0, 255)
+CATEGORIES = ("um", "umm", "uu")
+IGNORE_LABEL = 255
 
 
-def road_mask(path):
-    """Colour ground truth PNG -> uint8 {0, 1} road map."""
+def road_label(path, ignore_label=IGNORE_LABEL):
+    """Colour ground truth PNG -> uint8 map: 1 road, 0 evaluated not-road, ignore_label not evaluated."""
     try:
         image = Image.open(path)
         image.load()
@@ -28,7 +35,9 @@ def road_mask(path):
     if image.mode not in ("RGB", "RGBA", "P"):
         raise LabelValueError("%s: KITTI road ground truth must be a colour image, got mode %s" % (path, image.mode))
     rgb = np.asarray(image.convert("RGB"))
-    return np.all(rgb == np.array(ROAD_COLOR, np.uint8), axis=-1).astype(np.uint8)
+    label = (rgb[..., 2] > 0).astype(np.uint8)
+    label[rgb[..., 0] == 0] = ignore_label
+    return label
 
 
 class KittiRoad(DatasetFamily):
@@ -36,8 +45,10 @@ class KittiRoad(DatasetFamily):
     description = "KITTI road benchmark (data_road), road vs. background"
     class_names = ("background", "road")
     palette = ((0, 0, 0), (255, 0, 255))
-    ignore_label = 255
+    ignore_label = IGNORE_LABEL
     default_pixels = 768
+    label_mapping = ("gt_image_2 colours as the devkit reads them: blue > 0 -> 1 road, else 0 background; "
+                     "red == 0 (not evaluated) -> 255 ignore; category um/umm/uu per image (image/category)")
 
     @classmethod
     def add_arguments(cls, parser):
@@ -52,24 +63,38 @@ class KittiRoad(DatasetFamily):
         root = self.source_path("kitti_path", "kitti_road")
         return os.path.join(root, "data_road", "training")
 
+    @property
+    def image_dir(self):
+        return os.path.join(self.training_dir, "image_2")
+
     def splits(self):
+        if not list_images(self.image_dir):
+            return []
         return ["training", "validation"] if self.option("val_fraction", 0.1) > 0 else ["training"]
+
+    def missing_splits(self):
+        if list_images(self.image_dir):
+            return {}
+        return {"training": "images in %s/" % self.image_dir}
 
     def _all_examples(self):
         examples = {}
-        for image in list_images(os.path.join(self.training_dir, "image_2")):
+        for image in list_images(self.image_dir):
             name = os.path.basename(image)
             category, _, number = os.path.splitext(name)[0].partition("_")
             label = os.path.join(self.training_dir, "gt_image_2", "%s_road_%s.png" % (category, number))
-            examples[name] = Example(name=name, image_path=image, label_path=label)
+            examples[name] = Example(name=name, image_path=image, label_path=label,
+                                     category=category if category in CATEGORIES else None)
         return examples
 
     def examples(self, split):
         examples = self._all_examples()
+        if not examples:
+            return []
         training, validation = holdout_split(list(examples), self.option("val_fraction", 0.1),
-                                             self.option("split_seed", 0))
+                                             self.option("split_seed", 0), source=self.image_dir)
         chosen = {"training": training, "validation": validation}.get(split, [])
         return [examples[name] for name in chosen]
 
     def read_label(self, example):
-        return road_mask(example.label_path)
+        return road_label(example.label_path, self.ignore_label)
