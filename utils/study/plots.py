@@ -61,7 +61,7 @@ def miou_vs_gmacs_figure(records):
     for decoder in decoders:
         axis.plot([], [], markers[decoder], color="gray", label=decoder)
     axis.set_xlabel("GMACs at %s" % records[0]["gmacs_size"])
-    axis.set_ylabel("val mIoU % (%s)" % bars_label(groups))
+    axis.set_ylabel("val mIoU %% (%s)" % bars_label(groups))
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="best")
     return figure
