@@ -78,8 +78,8 @@ def _stale_verdict(stale, rerun, stream):
               % len(stale), file=stream)
         return 0
     print("error: %d cell(s) of this study were made with other settings than the study's now (above); nothing "
-          "ran.  Give --rerun_stale to retrain them (the old ones are kept in cells/<cell>/stale/), or another "
-          "study name to keep both" % len(stale), file=stream)
+          "ran.  Give --rerun_stale to run them again (retrain, or re-score where only test settings changed; what "
+          "they made is kept in cells/<cell>/stale/), or another study name to keep both" % len(stale), file=stream)
     return 2
 
 
