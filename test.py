@@ -56,7 +56,7 @@ from utils.inference.geometry import check_overlap, parse_scales, parse_tile
 from utils.inference.movie import segment_movie
 from utils.inference.segmenter import Segmenter, describe_tile
 from utils.training import checkpoint_check, runfolder
-from utils.training.config import RunConfig, TrainSettings
+from utils.training.config import RunConfig, TrainSettings, provenance
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -235,7 +235,8 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap, ident
                "tile_overlap": segmenter.tile_overlap if segmenter.tile else None,
                "images_per_second": speed, "segmentation_seconds": scored.seconds,
                "filenames": scored.filenames, "pictures": [os.path.relpath(p, outdir) for p in drawn],
-               "predictions": None if writer is None else writer.record(), "settings": identity}
+               "predictions": None if writer is None else writer.record(), "settings": identity,
+               "provenance": provenance()}  # what scored it: code, libraries, CPU, kernels
     results.update(report)
     if writer is not None:
         writer.save_index()
@@ -458,7 +459,8 @@ def score_checkpoints_command(args, segmenter, settings, steps, outdir, identity
                "per_step": {str(s): {k: r[k] for k in ("mIoU", "mIoU_ci", "fwIoU", "fwIoU_ci", "mean_F1", "mean_F1_ci",
                                                        "ECE", "ECE_ci", "pixel_accuracy", "mean_class_accuracy",
                                                        "per_class_iou", "checkpoint")}
-                            for s, r in per_step.items()}}
+                            for s, r in per_step.items()},
+               "provenance": per_step[steps[-1]]["provenance"]}
     evaluation.write_json(os.path.join(outdir, RESULTS_RECORD), summary)
     print(evaluation.format_spread(spread))
     print("results: %s" % outdir)

@@ -18,6 +18,14 @@ combination of the axes' values; its id names them, e.g.
 `encoder-resnet_v1_18__decoder-FCN__seed-1`.  An axis given as an object of
 named recipes (any axis name) sets each recipe's flags together; its value in
 the cell id and the table is the recipe's name.
+
+A relative `datapath` or `modelspath` is relative to the project folder (where
+`python utils/tfrecordify.py ... --datapath tmp/segdata` run from it writes),
+`~` and `$VARIABLES` are expanded, so a study file names no machine's paths;
+`study.py --set datapath=/data` points one invocation elsewhere
+(utils/study/overrides.py).  Each cell carries what identifies it: the train.py
+settings its command line resolves to and the study's test settings
+(utils/study/identity.py).
 """
 import dataclasses
 import itertools
@@ -25,12 +33,14 @@ import json
 import os
 import re
 
+from utils.study import identity, overrides
+from utils.study.errors import StudyError, did_you_mean
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KEYS = ("name", "base", "axes", "budget", "test", "compare", "classes")
+BUDGET_KEYS = ("max_steps", "minutes")
 CONTROLLED = ("runs_root", "resume", "max_steps", "epochs", "save_every", "verbose", "gpu")
 TEST_DEFAULTS = {"bootstrap": 1000, "bootstrap_by": "auto", "checkpoints": 3, "latency": "360x480", "pixels": None}
-
-
-class StudyError(ValueError):
-    pass
 
 
 @dataclasses.dataclass
@@ -39,6 +49,9 @@ class Cell:
     axes: dict        # axis -> value, in the study's axis order
     settings: dict    # dest -> value: base and axes together, train.py's destinations
     argv: list        # train.py's command line for a new run (without --runs_root)
+    resolved: dict = dataclasses.field(default_factory=dict)  # every train.py setting argv resolves to
+    test: dict = dataclasses.field(default_factory=dict)      # the study's test settings
+    flags: object = dataclasses.field(default=None, repr=False, compare=False)  # identity.TrainFlags
 
     def config_key(self, without=("seed",)):
         """The configuration the cell belongs to: its axes but `without` (the seed), as a readable label."""
@@ -87,8 +100,16 @@ def _safe(value):
     return re.sub(r"[^A-Za-z0-9_.+=-]", "_", str(value))
 
 
-def load(path, parser):
-    """Read and check a study file against train.py's `parser`; StudyError names the key and the valid values."""
+def location(value):
+    """A datapath / modelspath of a study: `~` and `$VARIABLES` expanded, relative to the project folder."""
+    if not isinstance(value, str) or not value:
+        return value
+    value = os.path.expanduser(os.path.expandvars(value))
+    return value if os.path.isabs(value) else os.path.normpath(os.path.join(PROJECT, value))
+
+
+def read(path):
+    """The study file's JSON object (StudyError when it is not one)."""
     try:
         with open(path) as handle:
             data = json.load(handle)
@@ -96,10 +117,29 @@ def load(path, parser):
         raise StudyError("%s: not a readable JSON study file (%s)" % (path, error)) from None
     if not isinstance(data, dict):
         raise StudyError("%s: a study is a JSON object with base, axes, budget (see python study.py --help)" % path)
-    unknown = sorted(set(data) - {"name", "base", "axes", "budget", "test", "compare", "classes"})
+    return data
+
+
+def with_overrides(data, texts, parser):
+    """The study `data` with study.py's `--set KEY=VALUE`s applied, each key checked against what a study has."""
+    flags = [name for name in _flag_table(parser)]
+    axes = data.get("axes") if isinstance(data.get("axes"), dict) else {}
+    return overrides.apply(data, texts, KEYS, {"base": flags, "axes": flags + list(axes), "test": list(TEST_DEFAULTS),
+                                               "budget": list(BUDGET_KEYS)})
+
+
+def load(path, parser, settings=()):
+    """Read and check a study file against train.py's `parser`, with `settings` (--set KEY=VALUE) applied;
+    StudyError names the key and the valid values."""
+    return build(with_overrides(read(path), settings, parser), path, parser)
+
+
+def build(data, path, parser):
+    """The study of the JSON object `data` (read from `path`)."""
+    unknown = sorted(set(data) - set(KEYS))
     if unknown:
-        raise StudyError("%s: unknown keys %s; a study has name, base, axes, budget, test, compare, classes"
-                         % (path, unknown))
+        raise StudyError("%s: unknown keys %s; a study has %s%s"
+                         % (path, unknown, ", ".join(KEYS), did_you_mean(unknown[0], KEYS)))
     classes = data.get("classes") or []
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise StudyError("%s: classes is a list of class names (the per-class IoU columns of the table)" % path)
@@ -108,8 +148,9 @@ def load(path, parser):
     def dest_of(key, where):
         name = str(key).lstrip("-")
         if name not in table:
-            raise StudyError("%s: %s key %r is not a train.py flag; valid keys: %s"
-                             % (path, where, key, ", ".join(sorted(n for n in table if n not in CONTROLLED))))
+            raise StudyError("%s: %s key %r is not a train.py flag%s; valid keys: %s"
+                             % (path, where, key, did_you_mean(name, [n for n in table if n not in CONTROLLED]),
+                                ", ".join(sorted(n for n in table if n not in CONTROLLED))))
         dest = table[name][0]
         if dest in CONTROLLED:
             raise StudyError("%s: %s key %r is set by the study itself (budget / cells); remove it" % (path, where, key))
@@ -129,20 +170,32 @@ def load(path, parser):
             raise StudyError("%s: axis %r needs a non-empty list of values or an object of named recipes "
                              "({name: {flag: value}})" % (path, key))
     budget = dict(data.get("budget") or {})
-    if set(budget) - {"max_steps", "minutes"} or len(budget) != 1:
-        raise StudyError("%s: budget is {\"max_steps\": N} or {\"minutes\": M}, got %r" % (path, budget))
+    if set(budget) - set(BUDGET_KEYS) or len(budget) != 1:
+        odd = sorted(set(budget) - set(BUDGET_KEYS))
+        raise StudyError("%s: budget is {\"max_steps\": N} or {\"minutes\": M}, got %r%s"
+                         % (path, budget, did_you_mean(odd[0], BUDGET_KEYS) if odd else ""))
     test = dict(TEST_DEFAULTS, **(data.get("test") or {}))
     if set(test) - set(TEST_DEFAULTS):
-        raise StudyError("%s: unknown test keys %s; valid: %s" % (path, sorted(set(test) - set(TEST_DEFAULTS)),
-                                                                 ", ".join(TEST_DEFAULTS)))
+        odd = sorted(set(test) - set(TEST_DEFAULTS))
+        raise StudyError("%s: unknown test keys %s; valid: %s%s" % (path, odd, ", ".join(TEST_DEFAULTS),
+                                                                   did_you_mean(odd[0], TEST_DEFAULTS)))
+    flags = identity.TrainFlags(parser)
     cells = []
     for combination in itertools.product(*[list(values) for _, values in axes.values()]):
         chosen = dict(zip(axes, combination))
         settings = dict(base)
         for key, value in chosen.items():
             settings.update(axes[key][0](value))
+        for dest in identity.LOCATIONS:
+            if dest in settings:
+                settings[dest] = location(settings[dest])
         cell_id = "__".join("%s-%s" % (_safe(k.lstrip("-")), _safe(v)) for k, v in chosen.items()) or "single"
-        cells.append(Cell(cell_id, chosen, settings, _argv(settings, table)))
+        argv = _argv(settings, table)
+        try:
+            resolved = flags.resolve(argv)
+        except StudyError as error:
+            raise StudyError("%s: cell %s: %s" % (path, cell_id, error)) from None
+        cells.append(Cell(cell_id, chosen, settings, argv, resolved, dict(test), flags))
     name = data.get("name") or os.path.splitext(os.path.basename(path))[0]
     compare = list(data.get("compare") or [])
     for entry in compare:
@@ -151,8 +204,8 @@ def load(path, parser):
         for side in entry.values():
             for key in side:
                 if key not in axes:
-                    raise StudyError("%s: compare uses %r, which is not an axis (axes: %s)"
-                                     % (path, key, ", ".join(axes)))
+                    raise StudyError("%s: compare uses %r, which is not an axis (axes: %s)%s"
+                                     % (path, key, ", ".join(axes), did_you_mean(key, axes)))
     return Study(_safe(name), path, base, {k: list(v) for k, (_, v) in axes.items()}, budget, test, compare, cells,
                  list(classes))
 

@@ -18,9 +18,24 @@ def _save(figure, path):
     return path
 
 
+def bars_label(groups):
+    """What the error bars of `groups` ({configuration: [records]}) are: the seed min-max where a configuration
+    has several seeds, the bootstrap CI of its one cell where it has one."""
+    sizes = {len(members) > 1 for members in groups.values()}
+    if sizes == {True}:
+        return "mean over seeds; bars: seed min-max"
+    if sizes == {False}:
+        return "one seed; bars: bootstrap 95 % CI"
+    return "mean over seeds; bars: seed min-max, bootstrap 95 % CI where one seed"
+
+
 def miou_vs_gmacs(records, path):
+    return _save(miou_vs_gmacs_figure(records), path)
+
+
+def miou_vs_gmacs_figure(records):
     """One point per configuration: mean mIoU over its seeds, error bar = min-max over seeds (or the cell's
-    bootstrap CI with one seed); colour = encoder, marker = decoder."""
+    bootstrap CI with one seed, the axis label says which); colour = encoder, marker = decoder."""
     encoders = sorted({r["encoder"] for r in records})
     decoders = sorted({r["decoder"] for r in records})
     colours = {e: "C%d" % i for i, e in enumerate(encoders)}
@@ -46,10 +61,10 @@ def miou_vs_gmacs(records, path):
     for decoder in decoders:
         axis.plot([], [], markers[decoder], color="gray", label=decoder)
     axis.set_xlabel("GMACs at %s" % records[0]["gmacs_size"])
-    axis.set_ylabel("val mIoU % (mean over seeds; bars: seed min-max)")
+    axis.set_ylabel("val mIoU %% (%s)" % bars_label(groups))
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="best")
-    return _save(figure, path)
+    return figure
 
 
 def per_class_heatmap(records, path):
@@ -76,18 +91,28 @@ def per_class_heatmap(records, path):
 
 
 def curves(records, path):
-    """Quarter-validation mIoU of every cell along training."""
+    return _save(curves_figure(records), path)
+
+
+def curves_figure(records):
+    """Quarter-validation mIoU of every cell along training; a curve of one point (one validation in the run)
+    is drawn as a marker, which a line alone would not show."""
     figure = Figure(figsize=(7, 4.5))
     axis = figure.add_subplot(1, 1, 1)
     for index, r in enumerate(records):
         if r["curve"]:
             steps, values = zip(*r["curve"])
-            axis.plot(steps, np.array(values) * 100, label=r["id"], color="C%d" % (index % 10), linewidth=1)
+            axis.plot(steps, np.array(values) * 100, label=r["id"], color="C%d" % (index % 10), linewidth=1,
+                      marker="o" if len(steps) == 1 else "None", markersize=5)
+    if not any(r["curve"] for r in records):
+        axis.text(0.5, 0.5, "no quarter-validation in these runs (train.py --val_every)", ha="center",
+                  va="center", transform=axis.transAxes)
     axis.set_xlabel("step")
     axis.set_ylabel("quarter-val mIoU %")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=6, loc="lower right")
-    return _save(figure, path)
+    if any(r["curve"] for r in records):
+        axis.legend(fontsize=6, loc="lower right")
+    return figure
 
 
 def draw_all(records, folder):

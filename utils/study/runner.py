@@ -1,17 +1,26 @@
 """Running a study's cells: each an ordinary train.py run folder scored by test.py, resumable at any point.
 
 The study folder (`<studies_root>/<name>/`):
-    study.json            the study file as run (with the budget in steps)
-    cells/<cell id>/      the cell's --runs_root: holds exactly one run folder, and test/ (test.py's output)
-    latency/<config>.json bench.py's inference latency of each configuration (seeds share it)
+    study.json            the study file as run (with the --set overrides and the budget in steps)
+    cells/<cell id>/      the cell's --runs_root: holds exactly one run folder, test/ (test.py's output) and
+                          cell.json, the settings it was trained and scored with (utils/study/identity.py)
+    cells/<cell id>/stale/<when>/  what --rerun_stale set aside: the stale run folder or scores
+    latency/<config>__<hash>.json  bench.py's inference latency of a model at a size (seeds share it)
     results/              table.md, table.csv, cells.json, the pictures (utils/study/table.py, plots.py)
-A cell is done when its run reached the budget and test/results.json exists;
-a cell cut mid-training continues with `train.py --resume`; finished cells are
-skipped, so a second invocation of the same study only does what is missing.
+A cell is done when its run reached the budget, test/results.json exists and
+cell.json's settings are the ones the study would run now; a cell cut
+mid-training continues with `train.py --resume`; finished cells are skipped, so
+a second invocation of the same study only does what is missing.  A cell whose
+recorded settings differ is stale: "stale" (train settings: retrain) or
+"rescore" (test settings only: score again); nothing runs until study.py is
+told what to do with them (--rerun_stale).
 """
+import datetime
+import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +30,7 @@ import arch
 from utils.data.dataset_info import load_dataset_info
 from utils.data.spec import DataSpec
 from utils.flags import settings_from_args
+from utils.study import identity
 from utils.study.grid import StudyError, check_classes
 from utils.training import runfolder
 from utils.training.config import TrainSettings
@@ -93,14 +103,89 @@ def trained_steps(run):
         return 0
 
 
+def recorded_train_settings(root, cell):
+    """What the cell's run was trained with: cell.json's record, or for a run made before cells recorded it,
+    the train.py command lines in its runargs (the last resume's budget and milestones win)."""
+    recorded = identity.read(cell_folder(root, cell)).get("train")
+    if recorded is not None:
+        return recorded
+    made = runfolder.read_runargs(run_folder(root, cell)).get("provenance") or {}
+    try:
+        settings = cell.flags.resolve(made.get("argv", [])[1:])
+        resumed = made.get("resumed_with", {}).get("argv", [])[1:]
+        if resumed:
+            given = cell.flags.parse(resumed)
+            settings.update({key: getattr(given, key) for key in ("max_steps", "save_every")
+                             if "--" + key in resumed})
+    except StudyError:
+        return {}
+    return settings
+
+
+def train_changes(root, cell, steps):
+    """[(key, recorded, now)] of the train settings that differ between the cell's run and the study."""
+    return identity.changes(recorded_train_settings(root, cell), identity.train_settings(cell, steps),
+                            cell.flags.defaults if cell.flags else {})
+
+
+def test_changes(root, cell):
+    """[(key, recorded, now)] of the test settings that differ between the cell's scores and the study."""
+    recorded = identity.read(cell_folder(root, cell)).get("test")
+    if recorded is None:
+        return [("test settings", identity.NOT_RECORDED, "the study's")]
+    return identity.changes(recorded, identity.test_settings(cell))
+
+
 def status(root, cell, steps):
-    """'done', 'scoring' (trained, not scored), 'cut' (a run folder short of the budget) or 'new'."""
+    """'new', 'cut' (a run folder short of the budget), 'scoring' (trained, not scored), 'done', or, when the
+    recorded settings differ from the study's, 'stale' (train settings) or 'rescore' (test settings only)."""
     run = run_folder(root, cell)
     if run is None:
         return "new"
+    if train_changes(root, cell, steps):
+        return "stale"
     if trained_steps(run) < steps:
         return "cut"
-    return "done" if os.path.isfile(results_path(root, cell)) else "scoring"
+    if not os.path.isfile(results_path(root, cell)):
+        return "scoring"
+    return "rescore" if test_changes(root, cell) else "done"
+
+
+def stale_cells(study, root, steps):
+    """[(cell, status, [(key, recorded, now)])] of the stale cells, in study order."""
+    found = []
+    for cell in study.cells:
+        state = status(root, cell, steps)
+        if state == "stale":
+            found.append((cell, state, train_changes(root, cell, steps)))
+        elif state == "rescore":
+            found.append((cell, state, test_changes(root, cell)))
+    return found
+
+
+def stale_lines(stale):
+    """One line per stale cell: what will happen to it and the keys that changed (old -> new)."""
+    return ["cell %s: %s: %s" % (cell.id, "stale, retrain" if state == "stale" else "test settings changed, re-score",
+                                 identity.describe(found)) for cell, state, found in stale]
+
+
+def set_aside_stale(study, root, steps, log=print):
+    """Move what a stale cell made into cells/<id>/stale/<when>/ (its run folder and scores when its train
+    settings changed, its scores when only the test settings did), so the study runs it again."""
+    stale = stale_cells(study, root, steps)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    for cell, state, found in stale:
+        folder = cell_folder(root, cell)
+        aside = os.path.join(folder, "stale", stamp)
+        os.makedirs(aside)
+        names = ["test"] + (["cell.json", "train.log", "test.log", os.path.basename(run_folder(root, cell))]
+                            if state == "stale" else ["test.log"])
+        for name in names:
+            if os.path.exists(os.path.join(folder, name)):
+                shutil.move(os.path.join(folder, name), os.path.join(aside, name))
+        log("cell %s: %s (%s); the old one is in %s" % (cell.id, "retraining" if state == "stale" else "re-scoring",
+                                                         identity.describe(found), aside))
+    return stale
 
 
 def budget_steps(study, probe=None):
@@ -147,7 +232,7 @@ def model_argv(cell):
 def train_command(root, cell, steps, checkpoints, threads):
     """train.py's command for the cell: a new run, or --resume of its cut run."""
     run = run_folder(root, cell)
-    save_every = max(1, steps // max(1, checkpoints))
+    save_every = identity.save_every(steps, checkpoints)
     extra = ["--threads", str(threads)] if threads else []
     if run is not None:  # the run's settings are in its runargs; the command line adds where and how
         log_every = cell.settings.get("log_every")
@@ -169,18 +254,26 @@ def test_command(root, cell, test):
     return command
 
 
-def latency_path(root, cell):
-    return os.path.join(root, "latency", re.sub(r"[^A-Za-z0-9_.=-]", "_", cell.config_key()) + ".json")
+def latency_path(root, cell, size):
+    """The latency file of the cell's model at `size`: a configuration's seeds share it, another model or
+    size gets its own."""
+    measured = hashlib.sha256(json.dumps([model_argv(cell), str(size)]).encode()).hexdigest()[:8]
+    name = "%s__%s.json" % (re.sub(r"[^A-Za-z0-9_.=-]", "_", cell.config_key()), measured)
+    return os.path.join(root, "latency", name)
 
 
 def latency_command(root, cell, size):
     return [PYTHON, script("bench/bench.py")] + model_argv(cell) + ["--infer_size", str(size), "--no_train",
                                                                     "--runs", "10", "--warmup", "2",
-                                                                    "--json", latency_path(root, cell)]
+                                                                    "--json", latency_path(root, cell, size)]
 
 
 def run_cells(study, root, steps, parallel=1, threads=0, log=print):
-    """Train, score and time every cell not done yet; `parallel` cells at once.  Returns {cell id: problem}."""
+    """Train, score and time every cell not done yet; `parallel` cells at once.  Returns {cell id: problem}.
+    Stale cells are refused (StudyError): set_aside_stale first, when the user asked to run them again."""
+    stale = stale_cells(study, root, steps)
+    if stale:
+        raise StudyError("%d stale cell(s), nothing run:\n%s" % (len(stale), "\n".join(stale_lines(stale))))
     todo = [cell for cell in study.cells if status(root, cell, steps) != "done"]
     for cell in study.cells:
         if cell not in todo:
@@ -207,7 +300,7 @@ def run_cells(study, root, steps, parallel=1, threads=0, log=print):
         raise
     for cell in study.cells:
         size = study.test.get("latency")
-        if size and cell.id not in failures and not os.path.isfile(latency_path(root, cell)):
+        if size and cell.id not in failures and not os.path.isfile(latency_path(root, cell, size)):
             os.makedirs(os.path.join(root, "latency"), exist_ok=True)
             log("latency of %s at %s" % (cell.config_key(), size))
             subprocess.run(latency_command(root, cell, size), cwd=HERE, capture_output=True, text=True)
@@ -233,10 +326,14 @@ class _CellJob:
 
     def _next(self):
         state = status(self.root, self.cell, self.steps)
+        folder = cell_folder(self.root, self.cell)
         if state in ("new", "cut"):
+            if state == "new" or not identity.read(folder).get("train"):
+                identity.write(folder, self.cell.id, "train", identity.train_settings(self.cell, self.steps))
             self._start("train", train_command(self.root, self.cell, self.steps, self.study.test["checkpoints"],
                                                self.threads))
         elif state == "scoring":
+            identity.write(folder, self.cell.id, "test", identity.test_settings(self.cell))
             self._start("test", test_command(self.root, self.cell, self.study.test))
         else:
             self.stage = "done"

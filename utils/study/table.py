@@ -17,8 +17,9 @@ import re
 import numpy as np
 
 import arch
+from utils import software
 from utils.inference import clusters as clustering
-from utils.study import runner
+from utils.study import identity, runner
 from utils.study.grid import check_classes
 from utils.training.config import RunConfig
 
@@ -64,8 +65,8 @@ def cell_record(study, root, cell):
     height, width = (int(v) for v in str(size).lower().split("x"))
     counts = arch.summarize(config.model, height, width)
     latency = None
-    if os.path.isfile(runner.latency_path(root, cell)):
-        lines = [json.loads(line) for line in open(runner.latency_path(root, cell)) if line.strip()]
+    if os.path.isfile(runner.latency_path(root, cell, size)):
+        lines = [json.loads(line) for line in open(runner.latency_path(root, cell, size)) if line.strip()]
         latency = lines[-1].get("infer_ms_median") if lines else None
     spread = summary.get("checkpoint_spread")
     runlog = os.path.join(run, "runlog")
@@ -77,7 +78,9 @@ def cell_record(study, root, cell):
             "filenames": final["filenames"], "family": config.data.dataset_family,
             "params_m": counts["params"] / 1e6, "gmacs": counts["gmacs"], "gmacs_size": size,
             "latency_ms": latency, "train_minutes": training_minutes(runlog),
-            "curve": quarter_val_curve(runlog), "encoder": config.model.encoder, "decoder": config.model.decoder}
+            "curve": quarter_val_curve(runlog), "encoder": config.model.encoder, "decoder": config.model.decoder,
+            "settings_hash": identity.read(runner.cell_folder(root, cell)).get("hash"),
+            "precision": config.train.precision, "provenance": config.provenance}
 
 
 def configurations(records):
@@ -91,7 +94,7 @@ def configurations(records):
 def seed_statistics(records):
     values = np.asarray([r["mIoU"] for r in records], np.float64)
     return {"cells": len(values), "mean": float(values.mean()),
-            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "std": float(values.std(ddof=1)) if len(values) > 1 else None,  # one cell has no spread
             "min": float(values.min()), "max": float(values.max()),
             "mean_ci_width": float(np.mean([r["mIoU_ci"][1] - r["mIoU_ci"][0] for r in records if r["mIoU_ci"]]
                                            or [float("nan")]))}
@@ -161,8 +164,41 @@ def _percent(value):
     return "-" if value is None else "%.1f" % (100.0 * value)
 
 
+def _spread(value):
+    """A spread over seeds: n/a for a configuration of one cell (there is nothing to spread)."""
+    return "n/a" if value is None else _percent(value)
+
+
 def _ci(ci):
     return "-" if not ci else "%.1f-%.1f" % (100.0 * ci[0], 100.0 * ci[1])
+
+
+def made_with(record):
+    """What made a cell's run, as the provenance table's columns (runargs' provenance; "-" where an older run
+    did not record it)."""
+    made = record.get("provenance") or {}
+    versions, cpu, onednn = made.get("versions") or {}, made.get("cpu") or {}, (made.get("backend") or {})
+    return {"code": software.describe(made.get("code")) if "code" in made else "-",
+            "Python": versions.get("python") or "-", "TensorFlow": versions.get("tensorflow") or "-",
+            "tf-slim": versions.get("tf_slim") or "-", "numpy": versions.get("numpy") or "-",
+            "CPU": cpu.get("model") or "-", "CPU flags": " ".join(cpu.get("flags") or []) or "-",
+            "oneDNN": "-" if "onednn" not in onednn else ("on" if onednn["onednn"] else "off"),
+            "precision": record.get("precision") or "-"}
+
+
+def provenance_lines(records):
+    """The provenance table: one row per distinct combination of code, libraries, CPU, kernels and precision."""
+    rows = {}
+    for r in records:
+        rows.setdefault(tuple(made_with(r).items()), []).append(r["id"])
+    if not rows:
+        return []
+    columns = [name for name, _ in next(iter(rows))]
+    lines = ["", "What made the cells (runargs' provenance):", "",
+             "| cells | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for row, ids in rows.items():
+        lines.append("| %s | %s |" % (", ".join(ids), " | ".join(value for _, value in row)))
+    return lines
 
 
 def _class_columns(study, records):
@@ -196,9 +232,10 @@ def markdown(study, records, groups, compared, missing=()):
               "| configuration | cells | mean mIoU % | std | min-max | mean width of the bootstrap CI |",
               "|---|---:|---:|---:|---:|---:|"]
     for config, stats in groups.items():
-        lines.append("| %s | %d | %s | %s | %s-%s | %s |" % (
-            config, stats["cells"], _percent(stats["mean"]), _percent(stats["std"]), _percent(stats["min"]),
-            _percent(stats["max"]), _percent(stats["mean_ci_width"])))
+        lines.append("| %s | %d | %s | %s | %s | %s |" % (
+            config, stats["cells"], _percent(stats["mean"]), _spread(stats["std"]),
+            "n/a" if stats["cells"] == 1 else "%s-%s" % (_percent(stats["min"]), _percent(stats["max"])),
+            _percent(stats["mean_ci_width"])))
     if compared:
         lines += ["", "Paired comparisons (per-image mIoU, B - A, same seeds and images):", "",
                   "| A | B | pairs | images | mean B - A (points) | 95 % CI | share of bootstrap replicates with B > A |",
@@ -210,6 +247,7 @@ def markdown(study, records, groups, compared, missing=()):
             lines.append("| %s | %s | %d | %d | %+.1f | %s | %.2f |" % (
                 c["a"], c["b"], c["pairs"], c["images"], 100.0 * c["mean"],
                 "%+.1f to %+.1f" % (100.0 * c["ci"][0], 100.0 * c["ci"][1]), c["p_b_better"]))
+    lines += provenance_lines(records)
     return "\n".join(lines) + "\n"
 
 
@@ -231,13 +269,15 @@ def write(study, root, log=print):
         writer = csv.writer(handle)
         writer.writerow(["cell"] + list(study.axes) + ["mIoU", "ci_low", "ci_high", "spread_min", "spread_max",
                                                        "params_m", "gmacs", "latency_ms", "train_minutes",
-                                                       "mean_class_accuracy", "pixel_accuracy"] + classes)
+                                                       "mean_class_accuracy", "pixel_accuracy"] + classes
+                        + ["settings_hash", "code", "tensorflow", "precision", "onednn"])
         for r in records:
             spread = r["spread"] or {}
             writer.writerow([r["id"]] + [r["axes"][k] for k in study.axes] + [
                 r["mIoU"], *(r["mIoU_ci"] or [None, None]), spread.get("min"), spread.get("max"), r["params_m"],
                 r["gmacs"], r["latency_ms"], r["train_minutes"], r.get("mean_class_accuracy"),
-                r.get("pixel_accuracy")] + [r["per_class_iou"][c] for c in classes])
+                r.get("pixel_accuracy")] + [r["per_class_iou"][c] for c in classes]
+                + [r["settings_hash"]] + [made_with(r)[k] for k in ("code", "TensorFlow", "precision", "oneDNN")])
     slim = [{k: v for k, v in r.items() if k not in ("per_image_mIoU", "filenames")} for r in records]
     with open(os.path.join(out, "cells.json"), "w") as handle:
         json.dump({"cells": slim, "configurations": groups, "comparisons": compared, "missing": missing},

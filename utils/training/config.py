@@ -22,7 +22,7 @@ import arch
 import nets
 from nets.checkpoints import DEFAULT_MODELSPATH
 from nets.torch_weights import TORCH_MODELS
-from utils import machine, precision
+from utils import machine, precision, software
 from utils.compat import backend, native_atrous, tf
 from utils.data.spec import DataSpec
 from utils.flags import setting
@@ -225,7 +225,9 @@ def scratch_reason(encoder):
 
 
 def provenance(argv=None):
-    """What made the run: the command line, when, on which CPU and with which kernels (runargs' "provenance")."""
+    """What made the run: the command line, when, which code and libraries, on which CPU and with which kernels
+    (runargs' "provenance"; the precision it resolved to is train.precision)."""
     return {"argv": list(sys.argv if argv is None else argv),
             "created": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": machine.cpu_info(),
+            "code": software.code_version(), "versions": software.versions(),
             "backend": dict(backend.record(), dilated_convs=native_atrous.route().name)}
