@@ -53,13 +53,15 @@ import threading
 import types
 import warnings
 
-VERBOSE = os.environ.get("SEGMENTOR_VERBOSE", "") not in ("", "0") or "--verbose" in sys.argv
+from utils.compat import quiet
+from utils.compat.quiet import VERBOSE
 
 if not VERBOSE:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"tensorflow\..*|tf_keras\..*|tf_slim\..*|keras\..*")
+    warnings.filterwarnings("ignore", category=UserWarning,
+                            module=r"tensorflow\..*|tf_keras\..*|tf_slim\..*|keras\..*")
     warnings.filterwarnings("ignore", message=r".*layer\.apply.*is deprecated.*")
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.keras = the Keras 2 that tf-slim uses (Keras 3 has no graph mode)
@@ -203,20 +205,10 @@ def _import_tensorflow_quietly():
 
     TensorFlow's C++ runtime logs through absl before absl is initialised, so
     TF_CPP_MIN_LOG_LEVEL cannot silence it; muting fd 2 for the import can.
-    A failing import still raises normally once stderr is back.
+    A failing import still raises normally, after what it logged.
     """
-    if VERBOSE:
+    with quiet.stderr_hidden():
         return importlib.import_module("tensorflow.compat.v1")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        return importlib.import_module("tensorflow.compat.v1")
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 # (module tf-slim imports, name it uses) -> (module that has it now, name there)

@@ -30,7 +30,7 @@ import numpy as np
 
 import nets
 from nets import preprocessing
-from utils.compat import lazy_import, tf
+from utils.compat import lazy_import, quiet, tf
 from utils.data import records
 from utils.data.dataset_info import dataset_files
 from utils.data.pipeline import scaled_size
@@ -186,7 +186,8 @@ def convert_tflite(graph_def, precision, output, calibration=None, int8_io=False
                     converter.inference_input_type = tf.int8
                     if output == "logits":
                         converter.inference_output_type = tf.int8
-            return converter.convert()
+            with quiet.stderr_hidden():  # the converter's C++ prints its settings ("fully_quantize: 0, ...")
+                return converter.convert()
 
 
 def convert_onnx(graph_def, output):
