@@ -8,13 +8,14 @@ as they exit, whether TensorFlow was imported.
 import json
 import os
 import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
 from tests.conftest import PYTHON, ROOT
-from utils.compat import quiet, tf
+from utils.compat import quiet, tf, tf1
 from utils.data import pipeline
 
 # Runs SCRIPT ARGS... as its own __main__ and, at exit, tells whether TensorFlow was imported.
@@ -114,27 +115,39 @@ def test_help_and_usage_errors_answer_before_tensorflow_is_imported(argv, says, 
 
 
 def test_every_project_module_imports_without_tensorflow_and_arg_scopes_wait_for_it():
-    """Importing is free: TensorFlow loads at the first use of tf / slim, and a function decorated with
-    add_arg_scope before that works in slim.arg_scope afterwards."""
-    code = ("import os, sys\n"
+    """Importing is free: TensorFlow loads at the first use, through tf1's load() also when that use is a
+    backend query, quietly; a function decorated with add_arg_scope before then works in slim.arg_scope."""
+    code = ("import importlib, sys\n"
             "from tests.test_architecture import project_modules\n"
             "sys.path.insert(0, 'bench')\n"
-            "import importlib\n"
             "for name in sorted(project_modules()):\n"
-            "    if name.startswith('media') or name == 'bench.peer_bf16':\n"  # media: a tool; peer_bf16: the peer's
+            "    if name.startswith('media') or name == 'bench.peer_bf16':\n"  # media: tools; peer_bf16: the peer's
             "        continue\n"
             "    importlib.import_module(name[len('bench.'):] if name.startswith('bench.') else name)\n"
             "    assert 'tensorflow' not in sys.modules, name\n"
-            "from utils.compat import add_arg_scope, slim\n"
+            "from utils.compat import add_arg_scope, backend, slim, tf1\n"
             "@add_arg_scope\n"
             "def scaled(x, factor=1):\n"
             "    return x * factor\n"
-            "assert 'tensorflow' not in sys.modules\n"
+            "assert 'tensorflow' not in sys.modules and not tf1.loaded()\n"
+            "backend.onednn_enabled()\n"
+            "assert tf1.loaded()\n"
             "with slim.arg_scope([scaled], factor=3):\n"
-            "    print(scaled(2), 'tensorflow' in sys.modules)\n")
+            "    print(scaled(2))\n")
     proc = subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ["6", "True"]
+    assert proc.stdout.split() == ["6"] and proc.stderr == ""
+
+
+def test_a_lazy_module_imports_at_first_use_and_forwards_writes(monkeypatch):
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    proxy = tf1.LazyModule("colorsys")
+    assert not hasattr(proxy, "__wrapped__") and "colorsys" not in sys.modules  # introspection imports nothing
+    assert proxy.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0) and "colorsys" in sys.modules
+    proxy.patched = "by a test"  # a patch reaches the module itself (utils/compat/replicas.py's arg scopes)
+    assert sys.modules["colorsys"].patched == "by a test" and proxy.__file__ == sys.modules["colorsys"].__file__
+    del proxy.patched
+    assert not hasattr(sys.modules["colorsys"], "patched")
 
 
 def test_autotune_literal_is_tensorflows():

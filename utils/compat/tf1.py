@@ -94,9 +94,12 @@ class LazyModule(types.ModuleType):
         return module
 
     def __getattr__(self, name):
-        if name.startswith("__") and name.endswith("__") and name != "__version__":
-            raise AttributeError(name)
-        return getattr(self._real(), name)
+        module = self.__dict__["_lazy_module"]
+        if module is None:
+            if name.startswith("__") and name.endswith("__") and name != "__version__":
+                raise AttributeError(name)
+            module = self._real()
+        return getattr(module, name)
 
     def __setattr__(self, name, value):
         setattr(self._real(), name, value)
@@ -185,6 +188,9 @@ def _load():
     from utils.compat import native_atrous  # deferred: it patches TensorFlow, which is imported only now
     native_atrous.install()  # dilated convs as one native Conv2D: a fast path, see there
     _decorate_pending(importlib.import_module("tf_slim").add_arg_scope)
+
+
+backend.import_tensorflow_with(load)  # backend's queries (oneDNN on? GPUs?) import TensorFlow through load()
 
 
 def loaded():
