@@ -53,7 +53,7 @@ from utils.data.families import canonical_split
 from utils.flags import add_bool_flag, add_gpu_flag, add_setting_flags, apply_gpu_flag_early, settings_from_args
 from utils.inference import clusters, deploy, evaluation, export, pictures, predictions, result_folders, runtimes
 from utils.inference.geometry import check_overlap, parse_scales, parse_tile
-from utils.inference.movie import segment_movie
+from utils.inference.movie import check_movie, segment_movie
 from utils.inference.segmenter import Segmenter, describe_tile
 from utils.training import checkpoint_check, runfolder
 from utils.training.config import RunConfig, TrainSettings, provenance
@@ -490,12 +490,16 @@ def run(args):
         find_images(args.imagepath)  # nothing to segment: say so before loading the net
     if args.moviepath and not os.path.isfile(args.moviepath):
         raise UsageError("--moviepath %s: no such file" % args.moviepath)
+    if args.moviepath:
+        try:
+            check_movie(args.moviepath)  # not a movie, or not one that can be segmented: say so before the net loads
+        except (IOError, ValueError) as error:
+            raise UsageError("--moviepath %s: %s" % (args.moviepath, error)) from None
     fancy = args.imagepath or args.moviepath
     try:
         split = canonical_split(args.split)
         scales = parse_scales(args.scales)
         clusters.parse_mode(args.bootstrap_by)
-        arithmetic = precision.resolve(args.mixed_precision)
         save_masks = predictions.parse_formats(args.save_masks)
         predictions.check_classes(save_masks, config.model.num_classes)
     except ValueError as error:
@@ -512,6 +516,10 @@ def run(args):
             dataset_files(settings["datapath"], settings["dataset_family"], split)
         except FileNotFoundError as error:
             raise UsageError(str(error)) from None
+    try:
+        arithmetic = precision.resolve(args.mixed_precision)  # asks TensorFlow about the machine: the last check
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     model = quantized_model(args, steps[0], newest) if args.quantized else args.model
     try:
         if model:

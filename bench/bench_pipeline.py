@@ -97,7 +97,11 @@ def main(argv=None):
 
     scratch = tempfile.mkdtemp(prefix="bench_pipeline_")
     try:
-        files = records_to_bench(args, scratch)
+        try:
+            files = records_to_bench(args, scratch)
+        except (FileNotFoundError, ValueError) as error:  # no records, no raw data: one line, exit 2
+            print("error: %s" % error, file=sys.stderr)
+            return 2
         result = bench(files, args.pixels, args.batch_size, args.threads or None, args.seconds, args.batches,
                        args.warmup, args.preprocessing, not args.no_augment, args.seed, args.cache,
                        DataSpec(**settings_from_args(args, DataSpec, only=("scale_range", "flip", "color_jitter"))))

@@ -151,7 +151,11 @@ def main(argv=None):
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--json", default=None, metavar="FILE", help="append one JSON line per size here")
     args = parser.parse_args(argv)
-    config = RunConfig.load(args.traindir)
+    try:
+        config = RunConfig.load(args.traindir)
+    except (FileNotFoundError, ValueError) as error:  # not a run folder: one line, exit 2
+        print("error: %s" % error, file=sys.stderr)
+        return 2
     print(machine.describe())
     print("backend: %s" % backend.describe())
     print("load average at start: %s" % ", ".join("%.2f" % v for v in os.getloadavg()))

@@ -20,7 +20,7 @@ record their argmax (`pool_indices`), which ENet's decoder unpools with
 (decoders/enet.py).  The encoder alone with `num_classes` (not base_only) ends
 in a 1x1 `logits` conv at stride 8, the paper's encoder-only training stage.
 """
-from utils.compat import slim, tf
+from utils.compat import add_arg_scope, slim, tf
 from nets import resnet_utils
 from nets.dropout import dropout
 from nets.pooling import max_pool_2x2
@@ -33,7 +33,7 @@ INITIAL_CONV_DEPTH = 13
 def enet_arg_scope(weight_decay=2e-4, batch_norm_decay=0.9, batch_norm_epsilon=1e-3):
     """Convs without activation (PReLU is applied by hand) and batch norm; Torch's BN momentum and epsilon."""
     batch_norm_params = {"decay": batch_norm_decay, "epsilon": batch_norm_epsilon, "scale": True, "fused": True,
-                         "updates_collections": resnet_utils.BATCH_NORM_UPDATES}
+                         "updates_collections": resnet_utils.batch_norm_updates()}
     with slim.arg_scope([slim.conv2d, slim.conv2d_transpose],
                         weights_regularizer=slim.l2_regularizer(weight_decay),
                         weights_initializer=slim.variance_scaling_initializer(),
@@ -54,7 +54,7 @@ def spatial_dropout(net, drop_rate, is_training, scope="spatial_dropout"):
     return dropout(net, 1.0 - drop_rate, is_training, whole_channels=True, scope=scope)
 
 
-@slim.add_arg_scope
+@add_arg_scope
 def initial_block(inputs, pool_indices, outputs_collections=None, scope="initial"):
     with tf.variable_scope(scope) as sc:
         conv = slim.conv2d(inputs, INITIAL_CONV_DEPTH, 3, stride=2, normalizer_fn=None, biases_initializer=None,
@@ -64,7 +64,7 @@ def initial_block(inputs, pool_indices, outputs_collections=None, scope="initial
         return slim.utils.collect_named_outputs(outputs_collections, sc.name, net)
 
 
-@slim.add_arg_scope
+@add_arg_scope
 def bottleneck(net, depth, is_training, drop_rate, kind="regular", size=1, downsample=False, pool_indices=None,
                stride=None, outputs_collections=None, scope=None):
     """One ENet bottleneck; `size` is the dilation (dilated) or the kernel length (asymmetric).

@@ -38,7 +38,7 @@ def fc_densenet_arg_scope(weight_decay=1e-4, batch_norm_decay=0.9, batch_norm_ep
     """Pre-activation layers: batch norm with ReLU on its own, convs linear with biases (Lasagne's defaults:
     BN epsilon 1e-4, moving averages over ~10 batches)."""
     batch_norm_params = {"decay": batch_norm_decay, "epsilon": batch_norm_epsilon, "scale": True, "fused": True,
-                         "updates_collections": resnet_utils.BATCH_NORM_UPDATES}
+                         "updates_collections": resnet_utils.batch_norm_updates()}
     with slim.arg_scope([slim.conv2d, slim.conv2d_transpose],
                         weights_regularizer=slim.l2_regularizer(weight_decay),
                         weights_initializer=slim.variance_scaling_initializer(),

@@ -112,7 +112,7 @@ def inception_v1_arg_scope(weight_decay=0.00004, use_batch_norm=True,
         "decay": batch_norm_decay,
         "epsilon": 0.001,
         "fused": True,
-        "updates_collections": resnet_utils.BATCH_NORM_UPDATES,
+        "updates_collections": resnet_utils.batch_norm_updates(),
         "variables_collections": {
             "beta": None,
             "gamma": None,

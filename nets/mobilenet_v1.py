@@ -92,7 +92,7 @@ def mobilenet_v1_arg_scope(weight_decay=0.00004, stddev=0.09, regularize_depthwi
         "decay": batch_norm_decay,
         "epsilon": batch_norm_epsilon,
         "fused": True,
-        "updates_collections": resnet_utils.BATCH_NORM_UPDATES,
+        "updates_collections": resnet_utils.batch_norm_updates(),
     }
     regularizer = slim.l2_regularizer(weight_decay)
     with slim.arg_scope([slim.conv2d, slim.separable_conv2d],

@@ -112,7 +112,7 @@ def mobilenet_v2_arg_scope(weight_decay=0.00004, stddev=0.09, batch_norm_decay=0
         "decay": batch_norm_decay,
         "epsilon": batch_norm_epsilon,
         "fused": True,
-        "updates_collections": resnet_utils.BATCH_NORM_UPDATES,
+        "updates_collections": resnet_utils.batch_norm_updates(),
     }
     with slim.arg_scope([slim.conv2d, slim.fully_connected, slim.separable_conv2d],
                         weights_initializer=tf.truncated_normal_initializer(stddev=stddev),

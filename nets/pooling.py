@@ -14,7 +14,7 @@ Keys are the stride of the pool's *input*: the stride the unpooled map has again
 """
 import dataclasses
 
-from utils.compat import slim, tf
+from utils.compat import add_arg_scope, slim, tf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,7 @@ class PoolIndices:
     static_shape: list
 
 
-@slim.add_arg_scope
+@add_arg_scope
 def max_pool_2x2(net, scope, record=None, stride=None, outputs_collections=None):
     """2x2/2 'SAME' max pool (Caffe's ceil mode, as slim.max_pool2d with padding 'SAME').
 

@@ -13,7 +13,7 @@ their checkpoints were trained with, so for them it holds only approximately.
 """
 import collections
 
-from utils.compat import slim, tf
+from utils.compat import add_arg_scope, slim, tf
 
 OUTPUT_STRIDES = (None, 8, 16, 32)
 
@@ -23,7 +23,9 @@ OUTPUT_STRIDES = (None, 8, 16, 32)
 # is_training may be a tensor).  With the bare string it goes through the Keras
 # BatchNormalization layer instead, whose add_weight scans all global variables
 # for every weight: graph building becomes quadratic (~3x slower for ResNet-101).
-BATCH_NORM_UPDATES = [tf.GraphKeys.UPDATE_OPS]
+def batch_norm_updates():
+    """[tf.GraphKeys.UPDATE_OPS], the list that takes tf-slim's fused path (a function: read at build time)."""
+    return [tf.GraphKeys.UPDATE_OPS]
 
 
 class Block(collections.namedtuple("Block", ["scope", "unit_fn", "args"])):
@@ -68,7 +70,7 @@ def conv2d_same(inputs, num_outputs, kernel_size, stride, rate=1, scope=None):
                        padding="VALID", scope=scope)
 
 
-@slim.add_arg_scope
+@add_arg_scope
 def max_pool2d_same(inputs, kernel_size, stride, outputs_collections=None, scope=None):
     """Max pool with symmetric padding (torchvision's `MaxPool2d(k, s, padding=k//2)`).
 
@@ -80,7 +82,7 @@ def max_pool2d_same(inputs, kernel_size, stride, outputs_collections=None, scope
         return slim.utils.collect_named_outputs(outputs_collections, sc.rstrip("/"), net)
 
 
-@slim.add_arg_scope
+@add_arg_scope
 def max_pool2d_dense(inputs, kernel_size, stride, rate=1, outputs_collections=None, scope=None):
     """Stride-1 max pool that evaluates a 'SAME' `kernel_size`/`stride` max pool densely.
 
@@ -107,7 +109,7 @@ def subsample(inputs, factor, scope=None):
     return slim.max_pool2d(inputs, [1, 1], stride=factor, scope=scope)
 
 
-@slim.add_arg_scope
+@add_arg_scope
 def stack_blocks_dense(net, blocks, output_stride=None, outputs_collections=None):
     """Stack ResNet blocks, switching to atrous convolution once `output_stride` is reached.
 
@@ -150,7 +152,7 @@ def resnet_arg_scope(weight_decay=0.0001, batch_norm_decay=0.997, batch_norm_eps
         "epsilon": batch_norm_epsilon,
         "scale": batch_norm_scale,
         "fused": True,
-        "updates_collections": BATCH_NORM_UPDATES,
+        "updates_collections": batch_norm_updates(),
     }
     with slim.arg_scope(
             [slim.conv2d],

@@ -12,14 +12,14 @@ in PyTorch.
 
 All of them take `output_stride` (8, 16, 32): see resnet_utils.stack_blocks_dense.
 """
-from utils.compat import slim, tf
+from utils.compat import add_arg_scope, slim, tf
 from nets import resnet_utils
 from nets.resnet_utils import conv2d_same, max_pool2d_same, stack_blocks_dense
 
 resnet_arg_scope = resnet_utils.resnet_arg_scope
 
 
-@slim.add_arg_scope
+@add_arg_scope
 def bottleneck(inputs, depth, depth_bottleneck, stride, rate=1, output_rate=1,
                outputs_collections=None, scope=None):
     """slim's bottleneck unit: 1x1 -> 3x3 (strided, atrous) -> 1x1, BN after each, projection only when depth changes.
@@ -41,7 +41,7 @@ def bottleneck(inputs, depth, depth_bottleneck, stride, rate=1, output_rate=1,
         return slim.utils.collect_named_outputs(outputs_collections, sc.name, output)
 
 
-@slim.add_arg_scope
+@add_arg_scope
 def basic_block(inputs, depth, stride, rate=1, output_rate=1, outputs_collections=None, scope=None):
     """torchvision's BasicBlock: 3x3 (strided) -> 3x3, BN after each, 1x1 projection on depth change.
 

@@ -2,8 +2,8 @@
 
     from utils.compat import slim, tf
 
-tf1            the one place TensorFlow is imported (tf.compat.v1, graph mode), the tf-slim #24 import
-               shim, quiet start-up
+tf1            the one place TensorFlow is imported (tf.compat.v1, graph mode; at first use), the tf-slim #24 import
+               shim, quiet start-up, `lazy_import` and `add_arg_scope` for TensorFlow used at a module's top
 backend        which CPU kernels run (oneDNN, asked for before TensorFlow loads, or Eigen) and who decided
 native_atrous  dilated 2-D convolutions: one native Conv2D where the kernels run it, space-to-batch elsewhere,
                the centre tap alone when the rate reaches past the map (patched into nn_ops)
@@ -13,6 +13,6 @@ session        the Session configuration every graph here runs with (threads, XL
 
 Nothing here imports project code above this floor.
 """
-from utils.compat.tf1 import slim, tf
+from utils.compat.tf1 import add_arg_scope, lazy_import, slim, tf
 
-__all__ = ["slim", "tf"]
+__all__ = ["slim", "tf", "lazy_import", "add_arg_scope"]

@@ -13,6 +13,10 @@ calls it), unless the user set the variable, whose choice wins.
 Children inherit the variable; SEGMENTOR_ONEDNN_DEFAULT records that its value
 is seg-mentor's default, so a child (train.py under study.py, a test's script)
 still reports "default", not "your setting".
+
+The queries (onednn_enabled, onednn_has_bf16, gpu_count) ask TensorFlow, which
+utils/compat/tf1.py imports at first use: tf1 registers its `load` here
+(`import_tensorflow_with`), so a query that comes first imports it the same way.
 """
 import os
 
@@ -23,6 +27,17 @@ MARK = "SEGMENTOR_ONEDNN_DEFAULT"  # = the value seg-mentor set ENV to
 # asks the CPU, not the cap, so under one of these its bfloat16 rewrite would meet no kernel and abort.
 ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 CAPS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI")
+_LOADERS = []  # utils/compat/tf1.py's load(), registered by tf1 (which imports this module, not the reverse)
+
+
+def import_tensorflow_with(load):
+    """Register how TensorFlow is imported (tf1.load: quiet, graph mode, the shims) before a query runs."""
+    _LOADERS[:] = [load]
+
+
+def _tensorflow_loaded():
+    for load in _LOADERS:
+        load()
 
 
 def prefer_onednn(environ=os.environ):
@@ -42,7 +57,8 @@ def setting(environ=os.environ):
 
 def onednn_enabled():
     """TensorFlow's own answer: are oneDNN's CPU kernels (and its graph rewrites) in use in this process?"""
-    from tensorflow.python.util import _pywrap_util_port  # deferred: the caller has imported TensorFlow
+    _tensorflow_loaded()
+    from tensorflow.python.util import _pywrap_util_port  # deferred: TensorFlow is imported by tf1's load(), above
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
@@ -51,12 +67,14 @@ def onednn_has_bf16(environ=os.environ):
     AVX-NE-CONVERT, and no ONEDNN_MAX_CPU_ISA cap below them; without, the bfloat16 rewrite does nothing."""
     if any(environ.get(name, "").upper() in CAPS_WITHOUT_BF16 for name in ISA_CAP_VARIABLES):
         return False
+    _tensorflow_loaded()
     from tensorflow.python.util import _pywrap_utils  # deferred, as above
     from tensorflow.python.framework import dtypes  # deferred, as above
     return bool(_pywrap_utils.IsDataTypeSupportedByOneDNNOnThisCPU(dtypes.bfloat16.as_datatype_enum))
 
 
 def gpu_count():
+    _tensorflow_loaded()
     from tensorflow.python.framework import config  # deferred, as above
     return len(config.list_physical_devices("GPU"))
 

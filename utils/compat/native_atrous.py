@@ -30,15 +30,13 @@ import collections
 import contextlib
 import os
 
-from tensorflow.python.ops import nn_ops
-
 from utils.compat import backend
 
 NATIVE, SPACE_TO_BATCH = "native", "space_to_batch"
 OVERRIDE = "SEGMENTOR_DILATED_CONVS"
 Route = collections.namedtuple("Route", "name reason")
 
-_original_convolution_v2 = nn_ops.convolution_v2
+_installed = {}  # "nn_ops": TensorFlow's module, "original": its own convolution_v2; set by install()
 _decided = []  # [Route] once decided
 _forced = []  # a stack of Route names set by forced()
 
@@ -104,6 +102,7 @@ def native_convolution_v2(input, filters, strides=None, padding="VALID", data_fo
                           dilations=None, name=None):
     """convolution_v2 that sends 2-D stride-1 dilated convs to the native Conv2D kernel on the native route,
     and those that only see the map through their centre tap to a 1x1 Conv2D on either route."""
+    nn_ops = _installed["nn_ops"]
     rank = input.shape.rank if hasattr(input, "shape") else None
     spatial_dilations = _as_list(dilations, 2)
     spatial_strides = _as_list(strides, 2)
@@ -121,11 +120,15 @@ def native_convolution_v2(input, filters, strides=None, padding="VALID", data_fo
             full = [1, 1] + spatial_dilations if channels_first else [1] + spatial_dilations + [1]
             return nn_ops.conv2d(input, filters, strides=[1, 1, 1, 1], padding=padding, data_format=layout,
                                  dilations=full, name=name or "Conv2D")
-    return _original_convolution_v2(input, filters, strides=strides, padding=padding, data_format=data_format,
-                                    dilations=dilations, name=name)
+    return _installed["original"](input, filters, strides=strides, padding=padding, data_format=data_format,
+                                  dilations=dilations, name=name)
 
 
 def install():
-    """Idempotent; returns True when the routing is (now) in place."""
-    nn_ops.convolution_v2 = native_convolution_v2
+    """Route nn_ops.convolution_v2 here; utils/compat/tf1.py calls it as it imports TensorFlow.  Idempotent;
+    returns True when the routing is (now) in place."""
+    from tensorflow.python.ops import nn_ops  # deferred: TensorFlow is imported by tf1.py, which calls this
+    if nn_ops.convolution_v2 is not native_convolution_v2:
+        _installed.update(nn_ops=nn_ops, original=nn_ops.convolution_v2)
+        nn_ops.convolution_v2 = native_convolution_v2
     return True

@@ -16,11 +16,11 @@ reach into tf-slim / TensorFlow internals, so they live together here.
 import contextlib
 import threading
 
-from utils.compat.tf1 import slim, tf  # first: TensorFlow imported quietly and tf-slim's import shim in place
+from utils.compat.tf1 import lazy_import, slim, tf
 
-from tensorflow.python.training import moving_averages  # noqa: E402
-from tf_slim.layers import utils as slim_utils  # noqa: E402
-from tf_slim.ops import arg_scope as arg_scope_module  # noqa: E402
+moving_averages = lazy_import("tensorflow.python.training.moving_averages")
+slim_utils = lazy_import("tf_slim.layers.utils")
+arg_scope_module = lazy_import("tf_slim.ops.arg_scope")
 
 # tf.nn.fused_batch_norm raises smaller epsilons to this (a cuDNN limit); synchronised batch norm does the same.
 FUSED_MIN_EPSILON = 1.001e-5
@@ -105,8 +105,8 @@ def _replica_batch_norm(inputs, original, synchronised, **kwargs):
 
 def _batch_norm_training(inputs, decay=0.999, center=True, scale=False, epsilon=0.001, activation_fn=None,
                          param_initializers=None, param_regularizers=None,
-                         updates_collections=tf.GraphKeys.UPDATE_OPS, reuse=None, variables_collections=None,
-                         outputs_collections=None, trainable=True, scope=None):
+                         updates_collections="update_ops",  # = tf.GraphKeys.UPDATE_OPS
+                         reuse=None, variables_collections=None, outputs_collections=None, trainable=True, scope=None):
     """Batch norm over all replicas' batches, with the variables (names, initialisers, collections)
     of tf-slim's batch norm."""
     inputs = tf.convert_to_tensor(inputs)

@@ -6,9 +6,9 @@ becomes on a machine is decided in utils/precision.py).
 """
 import os
 
-from utils.compat.tf1 import tf
+from utils.compat.tf1 import lazy_import, tf
 
-from tensorflow.core.protobuf import rewriter_config_pb2  # noqa: E402  (after tf1: TensorFlow imported quietly)
+rewriter_config_pb2 = lazy_import("tensorflow.core.protobuf.rewriter_config_pb2")
 
 
 def session_config(threads=0, xla=False, precision="fp32"):

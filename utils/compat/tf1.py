@@ -34,22 +34,176 @@ TF_ENABLE_ONEDNN_OPTS=1 before the import unless the user set it (see backend.py
 Quiet by default: TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) and
 its Python deprecation warnings are hidden.  Set SEGMENTOR_VERBOSE=1 or pass
 --verbose on the command line to bring them back.
+
+Imported at first use: `tf` and `slim` are stand-ins (`LazyModule`) that import
+TensorFlow, with all of the above, when code first reads an attribute of
+either, so importing any project module costs no TensorFlow and every command
+answers `--help` and a usage error in a fraction of a second.  Modules that
+need a TensorFlow module of their own (`tensor_util`, tf2onnx) take it from
+`lazy_import(name)`, and net modules decorate with `add_arg_scope` instead of
+`@slim.add_arg_scope`, so that those imports, too, wait for the first use and
+go through this one entry point.  `load()` does it at once.
 """
+import functools
 import importlib
 import logging
 import os
 import sys
+import threading
+import types
 import warnings
 
-VERBOSE = os.environ.get("SEGMENTOR_VERBOSE", "") not in ("", "0") or "--verbose" in sys.argv
+from utils.compat import quiet
+from utils.compat.quiet import VERBOSE
 
 if not VERBOSE:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"tensorflow\..*|tf_keras\..*|tf_slim\..*|keras\..*")
+    warnings.filterwarnings("ignore", category=UserWarning,
+                            module=r"tensorflow\..*|tf_keras\..*|tf_slim\..*|keras\..*")
     warnings.filterwarnings("ignore", message=r".*layer\.apply.*is deprecated.*")
 
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.keras = the Keras 2 that tf-slim uses (Keras 3 has no graph mode)
+from utils.compat import backend  # noqa: E402  (no TensorFlow import of its own)
+
+backend.prefer_onednn()  # decided now, before any import of TensorFlow, and inherited by child processes
+
+_LOCK = threading.RLock()
+_STATE = {"started": False, "done": False}
+_PENDING_ARG_SCOPES = []  # (function, its stand-in) decorated by add_arg_scope before TensorFlow loaded
+
+
+class LazyModule(types.ModuleType):
+    """A module imported, after `load()`, when code first reads (or sets) one of its attributes.
+
+    Setting an attribute sets it on the real module (the patches of utils/compat/replicas.py).  Dunder names
+    other than __version__ do not import: introspection (pytest, inspect, pickle) must not load TensorFlow.
+    """
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.__dict__["_lazy_module"] = None
+
+    def _real(self):
+        module = self.__dict__["_lazy_module"]
+        if module is None:
+            load()
+            module = importlib.import_module(self.__name__)
+            self.__dict__["_lazy_module"] = module
+        return module
+
+    def __getattr__(self, name):
+        module = self.__dict__["_lazy_module"]
+        if module is None:
+            if name.startswith("__") and name.endswith("__") and name != "__version__":
+                raise AttributeError(name)
+            module = self._real()
+        return getattr(module, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._real(), name, value)
+
+    def __delattr__(self, name):
+        delattr(self._real(), name)
+
+    def __dir__(self):
+        return dir(self._real())
+
+    def __repr__(self):
+        state = "imported" if self.__dict__["_lazy_module"] is not None else "not imported yet"
+        return "<lazy module %r (%s)>" % (self.__name__, state)
+
+
+def lazy_import(name):
+    """A TensorFlow module (or one that imports TensorFlow, like tf2onnx) imported through this entry point at
+    its first use: `tensor_util = lazy_import("tensorflow.python.framework.tensor_util")`."""
+    return LazyModule(name)
+
+
+tf = lazy_import("tensorflow.compat.v1")
+slim = lazy_import("tf_slim")
+
+
+def add_arg_scope(func):
+    """`@slim.add_arg_scope` for a module's top level, applied when TensorFlow loads.
+
+    The module holds a stand-in that calls the decorated function and carries tf-slim's marks (the arg-scope
+    key), so `slim.arg_scope([stand_in], ...)` works as with the original decorator.
+    """
+    with _LOCK:
+        if _STATE["done"]:
+            return slim.add_arg_scope(func)
+
+        @functools.wraps(func)
+        def scoped(*args, **kwargs):
+            return scoped.arg_scoped(*args, **kwargs)
+
+        _PENDING_ARG_SCOPES.append((func, scoped))
+        return scoped
+
+
+def _decorate_pending(add):
+    while _PENDING_ARG_SCOPES:
+        func, scoped = _PENDING_ARG_SCOPES.pop(0)
+        decorated = add(func)
+        scoped.__dict__.update(vars(decorated))
+        scoped.arg_scoped = decorated
+
+
+def load():
+    """Import TensorFlow as this project uses it (graph mode, tf-slim's shim, native atrous, quiet), once.
+
+    Runs at the first attribute read of `tf`, `slim` or a `lazy_import` module; commands that are sure to
+    build a graph may call it, nothing else has to.
+    """
+    with _LOCK:
+        if _STATE["started"]:  # done, or under way in this thread (a stand-in read while loading)
+            return
+        _STATE["started"] = True
+        try:
+            _load()
+        except BaseException:
+            _STATE["started"] = False  # the next use raises the same error again, not a half-made TensorFlow
+            raise
+        _STATE["done"] = True
+
+
+def _load():
+    """load()'s work: TensorFlow in TF 1.x graph mode and quiet, the shims, the pending arg scopes."""
+    real_tf = _import_tensorflow_quietly()
+    real_tf.disable_eager_execution()
+    real_tf.disable_tensor_equality()
+    real_tf.disable_control_flow_v2()
+    if not VERBOSE:
+        real_tf.get_logger().setLevel(logging.ERROR)
+        real_tf.logging.set_verbosity(real_tf.logging.ERROR)
+        try:  # absl prints "WARNING: All log messages before absl::InitializeLog()..." otherwise
+            from absl import logging as absl_logging  # deferred: absl comes with TensorFlow, loaded here
+            absl_logging.set_verbosity(absl_logging.ERROR)
+        except ImportError:  # pragma: no cover - absl ships with TensorFlow
+            pass
+    global SHIM_INSTALLED
+    SHIM_INSTALLED = install_tf_slim_shim()
+    from utils.compat import native_atrous  # deferred: it patches TensorFlow, which is imported only now
+    native_atrous.install()  # dilated convs as one native Conv2D: a fast path, see there
+    _decorate_pending(importlib.import_module("tf_slim").add_arg_scope)
+
+
+backend.import_tensorflow_with(load)  # backend's queries (oneDNN on? GPUs?) import TensorFlow through load()
+
+
+def loaded():
+    """True once TensorFlow has been imported through load()."""
+    return _STATE["done"]
+
+
+def __getattr__(name):
+    """SHIM_INSTALLED: known once TensorFlow is loaded (PEP 562 module attribute)."""
+    if name == "SHIM_INSTALLED":
+        load()
+        return globals()[name]
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 def _import_tensorflow_quietly():
@@ -57,40 +211,11 @@ def _import_tensorflow_quietly():
 
     TensorFlow's C++ runtime logs through absl before absl is initialised, so
     TF_CPP_MIN_LOG_LEVEL cannot silence it; muting fd 2 for the import can.
-    A failing import still raises normally once stderr is back.
+    A failing import still raises normally, after what it logged.
     """
-    if VERBOSE:
+    with quiet.stderr_hidden():
         return importlib.import_module("tensorflow.compat.v1")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        return importlib.import_module("tensorflow.compat.v1")
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.keras = the Keras 2 that tf-slim uses (Keras 3 has no graph mode)
-from utils.compat import backend  # noqa: E402  (no TensorFlow import of its own)
-
-backend.prefer_onednn()  # oneDNN wherever TensorFlow ships it, unless the user set it (see there)
-tf = _import_tensorflow_quietly()
-
-tf.disable_eager_execution()
-tf.disable_tensor_equality()
-tf.disable_control_flow_v2()
-
-if not VERBOSE:
-    tf.get_logger().setLevel(logging.ERROR)
-    tf.logging.set_verbosity(tf.logging.ERROR)
-    try:  # absl prints "WARNING: All log messages before absl::InitializeLog()..." otherwise
-        from absl import logging as absl_logging
-        absl_logging.set_verbosity(absl_logging.ERROR)
-    except ImportError:  # pragma: no cover - absl ships with TensorFlow
-        pass
 
 # (module tf-slim imports, name it uses) -> (module that has it now, name there)
 _MOVED_NAMES = {
@@ -128,12 +253,5 @@ def install_tf_slim_shim():
     return True
 
 
-SHIM_INSTALLED = install_tf_slim_shim()
-
-from utils.compat import native_atrous  # noqa: E402  (dilated convs as one native Conv2D: a fast path, see there)
-
-native_atrous.install()
-
-import tf_slim as slim  # noqa: E402
-
-__all__ = ["tf", "slim", "VERBOSE", "SHIM_INSTALLED", "install_tf_slim_shim"]
+__all__ = ["tf", "slim", "VERBOSE", "SHIM_INSTALLED", "install_tf_slim_shim", "load", "loaded", "lazy_import",
+           "add_arg_scope", "LazyModule"]

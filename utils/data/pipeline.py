@@ -34,7 +34,9 @@ from utils.data import families
 from utils.data.dataset_info import dataset_files, load_dataset_info
 from utils.data.records import parse_record
 
-AUTOTUNE = tf.data.experimental.AUTOTUNE
+AUTOTUNE = -1  # tf.data.AUTOTUNE's value, written out so that importing this module needs no TensorFlow
+
+
 # --- geometry ---------------------------------------------------------------
 def scaled_size(height, width, pixels):
     """(h, w) after scaling the larger side to `pixels` - exactly what the pipeline computes; a side never

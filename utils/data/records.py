@@ -30,15 +30,18 @@ from utils.compat import tf
 RECORD_SUFFIX = ".tfrecords"
 SHARD_PATTERN = re.compile(r"^(?P<base>.+\.tfrecords)-(?P<index>\d{5})-of-(?P<count>\d{5})$")
 
-FEATURES = {
-    "image/encoded": tf.io.FixedLenFeature([], tf.string),
-    "image/format": tf.io.FixedLenFeature([], tf.string, default_value=b"png"),
-    "image/height": tf.io.FixedLenFeature([], tf.int64),
-    "image/width": tf.io.FixedLenFeature([], tf.int64),
-    "image/filename": tf.io.FixedLenFeature([], tf.string, default_value=b""),
-    "image/category": tf.io.FixedLenFeature([], tf.string, default_value=b""),
-    "label/encoded": tf.io.FixedLenFeature([], tf.string),
-}
+
+def features():
+    """The record format, as tf.io.parse_single_example reads it (a function: TensorFlow is imported at use)."""
+    return {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/format": tf.io.FixedLenFeature([], tf.string, default_value=b"png"),
+        "image/height": tf.io.FixedLenFeature([], tf.int64),
+        "image/width": tf.io.FixedLenFeature([], tf.int64),
+        "image/filename": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        "image/category": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        "label/encoded": tf.io.FixedLenFeature([], tf.string),
+    }
 
 
 # --- writing --------------------------------------------------------------
@@ -190,7 +193,7 @@ def parse_record(serialized):
 
     image uint8 [H, W, 3], label uint8 [H, W], height/width int32, filename string.
     """
-    parsed = tf.io.parse_single_example(serialized, FEATURES)
+    parsed = tf.io.parse_single_example(serialized, features())
     image = tf.io.decode_image(parsed["image/encoded"], channels=3, expand_animations=False)
     label = tf.io.decode_png(parsed["label/encoded"], channels=1)[:, :, 0]
     return {"image": image, "label": label,

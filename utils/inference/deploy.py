@@ -32,7 +32,7 @@ import numpy as np
 
 import nets
 from nets import preprocessing
-from utils.compat import tf
+from utils.compat import lazy_import, quiet, tf
 from utils.data import records
 from utils.data.dataset_info import dataset_files
 from utils.data.pipeline import scaled_size
@@ -42,8 +42,8 @@ from utils.inference.export import restored_graph_def
 from utils.inference.folding import count_ops, fold_and_strip, strip_dead_constants
 from utils.training.config import RunConfig
 
-import tf2onnx  # noqa: E402  (after utils.compat: TensorFlow imported quietly)
-from tensorflow.python.framework import tensor_util  # noqa: E402
+tf2onnx = lazy_import("tf2onnx")  # it imports TensorFlow
+tensor_util = lazy_import("tensorflow.python.framework.tensor_util")
 
 PRECISIONS = ("fp32", "fp16", "int8")
 OUTPUT_KINDS = ("logits", "classes")
@@ -200,7 +200,8 @@ def convert_tflite(graph_def, precision, output, calibration=None, int8_io=False
                     converter.inference_input_type = tf.int8
                     if output == "logits":
                         converter.inference_output_type = tf.int8
-            return converter.convert()
+            with quiet.stderr_hidden():  # the converter's C++ prints its settings ("fully_quantize: 0, ...")
+                return converter.convert()
 
 
 def convert_onnx(graph_def, output):

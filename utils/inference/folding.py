@@ -8,10 +8,10 @@ transposed convs).
 """
 import numpy as np
 
-from utils.compat import tf
+from utils.compat import lazy_import, tf
 
-from tensorflow.python.framework import tensor_util  # noqa: E402  (after utils.compat: TensorFlow imported quietly)
-from tensorflow.python.tools import optimize_for_inference_lib as optimize  # noqa: E402
+tensor_util = lazy_import("tensorflow.python.framework.tensor_util")
+optimize = lazy_import("tensorflow.python.tools.optimize_for_inference_lib")
 
 
 def fold_and_strip(graph_def, inputs, outputs, input_types=None):

@@ -21,6 +21,7 @@ This module keeps the BGR<->RGB swap in one place so the rest of the project
 only sees RGB.  GIFs (small, for the README) are written with Pillow.
 """
 import collections
+import functools
 import os
 import re
 import subprocess
@@ -33,17 +34,31 @@ from PIL import Image
 from tqdm import tqdm
 
 from utils import viz
+from utils.compat import quiet
 
 VideoInfo = collections.namedtuple("VideoInfo", "fps frame_count width height")
 DEFAULT_FPS = 25.0
 H264_QUALITY = 8  # imageio-ffmpeg's 0-10 scale; 8 is libx264 CRF 10: class colours and edges survive
 
 
+_FFMPEG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\] ")
+
+
+def open_capture(path):
+    """cv2.VideoCapture of `path`, opened; IOError when it is not a video.  OpenCV's ffmpeg logs why not
+    ("[mov,mp4,... @ 0x...] moov atom not found") to fd 2 itself: hidden (utils/compat/quiet.py), and its
+    last line ends the IOError's message instead."""
+    with quiet.stderr_hidden() as log:
+        capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        lines = [_FFMPEG_PREFIX.sub("", line).strip() for line in log.text.splitlines() if line.strip()]
+        raise IOError("cannot open video %s (not a video, or damaged%s)" % (path, ": " + lines[-1] if lines else ""))
+    return capture
+
+
 def video_info(path):
     """Frame rate, frame count (as the container states it), width and height of a video file."""
-    capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        raise IOError("cannot open video %s (not a video, or damaged)" % path)
+    capture = open_capture(path)
     try:
         fps = capture.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS
         return VideoInfo(float(fps), int(capture.get(cv2.CAP_PROP_FRAME_COUNT)),
@@ -54,9 +69,7 @@ def video_info(path):
 
 def read_frames(path):
     """Yield the frames of a video as RGB uint8 arrays, in order (at the first frame's size: see frame_sizes)."""
-    capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        raise IOError("cannot open video %s (not a video, or damaged)" % path)
+    capture = open_capture(path)
     try:
         while True:
             ok, frame = capture.read()
@@ -143,6 +156,24 @@ def check_one_size(sizes):
                              % ((index + 1,) + size + sizes[0] + sizes[0]))
 
 
+def check_movie(path):
+    """The VideoInfo of a movie that can be segmented; IOError / ValueError naming what is wrong (no such
+    file, not a video, no decodable frame, frames that change size).  test.py asks before it loads the net;
+    the answer is kept for the unchanged file, so segment_movie's own check does not decode it again."""
+    stat = os.stat(path)
+    return _checked_movie(os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _checked_movie(path, mtime_ns, size):
+    info = video_info(path)
+    sizes = frame_sizes(path)
+    if info.width <= 0 or info.height <= 0 or not sizes:
+        raise ValueError("no video frame could be decoded (not a video, or damaged)")
+    check_one_size(sizes)
+    return info
+
+
 def write_video(path, frames, fps):
     """Write RGB frames (all one size) to an MP4; returns the frame count."""
     writer = None
@@ -196,9 +227,9 @@ def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True, legend
     called per frame, numbered from 1 (saved masks); probabilities=True
     passes the frame's softmax probabilities [H, W, C] too.
 
-    The movie is checked before anything is segmented: a file without video
-    frames, or whose frames change size, is a ValueError naming the problem
-    (frame_sizes decodes it once with ffmpeg, far faster than segmenting).
+    The movie is checked before anything is segmented (check_movie): a file
+    without video frames, or whose frames change size, is a ValueError naming
+    the problem (frame_sizes decodes it once with ffmpeg, far faster than segmenting).
     Frames are segmented in batches of segmenter.batch_size.  A movie that
     ends before the frame count its container states (truncated) keeps every
     frame that decoded and says so in the returned dict: frames, seconds
@@ -206,11 +237,7 @@ def segment_movie(segmenter, in_path, out_path, alpha=0.5, progress=True, legend
     and padded_size (the frame's; the written movie is `written_size`, legend included, and
     `written_padded_size`).  A stopped run leaves no partial output.
     """
-    info = video_info(in_path)
-    sizes = frame_sizes(in_path)
-    if info.width <= 0 or info.height <= 0 or not sizes:
-        raise ValueError("no video frame could be decoded (not a video, or damaged)")
-    check_one_size(sizes)
+    info = check_movie(in_path)
     bar = tqdm(total=info.frame_count or None, unit="frame", desc=os.path.basename(in_path),
                disable=not progress)
     tic = time.time()

@@ -9,10 +9,17 @@ matplotlib's Agg canvas directly (no pyplot), so it works headless and never
 changes the backend of a notebook that imports this module.
 """
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from utils import viz
+
+
+def new_figure(**kwargs):
+    """A matplotlib Figure on its own Agg canvas; matplotlib (a third of a second) is imported at the first one."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred: only a picture needs matplotlib
+    from matplotlib.figure import Figure  # deferred: as above
+    figure = Figure(**kwargs)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def prediction_panel(image, prediction, class_names, palette, truth=None, ignore_label=None, title=None):
@@ -45,8 +52,7 @@ def confusion_heatmap(path, confusion, class_names, title=None):
     with np.errstate(invalid="ignore", divide="ignore"):
         normalised = np.where(support > 0, 100.0 * confusion / np.maximum(support, 1), np.nan)
     size = len(class_names)
-    figure = Figure(figsize=(2.0 + 0.55 * size, 1.5 + 0.5 * size), dpi=100)
-    FigureCanvasAgg(figure)
+    figure = new_figure(figsize=(2.0 + 0.55 * size, 1.5 + 0.5 * size), dpi=100)
     axes = figure.add_subplot(1, 1, 1)
     shown = axes.imshow(np.ma.masked_invalid(normalised), cmap="Blues", vmin=0, vmax=100)
     figure.colorbar(shown, ax=axes, fraction=0.046, pad=0.04, label="% of the true class's pixels")
@@ -83,8 +89,7 @@ def reliability_diagram(path, reliability, title=None):
     accuracy = np.asarray([np.nan if a is None else a for a in reliability["accuracy"]], np.float64)
     confidence = np.asarray([np.nan if c is None else c for c in reliability["mean_confidence"]], np.float64)
     shown = np.isfinite(accuracy)
-    figure = Figure(figsize=(5.0, 6.0), dpi=100)
-    FigureCanvasAgg(figure)
+    figure = new_figure(figsize=(5.0, 6.0), dpi=100)
     top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     top.bar(lefts[shown], accuracy[shown], width=width[shown], align="edge", color="#4c72b0", edgecolor="black",
             label="accuracy")

@@ -22,7 +22,7 @@ import onnxruntime
 from ai_edge_litert.interpreter import Interpreter
 
 from utils import viz
-from utils.compat import tf
+from utils.compat import quiet, tf
 from utils.compat.session import session_config
 from utils.inference.deploy import RECORD, pad_value
 from utils.inference.export import INPUT, OUTPUTS, SIGNATURE
@@ -52,8 +52,9 @@ class TFLiteRunner:
 
     def __init__(self, path, threads=0):
         try:
-            self.interpreter = Interpreter(model_path=path, num_threads=_threads(threads))
-            self.interpreter.allocate_tensors()
+            with quiet.stderr_hidden():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                self.interpreter = Interpreter(model_path=path, num_threads=_threads(threads))
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise ModelFileError("--model %s: not a loadable TFLite model (%s)" % (path, str(error).strip()[:200])) \
                 from None

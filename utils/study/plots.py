@@ -5,14 +5,13 @@ Drawn with matplotlib's Agg canvas (no pyplot state), so it runs headless.
 import os
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+from utils.inference.pictures import new_figure
 
 MARKERS = "osD^vP*X<>"
 
 
 def _save(figure, path):
-    FigureCanvasAgg(figure)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     return path
@@ -40,7 +39,7 @@ def miou_vs_gmacs_figure(records):
     decoders = sorted({r["decoder"] for r in records})
     colours = {e: "C%d" % i for i, e in enumerate(encoders)}
     markers = {d: MARKERS[i % len(MARKERS)] for i, d in enumerate(decoders)}
-    figure = Figure(figsize=(7, 4.5))
+    figure = new_figure(figsize=(7, 4.5))
     axis = figure.add_subplot(1, 1, 1)
     groups = {}
     for r in records:
@@ -75,7 +74,7 @@ def per_class_heatmap(records, path):
     classes = list(records[0]["per_class_iou"])
     matrix = np.array([[np.nanmean([np.nan if m["per_class_iou"][c] is None else m["per_class_iou"][c]
                                     for m in members]) * 100 for c in classes] for members in groups.values()])
-    figure = Figure(figsize=(1.0 + 0.6 * len(classes), 1.2 + 0.45 * len(groups)))
+    figure = new_figure(figsize=(1.0 + 0.6 * len(classes), 1.2 + 0.45 * len(groups)))
     axis = figure.add_subplot(1, 1, 1)
     image = axis.imshow(matrix, cmap="viridis", vmin=0, vmax=100, aspect="auto")
     axis.set_xticks(range(len(classes)))
@@ -97,7 +96,7 @@ def curves(records, path):
 def curves_figure(records):
     """Quarter-validation mIoU of every cell along training; a curve of one point (one validation in the run)
     is drawn as a marker, which a line alone would not show."""
-    figure = Figure(figsize=(7, 4.5))
+    figure = new_figure(figsize=(7, 4.5))
     axis = figure.add_subplot(1, 1, 1)
     for index, r in enumerate(records):
         if r["curve"]:

@@ -20,7 +20,6 @@ training; disjointness is checked.
 import os
 
 import numpy as np
-from scipy.io import loadmat
 
 from utils.data.families.base import (DatasetError, DatasetFamily, Example, UnreadableFileError,
                                  as_uint8_label, read_index_png)
@@ -40,6 +39,7 @@ def read_names(path):
 
 def load_sbd_mat(path):
     """GTcls.Segmentation of an SBD cls/*.mat file -> HxW class indices."""
+    from scipy.io import loadmat  # deferred: only SBD's .mat labels need scipy (a tenth of a second to import)
     try:
         mat = loadmat(path, squeeze_me=True, struct_as_record=False)
         return np.asarray(mat["GTcls"].Segmentation)
