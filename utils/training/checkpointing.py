@@ -71,6 +71,9 @@ class Checkpoints:
             sess.run(self.marker.initializer)
         if restored_from and os.path.dirname(restored_from) == os.path.join(folder, runfolder.LATEST_DIR):
             self.latest = (runfolder.checkpoint_step(restored_from), restored_from)
+        # latest/'s checkpoints of earlier processes: the rolling saver deletes them at its first save, as its own
+        self.latest_saver.recover_last_checkpoints([runfolder.latest_prefix(folder, step)
+                                                    for step in runfolder.latest_steps(folder)])
 
     def _check_finite(self, sess, step):
         if not sess.run(self.all_finite):

@@ -124,6 +124,10 @@ def latest_steps(folder):
     return milestone_steps(os.path.join(folder, LATEST_DIR))
 
 
+def latest_prefix(folder, step):
+    return os.path.join(folder, LATEST_DIR, "%s-%d" % (CKPT_PREFIX, step))
+
+
 def addressable_steps(folder):
     """Every step test.py --afteriter can name: the milestones and latest/'s step, ascending."""
     return sorted(set(milestone_steps(folder)) | set(latest_steps(folder)))
@@ -141,7 +145,7 @@ def checkpoint_path(folder, step=None):
         if step in milestone_steps(folder):
             return os.path.join(folder, "%s-%d" % (CKPT_PREFIX, step))
         if step in latest_steps(folder):
-            return os.path.join(folder, LATEST_DIR, "%s-%d" % (CKPT_PREFIX, step))
+            return latest_prefix(folder, step)
         raise FileNotFoundError("no checkpoint after %s steps in %s; saved steps: %s"
                                 % (step, folder, ", ".join(map(str, addressable_steps(folder))) or "none"))
     candidates = checkpoint_candidates(folder)
