@@ -118,11 +118,26 @@ def test_weights_only_milestones_are_lean_scored_by_test_py_and_passed_over_by_r
     assert checkpoint_check.newest_intact(resumed, log=said.append) == os.path.join(resumed, "model.ckpt-12")
 
 
-# ----------------------------------------------------------------------------- sharing without TensorFlow
+# ----------------------------------------------------------------------------- without TensorFlow
 def _fake_checkpoint(prefix, content):
     for suffix in (".index", ".data-00000-of-00001"):
         with open(prefix + suffix, "w") as handle:
             handle.write(content + suffix)
+
+
+def test_latest_is_addressable_by_step_in_run_folders_made_before_its_last_step_was_a_milestone(tmp_path):
+    """The issue's run: trained to 100 with --save_every 50, resumed to 130 by a version that kept no milestone
+    there; test.py --afteriter 130 and last:2 still find latest/'s."""
+    folder = str(tmp_path)
+    os.makedirs(os.path.join(folder, runfolder.LATEST_DIR))
+    for step in (50, 100):
+        _fake_checkpoint(os.path.join(folder, "model.ckpt-%d" % step), "milestone")
+    _fake_checkpoint(runfolder.latest_prefix(folder, 130), "latest")
+    steps = runfolder.addressable_steps(folder)
+    assert steps == [50, 100, 130] and test_py.select_steps("last:2", steps) == [100, 130]
+    assert runfolder.checkpoint_path(folder, 130) == os.path.join(folder, runfolder.LATEST_DIR, "model.ckpt-130")
+    with pytest.raises(FileNotFoundError, match="saved steps: 50, 100, 130"):
+        runfolder.checkpoint_path(folder, 120)
 
 
 def test_a_shared_checkpoint_outlives_the_other_names_deletion_and_resave(tmp_path):
