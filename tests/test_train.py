@@ -195,6 +195,10 @@ def test_keep_best_and_init_from_with_another_class_count(tiny_run, sample_datap
     best = runfolder.read_best(folder)
     assert len(scores) == 3 and best["mIoU"] == pytest.approx(max(scores), abs=1e-3)
     assert runfolder.checkpoint_path(folder, "best").endswith("model.ckpt-%d" % best["step"])
+    assert runfolder.milestone_steps(os.path.join(folder, runfolder.BEST_DIR)) == [best["step"]]  # one best kept
+    # best/ shares latest/'s files of its step: at the last step also the milestone's (three names), earlier its own
+    links = os.stat(runfolder.checkpoint_path(folder, "best") + ".index").st_nlink
+    assert links == (3 if best["step"] == 3 else 1), (best, links)
     config = RunConfig.load(folder)
     assert config.train.class_weights == "enet" and len(config.train.class_weight_values) == 12  # camvid's default
     assert "class weights enet [" in log and "loss ce+lovasz" in log and "cosine schedule" in log

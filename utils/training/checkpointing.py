@@ -8,7 +8,7 @@
                               (a copy where the filesystem has none); each name outlives the other's deletion
         --milestones weights  only what test.py restores: a third of an Adam checkpoint, no optimizer state, so
                               --resume passes them over (latest/ stays full)
-    best/model.ckpt-<step>    --keep_best's
+    best/model.ckpt-<step>    --keep_best's: latest/'s files of that step too, the previous best's removed
 
 Nothing non-finite is ever saved: each save first checks every variable (NonFiniteWeights).
 """
@@ -41,7 +41,6 @@ class Checkpoints:
         self.all_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in tf.global_variables()
                                          if v.dtype.base_dtype.is_floating], name="all_variables_finite")
         self.latest_saver = tf.train.Saver(max_to_keep=1, name="latest_saver")
-        self.best_saver = tf.train.Saver(max_to_keep=1, name="best_saver") if config.train.keep_best else None
         self.weights_saver, self.marker = None, None
         if config.train.milestones == "weights":
             names = inference_variable_names(config)
@@ -109,11 +108,15 @@ class Checkpoints:
         return latest
 
     def save_best(self, sess, step):
-        """best/ after `step` (--keep_best); returns its path."""
-        self._check_finite(sess, step)
+        """best/ after `step` (--keep_best): latest/'s checkpoint of that step shared, the previous best removed;
+        returns its path."""
+        latest = self.save_latest(sess, step)
         directory = os.path.join(self.folder, runfolder.BEST_DIR)
         os.makedirs(directory, exist_ok=True)
-        path = self.best_saver.save(sess, os.path.join(directory, runfolder.CKPT_PREFIX), global_step=step,
-                                    write_meta_graph=False)
-        self.run_state["saved"] = True
+        previous = runfolder.milestone_steps(directory)
+        path = os.path.join(directory, "%s-%d" % (runfolder.CKPT_PREFIX, step))
+        runfolder.share_checkpoint(latest, path)
+        for old in previous:
+            if old != step:
+                runfolder.remove_checkpoint(os.path.join(directory, "%s-%d" % (runfolder.CKPT_PREFIX, old)))
         return path

@@ -193,7 +193,7 @@ def _loop(sess, graph, config, folder, handles, monitor, stop, step, total, chie
             if chief and (step % config.train.val_every == 0 or step == total):
                 monitor.validate(sess, step)
                 last_good = saves.save_latest(sess, step)
-                if saves.best_saver is not None:
+                if config.train.keep_best:
                     best = keep_if_best(sess, graph, folder, step, handles[2], monitor, best)
             if chief and (step % config.train.save_every == 0 or step == total):
                 last_good = saves.save_milestone(sess, step)

@@ -160,6 +160,13 @@ def checkpoint_files(prefix):
     return [path for path in data if ".tempstate" not in path] + [prefix + ".index"]
 
 
+def remove_checkpoint(prefix):
+    """Delete the checkpoint at `prefix`, its index first (so a half-removed one is never listed)."""
+    for path in reversed(checkpoint_files(prefix)):
+        if os.path.exists(path):
+            os.remove(path)
+
+
 def share_checkpoint(source, target):
     """Give the checkpoint at prefix `source` a second name `target` without copying its bytes: hard links.
     Each name stays whole when the other is deleted (a keep-limit) or saved again (TensorFlow writes a new file
