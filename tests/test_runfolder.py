@@ -4,7 +4,9 @@ import json
 import os
 import re
 import signal
+import types
 
+import numpy as np
 import pytest
 
 import train
@@ -12,6 +14,8 @@ from tests.conftest import TINY_TRAIN_ARGS, run_script
 from tests.test_test_script import test_script as test_py
 from utils.compat import tf
 from utils.training import checkpoint_check, exit_codes, runfolder
+from utils.training.checkpointing import Checkpoints
+from utils.training.monitor import LogWindow
 
 # A run of 12 steps next to one stopped at 7 and resumed to 12: 7 is a multiple of neither --save_every nor
 # --log_every, so the stop falls inside a runlog window and between two milestones.
@@ -116,6 +120,32 @@ def test_weights_only_milestones_are_lean_scored_by_test_py_and_passed_over_by_r
         checkpoint_check.newest_intact(resumed, log=said.append, resumable=True)
     assert "model.ckpt-12 holds the weights only (--milestones weights): skipped" in " ".join(said)
     assert checkpoint_check.newest_intact(resumed, log=said.append) == os.path.join(resumed, "model.ckpt-12")
+
+
+def test_the_runlog_window_round_trips_through_a_checkpoint_and_older_ones_restore_without_it(tmp_path):
+    weights = tf.Variable(np.arange(3, dtype=np.float32), name="weights")
+    window = LogWindow(num_classes=2)
+    saves = Checkpoints(types.SimpleNamespace(train=types.SimpleNamespace(keep_best=False, milestones="full")),
+                        window)
+    older = tf.train.Saver([weights])  # a checkpoint from before the window was saved
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        saves.begin(sess, str(tmp_path), {}, log=print)
+        window.add(0.5, 1.0, np.array([[3, 1], [0, 2]]))
+        window.add(0.25, 1.0, np.array([[1, 0], [0, 1]]))
+        window.last_val_miou = 0.375
+        with_window = saves.save_latest(sess, 2)
+        without_window = older.save(sess, str(tmp_path / "old" / "model.ckpt"), global_step=2, write_meta_graph=False)
+        window.reset()
+        window.last_val_miou = None
+        saves.restore(sess, with_window)
+        window.load(sess)
+        assert (window.loss, window.steps, window.last_val_miou) == (0.75, 2, 0.375)
+        assert window.confusion.tolist() == [[4, 1], [0, 3]]
+        sess.run(tf.global_variables_initializer())
+        saves.restore(sess, without_window)  # no "runlog_window/... not found in checkpoint"
+        window.load(sess)
+        assert (window.steps, window.last_val_miou) == (0, None) and sess.run(weights).tolist() == [0, 1, 2]
 
 
 # ----------------------------------------------------------------------------- without TensorFlow
