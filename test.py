@@ -10,9 +10,9 @@ diagram), the confusion matrix (CSV + PNG), and pictures of the images asked
 for (--first2viz..--last2viz); all of it lands in results.json and friends
 under <traindir>/test_<split>_<step>/.
 
-    --afteriter 3000          a milestone checkpoint (an unknown step lists the saved ones)
+    --afteriter 3000          the checkpoint after 3000 steps (an unknown step lists the saved ones)
     --afteriter 3000,6000     several checkpoints: each scored, plus the spread of the mIoU
-    --afteriter last:3        the three newest milestones
+    --afteriter last:3        the three newest (the run's last step is always one: every run ends on a milestone)
     --afteriter best          the best full-validation checkpoint (train.py --keep_best)
     --scales 0.75,1,1.25 --flip   multi-scale + flip testing (averaged probabilities)
     --pixels 0 --tile 512x512     native resolution through sliding 512x512 windows (4K images; with
@@ -139,7 +139,8 @@ def build_parser():
 
 # ------------------------------------------------------------------------ arguments, before TF
 def select_steps(afteriter, available):
-    """--afteriter -> list of milestone steps; None -> [None] (the newest checkpoint).
+    """--afteriter -> list of saved steps (runfolder.addressable_steps: the milestones and latest/'s); None ->
+    [None] (the newest checkpoint).
 
     Accepts 'X', 'X,Y,...', 'last:K' and 'best' (the checkpoint train.py --keep_best kept).  An unknown
     step raises UsageError naming the saved ones.
@@ -474,7 +475,7 @@ def run(args):
         raise UsageError("--traindir %s does not exist" % args.traindir)
     try:
         config = RunConfig.load(args.traindir)
-        steps = select_steps(args.afteriter, runfolder.milestone_steps(args.traindir))
+        steps = select_steps(args.afteriter, runfolder.addressable_steps(args.traindir))
         newest = runfolder.checkpoint_step(runfolder.checkpoint_path(args.traindir, steps[-1])) or "latest"
     except (FileNotFoundError, ValueError) as error:
         raise UsageError(str(error)) from None
@@ -537,7 +538,7 @@ def run(args):
                                   fold_batch_norms=args.fold_batch_norms, tile=tile, tile_overlap=overlap)
     except (checkpoint_check.DamagedCheckpoint, FileNotFoundError) as error:
         raise UsageError("%s; %s" % (error, "saved steps: %s" % (", ".join(
-            map(str, runfolder.milestone_steps(args.traindir))) or "none"))) from None
+            map(str, runfolder.addressable_steps(args.traindir))) or "none"))) from None
     except (runtimes.ModelFileError, runtimes.ShapeMismatch) as error:
         raise UsageError(str(error)) from None
     print("loaded %s" % segmenter.describe())

@@ -10,9 +10,11 @@ setting is declared: the model spec (arch.ModelSpec) and each decoder's
 options, the training settings (utils/training/config.py) and the data
 (utils/data/spec.py); runargs keeps them as those three sections.
 
-Nothing is lost: SIGINT/SIGTERM save a final checkpoint and exit cleanly,
-`--resume <run folder>` continues at the same step, epoch and learning-rate
-schedule, and a NaN/Inf loss stops the run keeping the last good checkpoint.
+Nothing is lost: SIGINT/SIGTERM save a final checkpoint (a milestone, as the
+last step of every run is) and exit with 128 + the signal, `--resume <run folder>`
+continues at the same step, epoch, learning-rate schedule and runlog window, and
+a NaN/Inf loss stops the run keeping the last good checkpoint.  Exit codes:
+utils/training/exit_codes.py (and --help).
 """
 import argparse
 import dataclasses
@@ -21,31 +23,31 @@ import sys
 
 import arch
 import nets
+from utils.data.dataset_info import DATA_ERRORS
 from utils.data.spec import DataSpec, resolve as resolve_data
 from utils.data.statistics import split_statistics
 from utils.flags import add_gpu_flag, add_setting_flags, apply_gpu_flag_early, settings_from_args
-from utils.training import class_weights
+from utils.training import class_weights, exit_codes
 from utils.training import placement as placements
 from utils.training import runfolder
 from utils.training.config import RunConfig, TrainSettings, provenance, resolve_pretrained, total_steps
-from utils.training.loop import EXIT_NAN, RunFailed, run  # noqa: F401  (EXIT_NAN: train.py's NaN exit code)
+from utils.training.loop import RunFailed, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_RUNS_ROOT = os.path.join(HERE, "tmp")
 # Where and how to run, always from the command line (also when resuming): never part of the run's config.
-EXECUTION = ("runs_root", "resume", "log_every", "threads", "gpu") + placements.EXECUTION_FLAGS
-
+EXECUTION = ("runs_root", "resume", "threads", "gpu") + placements.EXECUTION_FLAGS
+EXIT_NAN = exit_codes.NAN  # train.py's NaN/Inf exit code, as tests and schedulers read it
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=exit_codes.help_text())
     groups = arch.add_model_flags(parser)
     add_setting_flags(parser, TrainSettings, groups=groups)
     add_setting_flags(parser, DataSpec, groups=groups)
     run = groups["run"]
     run.add_argument("--runs_root", default=DEFAULT_RUNS_ROOT, help="where run folders are created (default: tmp/)")
     run.add_argument("--resume", default=None, metavar="RUN_FOLDER", help="continue a run where it stopped")
-    run.add_argument("--log_every", type=int, default=20, help="steps between runlog lines (default: 20)")
     run.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads (0 = TF default)")
     add_gpu_flag(run)
     run.add_argument("--verbose", action="store_true", help="show TensorFlow's own log")
@@ -55,7 +57,7 @@ def build_parser():
 
 # ----------------------------------------------------------------------------- configuration
 # Settings a resumed run may change (the run's length and its monitoring); every other one is the run's own.
-CHANGEABLE_ON_RESUME = ("max_steps", "epochs", "val_every", "save_every")
+CHANGEABLE_ON_RESUME = ("max_steps", "epochs", "val_every", "save_every", "milestones", "log_every")
 
 
 def execution_of(args):
@@ -165,21 +167,22 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     execution = execution_of(args)
-    try:  # a bad value, a missing file, data that does not fit: one line naming it, exit 2, no run folder
-        if args.log_every < 1:
-            raise ValueError("--log_every must be >= 1, got %d" % args.log_every)
+    try:  # a bad value, a missing file, data that does not fit: one line naming it, exit 2 (4: the data), no folder
         config = resolve_config(args, argv)
         placement = placements.resolve_placement(execution)
         config = config.replace(replicas=placements.describe(placement, config.train, config.data.total_train_images))
+    except DATA_ERRORS as error:
+        print("error: %s" % error, file=sys.stderr)
+        return exit_codes.DATA
     except (arch.UnknownDecoderError, arch.DecoderOptionError, nets.UnknownNetError, ValueError,
             FileNotFoundError) as error:
         print("error: %s" % error, file=sys.stderr)
-        return 2
+        return exit_codes.USAGE
     try:
         return run(config, execution, placement)
     except (FileNotFoundError, RunFailed) as error:
         print("error: %s" % error, file=sys.stderr)
-        return 2
+        return getattr(error, "exit_code", exit_codes.DATA if isinstance(error, DATA_ERRORS) else exit_codes.USAGE)
 
 
 if __name__ == "__main__":

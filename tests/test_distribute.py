@@ -20,8 +20,8 @@ from tests.conftest import PYTHON, ROOT, TINY_TRAIN_ARGS, run_script
 from utils.compat import replicas as replica_patches
 from utils.compat import slim, tf
 from utils.graphs import ancestors
+from utils.training import exit_codes, runfolder
 from utils.training import placement as placements
-from utils.training import runfolder
 from utils.training.config import RunConfig, TrainSettings
 from utils.training.replicas import ReplicatedTrainStep
 
@@ -41,13 +41,13 @@ def _start(*args, log):
                             stdout=log, stderr=subprocess.STDOUT, text=True)
 
 
-def _finish(proc, log_path, timeout):
+def _finish(proc, log_path, timeout, expected=exit_codes.FINISHED):
     try:
         proc.wait(timeout=timeout)
     finally:
         _kill([proc])
     output = open(log_path).read()
-    assert proc.returncode == 0, output[-4000:]
+    assert proc.returncode == expected, output[-4000:]
     return output
 
 
@@ -224,7 +224,7 @@ def one_and_two_replicas(sample_datapath, tmp_path_factory):
                 time.sleep(0.1)
             assert runlog, "the 2-replica run never reached step %d:\n%s" % (STEPS_COMPARED, open(double_log).read())
             double.send_signal(signal.SIGTERM)
-            _finish(double, double_log, timeout=120)
+            _finish(double, double_log, timeout=120, expected=exit_codes.stopped_by(signal.SIGTERM))
             _finish(single, single_log, timeout=240)
         finally:
             _kill([single, double])

@@ -18,7 +18,7 @@ import train
 from tests.conftest import PYTHON, ROOT, SAMPLE, TINY_TRAIN_ARGS, run_script
 from utils.compat import tf
 from utils.data import families, label_checker
-from utils.training import checkpoint_check, runfolder
+from utils.training import checkpoint_check, exit_codes, runfolder
 
 
 def _env():
@@ -126,8 +126,12 @@ def test_kill_9_then_resume_lock_damaged_latest_litter_and_changed_length(sample
     fallback = runfolder.checkpoint_step(fallback_path)
     assert saved - fallback <= 4, (saved, candidates)
     later_lines = any(int(step.split()[1]) > fallback for step in _step_lines(folder))
-    with open(latest + ".data-00000-of-00001", "r+b") as data:
-        data.truncate(100)  # the latest checkpoint is damaged; the milestone of the same step is whole
+    # The latest checkpoint is damaged (its data file replaced by a cut one, as a save cut short leaves it); the
+    # milestone of the same step, which shared that file (a hard link), keeps the whole one.
+    data = latest + ".data-00000-of-00001"
+    with open(data + ".cut", "wb") as cut:
+        cut.write(open(data, "rb").read(100))
+    os.replace(data + ".cut", data)
     litter = os.path.join(folder, runfolder.LATEST_DIR, "model.ckpt-8.data-00000-of-00001.tempstate12345")
     open(litter, "w").write("half a save")
     refused = run_script("train.py", "--resume", folder, "--learnrate", "1", check=False)
@@ -172,7 +176,7 @@ BAD_FLAGS = [
     (("--pretrained", "{textfile}"), "is not a readable TensorFlow checkpoint"),
     (("--pretrained", "{runfolder}"), "is a run folder; to fine-tune from a trained run use --init_from"),
     (("--pretrained", "{othernet}", "--basenet", "mobilenet_v2"), "holds no MobilenetV2/ variables"),
-    (("--datapath", "{garbage_json}"), "dataset.json is not JSON"),
+    (("--datapath", "{garbage_json}"), "dataset.json is not JSON"),  # data errors: exit_codes.DATA
     (("--datapath", "{empty_records}"), "training.tfrecords is empty"),
     (("--resume", "{garbage_runargs}"), "runargs is not JSON"),
     (("--resume", "{list_runargs}"), "runargs holds a list, not a run's settings"),
@@ -204,7 +208,8 @@ def test_bad_input_is_one_line_exit_2_and_no_run_folder(flags, message, sample_d
     except SystemExit as exit_info:
         code = exit_info.code
     err = capsys.readouterr().err
-    assert code == 2 and message in err and "Traceback" not in err, err
+    expected = exit_codes.DATA if flags[0] == "--datapath" else exit_codes.USAGE
+    assert code == expected and message in err and "Traceback" not in err, (code, err)
     assert len([line for line in err.splitlines() if line.startswith("error")]) == 1, err
     assert not os.path.exists(tmp_path / "runs") or not os.listdir(tmp_path / "runs")
 
@@ -217,7 +222,7 @@ def test_a_truncated_record_file_is_named_and_the_new_run_folder_removed(sample_
         handle.truncate(os.path.getsize(records) // 3)
     proc = run_script("train.py", *TINY_TRAIN_ARGS, "--datapath", copy, "--runs_root", tmp_path / "runs",
                       "--max_steps", "50", check=False)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.returncode == exit_codes.DATA and "Traceback" not in proc.stderr
     assert "a record file is damaged" in proc.stderr and str(records) in proc.stderr
     assert "removed the run folder" in proc.stdout and not os.listdir(tmp_path / "runs")
 

@@ -12,7 +12,7 @@ import pytest
 
 import train
 from tests.conftest import PYTHON, ROOT, TINY_TRAIN_ARGS, run_script
-from utils.training import runfolder
+from utils.training import exit_codes, runfolder
 from utils.training.config import RunConfig, resolve_pretrained
 from utils.training.schedule import learning_rate_at
 from utils.compat import backend, tf
@@ -42,6 +42,9 @@ def test_short_run_writes_every_artefact(tiny_run):
     assert "backend: %s | dilated convolutions: " % recorded["summary"] in log
     assert runfolder.milestone_steps(folder) == [3, 6]
     assert runfolder.checkpoint_path(folder).endswith(os.path.join("latest", "model.ckpt-6"))
+    latest, milestone = (os.stat(prefix + ".data-00000-of-00001") for prefix in
+                         (runfolder.checkpoint_path(folder), os.path.join(folder, "model.ckpt-6")))
+    assert latest.st_ino == milestone.st_ino  # one file, two names: latest/ costs no space of its own
     tags = _event_tags(folder)
     for tag in ("loss", "learning_rate", "train_mIoU", "val_mIoU", "images_per_sec", "val_IoU/Road",
                 "val/0/image_prediction_truth"):
@@ -107,7 +110,7 @@ def test_sigterm_then_resume_matches_uninterrupted_run(sample_datapath, tmp_path
         assert runlog, "training never reached step 5"
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, output
+        assert proc.returncode == exit_codes.stopped_by(signal.SIGTERM) == 143, output  # not a finished run's 0
         folder = os.path.dirname(runlog)
         assert "stopped by signal %d" % signal.SIGTERM in open(runlog).read()
         straight_output, _ = straight_proc.communicate(timeout=300)
@@ -115,6 +118,7 @@ def test_sigterm_then_resume_matches_uninterrupted_run(sample_datapath, tmp_path
         straight = str(next(straight_root.iterdir()))
         stopped_at = tf.train.load_checkpoint(runfolder.checkpoint_path(folder)).get_tensor("global_step")
         assert 5 <= stopped_at < 24
+        assert runfolder.milestone_steps(folder) == [stopped_at]  # where it stopped is kept (--save_every 100)
     finally:
         for running in (straight_proc, proc):
             if running is not None and running.poll() is None:
@@ -132,6 +136,7 @@ def test_sigterm_then_resume_matches_uninterrupted_run(sample_datapath, tmp_path
     final_lr = [l for l in log.splitlines() if l.split(" ", 2)[2].startswith("step 24 |")][0]
     assert "lr 1.00e-05" in final_lr  # same schedule: 1e-3, /10 at 1/3, /100 after 2/3 of 24 steps
     assert tf.train.load_checkpoint(runfolder.checkpoint_path(folder)).get_tensor("global_step") == 24
+    assert runfolder.milestone_steps(folder) == [stopped_at, 24]
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(sample_datapath, tmp_path):
@@ -153,7 +158,7 @@ def test_missing_pretrained_checkpoint_names_file_and_scratch_flag(tmp_path):
 
 def test_missing_tfrecords_names_the_command(tmp_path):
     proc = run_script("train.py", "--datapath", tmp_path, "--pretrained", "none", check=False)
-    assert proc.returncode == 2
+    assert proc.returncode == exit_codes.DATA
     assert "python utils/tfrecordify.py --dataset_family camvid --datapath %s" % tmp_path in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -190,6 +195,10 @@ def test_keep_best_and_init_from_with_another_class_count(tiny_run, sample_datap
     best = runfolder.read_best(folder)
     assert len(scores) == 3 and best["mIoU"] == pytest.approx(max(scores), abs=1e-3)
     assert runfolder.checkpoint_path(folder, "best").endswith("model.ckpt-%d" % best["step"])
+    assert runfolder.milestone_steps(os.path.join(folder, runfolder.BEST_DIR)) == [best["step"]]  # one best kept
+    # best/ shares latest/'s files of its step: at the last step also the milestone's (three names), earlier its own
+    links = os.stat(runfolder.checkpoint_path(folder, "best") + ".index").st_nlink
+    assert links == (3 if best["step"] == 3 else 1), (best, links)
     config = RunConfig.load(folder)
     assert config.train.class_weights == "enet" and len(config.train.class_weight_values) == 12  # camvid's default
     assert "class weights enet [" in log and "loss ce+lovasz" in log and "cosine schedule" in log

@@ -14,6 +14,18 @@ from utils.data.records import find_record_files
 DATASET_JSON = "dataset.json"
 
 
+class MissingData(FileNotFoundError):
+    """A record file or dataset.json that is not there (the message names the command that makes it): train.py
+    exits with its data-error code, not the usage error's."""
+
+
+class DamagedData(ValueError):
+    """A record file or dataset.json that is there but empty or unreadable."""
+
+
+DATA_ERRORS = (MissingData, DamagedData)
+
+
 # --- where the records are ------------------------------------------------
 def dataset_dir(datapath, family):
     return os.path.join(datapath, families.get(family).subdir())
@@ -27,13 +39,13 @@ def conversion_command(datapath, family):
 def dataset_files(datapath, family, split, directory=None):
     """Record files of a split (single file or complete shard set).
 
-    Missing records raise FileNotFoundError whose message is the command to make them.
+    Missing records raise MissingData (a FileNotFoundError) whose message is the command to make them.
     """
     split = families.canonical_split(split)
     directory = directory or dataset_dir(datapath, family)
     files = find_record_files(directory, split)
     if not files:
-        raise FileNotFoundError(
+        raise MissingData(
             "no %s records for %s in %s (expected %s.tfrecords or %s.tfrecords-*-of-*); create them with:\n"
             "  %s\n(add the family's source path argument, see --help, if the raw data is not under %s)"
             % (split, family, directory, split, split, conversion_command(datapath, family),
@@ -56,7 +68,7 @@ def load_dataset_info(datapath, family, directory=None):
         return info
     cls = families.get(family)
     if not cls.class_names:
-        raise FileNotFoundError("%s is missing and family %r has no built-in classes; create it with:\n  %s"
+        raise MissingData("%s is missing and family %r has no built-in classes; create it with:\n  %s"
                                 % (path, family, conversion_command(datapath, family)))
     return {"family": family, "class_names": list(cls.class_names),
             "palette": [list(c) for c in cls.palette], "num_classes": len(cls.class_names),
@@ -75,10 +87,10 @@ def read_dataset_json(directory):
         with open(path) as handle:
             info = json.load(handle)
     except ValueError as error:
-        raise ValueError("%s is not JSON (%s): convert the dataset again with utils/tfrecordify.py" % (path, error)) \
+        raise DamagedData("%s is not JSON (%s): convert the dataset again with utils/tfrecordify.py" % (path, error)) \
             from None
     if not isinstance(info, dict) or not {"family", "class_names"} <= set(info):
-        raise ValueError("%s is not a dataset description (no family / class_names): convert the dataset again "
+        raise DamagedData("%s is not a dataset description (no family / class_names): convert the dataset again "
                          "with utils/tfrecordify.py" % path)
     return info
 

@@ -11,7 +11,7 @@ import os
 from typing import Optional
 
 from utils.data import families
-from utils.data.dataset_info import dataset_files, load_dataset_info
+from utils.data.dataset_info import DamagedData, dataset_files, load_dataset_info
 from utils.data.records import count_records
 from utils.flags import setting
 
@@ -79,7 +79,7 @@ def resolve(spec):
     validation = dataset_files(spec.datapath, spec.dataset_family, "validation")
     for path in training + validation:
         if os.path.getsize(path) == 0:
-            raise ValueError("%s is empty: convert the dataset again with utils/tfrecordify.py" % path)
+            raise DamagedData("%s is empty: convert the dataset again with utils/tfrecordify.py" % path)
     info = load_dataset_info(spec.datapath, spec.dataset_family)
     splits = info.get("splits", {})
     resolved = dataclasses.replace(

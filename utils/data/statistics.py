@@ -11,7 +11,7 @@ and writes them into dataset.json.
 """
 import numpy as np
 
-from utils.data.dataset_info import dataset_dir, dataset_files, read_dataset_json, write_dataset_json
+from utils.data.dataset_info import MissingData, dataset_dir, dataset_files, read_dataset_json, write_dataset_json
 from utils.data.records import read_examples
 
 KEYS = ("class_pixels", "class_images", "class_image_pixels")
@@ -66,7 +66,7 @@ def split_statistics(datapath, family, split, log=print):
         return {key: entry[key] for key in KEYS}
     files = dataset_files(datapath, family, split)
     if not info:
-        raise FileNotFoundError("no dataset.json in %s: convert the dataset again to record its classes" % directory)
+        raise MissingData("no dataset.json in %s: convert the dataset again to record its classes" % directory)
     log("%s/%s: dataset.json has no class statistics yet; counting them from %d record file(s) (once)"
         % (family, split, len(files)))
     stats = count_records(files, info["num_classes"], info.get("ignore_label")).as_dict()

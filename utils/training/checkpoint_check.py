@@ -41,15 +41,24 @@ def check(path):
     return path
 
 
-def newest_intact(folder, log=print):
+def weights_only(path):
+    """Whether the checkpoint at `path` is a --milestones weights milestone: no optimizer state to resume from."""
+    return tf.train.load_checkpoint(path).has_tensor(runfolder.WEIGHTS_ONLY)
+
+
+def newest_intact(folder, log=print, resumable=False):
     """The newest checkpoint of a run folder that reads back whole and finite; damaged newer ones are reported
-    through `log` and skipped.  FileNotFoundError when there is none."""
+    through `log` and skipped.  resumable: also pass over weights-only milestones (--resume needs the optimizer
+    state).  FileNotFoundError when there is none."""
     candidates = runfolder.checkpoint_candidates(folder)
     if not candidates:
         raise FileNotFoundError("no checkpoint in %s (has training saved one yet?)" % folder)
     for path in candidates:
         found = problem(path)
-        if found is None:
+        if found is None and not (resumable and weights_only(path)):
             return path
-        log("checkpoint %s is %s: skipped, trying an older one" % (path, found))
-    raise FileNotFoundError("no intact checkpoint in %s: all %d are damaged or non-finite" % (folder, len(candidates)))
+        log("checkpoint %s %s: skipped, trying an older one"
+            % (path, "is %s" % found if found else "holds the weights only (--milestones weights)"))
+    raise FileNotFoundError("no intact checkpoint %sin %s: all %d are damaged%s"
+                            % ("to resume from " if resumable else "", folder, len(candidates),
+                               ", non-finite or weights only" if resumable else " or non-finite"))

@@ -33,6 +33,7 @@ from utils.training.schedule import ScheduleSettings
 
 SCHEMA = 2
 LR_SCALING = ("none", "linear")
+MILESTONES = ("full", "weights")  # what a milestone checkpoint holds: utils/training/checkpointing.py
 SCRATCH = ("none", "scratch", "")
 
 
@@ -53,7 +54,13 @@ class TrainSettings(OptimizerSettings, ScheduleSettings, LossSettings):
                                              "the rest listed in the runlog", group="initialisation")
     val_every: int = setting(200, "steps between quarter-validation monitors", group="run")
     val_fraction: float = setting(0.25, "share of the val set per monitor", group="run")
-    save_every: int = setting(2000, "keep a checkpoint every N steps", group="run")
+    save_every: int = setting(2000, "keep a checkpoint every N steps (and the one of the step the run ends at)",
+                              group="run")
+    milestones: str = setting("full", "what those milestones hold: full (everything --resume needs, sharing "
+                                      "latest/'s files of the same step through hard links) or weights (only what "
+                                      "test.py restores: a third of an Adam run's checkpoint; latest/ stays full)",
+                              choices=MILESTONES, group="run")
+    log_every: int = setting(20, "steps between runlog lines", group="run")
     keep_best: bool = setting(False, "every --val_every steps also score the full validation set and keep the "
                                      "best-mIoU checkpoint in best/ (test.py --afteriter best)", group="run")
     xla: bool = setting(False, "XLA JIT compilation of the graph", group="run")
@@ -74,7 +81,7 @@ class TrainSettings(OptimizerSettings, ScheduleSettings, LossSettings):
     def __post_init__(self):
         for part in (OptimizerSettings, ScheduleSettings, LossSettings):
             part.__post_init__(self)
-        for name, low in (("batch_size", 1), ("val_every", 1), ("save_every", 1)):
+        for name, low in (("batch_size", 1), ("val_every", 1), ("save_every", 1), ("log_every", 1)):
             if getattr(self, name) < low:
                 raise ValueError("--%s must be >= %d, got %r" % (name, low, getattr(self, name)))
         if not self.epochs > 0:

@@ -4,13 +4,16 @@ train.py resolves the configuration; `run(config, execution)` does the rest:
   * one graph: a feedable iterator over the training and validation data, one
     train step (TrainStep, or ReplicatedTrainStep over replicas);
   * the run folder is locked while it trains (a second `--resume` refuses);
-  * nothing non-finite is ever saved: a NaN/Inf loss, or weights that turned
+  * what is saved where (latest/, milestones, best/): utils/training/checkpointing.py;
+    nothing non-finite is ever saved: a NaN/Inf loss, or weights that turned
     non-finite, stop the run before the save, so the last good checkpoint stays;
   * `--resume` restarts from the newest intact checkpoint (a damaged newer one
     is skipped, saying so), with the data exactly where the uninterrupted run
     would read it (the seeded order, skipped past the batches already taken),
-    the runlog and TensorBoard trimmed of steps the checkpoint does not hold;
-  * a new run that fails before its first checkpoint removes its folder.
+    the runlog and TensorBoard trimmed of steps the checkpoint does not hold, and the
+    runlog's window (the steps since its last line) as the checkpoint kept it;
+  * a new run that fails before its first checkpoint removes its folder;
+  * the exit code says how it ended (utils/training/exit_codes.py).
 """
 import math
 import os
@@ -25,22 +28,23 @@ from utils.compat.session import session_config
 from utils.data import pipeline
 from utils.data.dataset_info import dataset_files
 from utils.data.records import first_damaged_file
-from utils.training import checkpoint_check, runfolder
+from utils.training import checkpoint_check, exit_codes, runfolder
 from utils.training import placement as placements
+from utils.training.checkpointing import Checkpoints, NonFiniteWeights
 from utils.training.config import scratch_reason
-from utils.training.monitor import Monitor, monitor_batches
+from utils.training.monitor import LogWindow, Monitor, monitor_batches
 from utils.training.replicas import ReplicatedTrainStep, start_like_single_device
 from utils.training.step import TrainStep
 
-EXIT_NAN = 3
+EXIT_NAN = exit_codes.NAN
 
 
 class RunFailed(RuntimeError):
-    """A run that cannot go on: the message names the file or flag and the fix."""
+    """A run that cannot go on: the message names the file or flag and the fix; exit_code: how train.py ends."""
 
-
-class NonFiniteWeights(RuntimeError):
-    pass
+    def __init__(self, message, exit_code=exit_codes.USAGE):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 # ----------------------------------------------------------------------------- graph
@@ -74,19 +78,17 @@ class TrainGraph:
         replicated = placement is not None and placement.replicated
         self.step = (ReplicatedTrainStep(placement, batch["image"], batch["label"], config) if replicated
                      else TrainStep(batch["image"], batch["label"], self.is_training, config))
+        self.window = LogWindow(config.model.num_classes,
+                                placement.host_device if placement is not None else "/device:CPU:0")
         self.init = tf.global_variables_initializer()
-        self.all_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in tf.global_variables()
-                                         if v.dtype.base_dtype.is_floating], name="all_variables_finite")
-        self.latest_saver = tf.train.Saver(max_to_keep=1, name="latest_saver")
-        self.milestone_saver = tf.train.Saver(max_to_keep=None, name="milestone_saver")
-        self.best_saver = tf.train.Saver(max_to_keep=1, name="best_saver") if train.keep_best else None
+        self.checkpoints = Checkpoints(config, self.window)
 
 
 class StopRequest:
     """SIGINT/SIGTERM set a flag; the loop saves and exits at the next step boundary."""
 
     def __init__(self):
-        self.signal = None
+        self.signal = None  # train.py then exits with 128 + signal (exit_codes.stopped_by)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._handle)
 
@@ -99,7 +101,7 @@ class StopRequest:
 # ----------------------------------------------------------------------------- the run
 def run(config, execution, placement, log=print):
     """Train `config` on `placement` (config.replicas describes it); `execution` holds the command line's
-    where-and-how (runs_root, resume, log_every, threads).  Returns the exit code; RunFailed for a run that
+    where-and-how (runs_root, resume, threads).  Returns the exit code (exit_codes); RunFailed for a run that
     cannot start or go on."""
     chief = placement.is_chief  # only the chief writes the run folder; other workers' monitors write to scratch
     resume = execution.get("resume")
@@ -135,23 +137,22 @@ def _train(config, execution, placement, folder, resume, run_state, log):
     if resume:
         if chief:
             runfolder.remove_stale_temporaries(folder)
-        checkpoint = checkpoint_check.newest_intact(resume, log=log)
+        checkpoint = checkpoint_check.newest_intact(resume, log=log, resumable=True)
         start_step = int(tf.train.load_checkpoint(checkpoint).get_tensor("global_step"))
         dropped = runfolder.trim_runlog(folder, start_step) if chief else 0
     graph = TrainGraph(config, placement, start_step)
     session = placement.session_config(
         session_config(execution["threads"], config.train.xla, config.train.precision))
-    monitor = Monitor(folder, config, graph.feed.handle, graph.is_training, graph.step.monitor,
-                      execution["log_every"])
+    monitor = Monitor(folder, config, graph.feed.handle, graph.is_training, graph.step.monitor, graph.window)
     stop = StopRequest()
     total = config.train.total_steps
     try:
         with tf.Session(placement.session_target(session), config=session) as sess:
             sess.run(graph.init)
             if placement.replicated and not resume:
-                start_like_single_device(sess, graph.latest_saver, lambda: TrainGraph(config))
+                start_like_single_device(sess, graph.checkpoints.latest_saver, lambda: TrainGraph(config))
             if resume:
-                graph.latest_saver.restore(sess, checkpoint)
+                graph.checkpoints.restore(sess, checkpoint)
                 monitor.resumed(start_step, checkpoint, dropped)
             else:
                 initialise(sess, graph, config, monitor)
@@ -163,23 +164,24 @@ def _train(config, execution, placement, folder, resume, run_state, log):
             lag_warning = batch_norm_lag(config)
             if lag_warning:
                 monitor.log(lag_warning)
-            code = _loop(sess, graph, config, folder, handles, monitor, stop, start_step, total, chief, run_state)
+            graph.checkpoints.begin(sess, folder, run_state, monitor.log, restored_from=checkpoint)
+            code = _loop(sess, graph, config, folder, handles, monitor, stop, start_step, total, chief)
     except tf.errors.OpError as error:
-        raise RunFailed(graph_error(error, graph)) from None
+        raise graph_error(error, graph) from None
     finally:
         monitor.close()
     return code
 
 
-def _loop(sess, graph, config, folder, handles, monitor, stop, step, total, chief, run_state):
+def _loop(sess, graph, config, folder, handles, monitor, stop, step, total, chief):
     train_feed = {graph.feed.handle: handles[0], graph.is_training: True}
     best = runfolder.read_best(folder) if chief else None
-    last_good = None
+    saves, last_good = graph.checkpoints, None
     fetches = graph.step.fetches
     try:
-        if chief and step and step % config.train.save_every == 0 and step not in runfolder.milestone_steps(folder):
+        if chief and step and step % config.train.save_every == 0:
             # killed between latest/'s save and the milestone's of the same step: the milestone is still owed
-            last_good = save(sess, graph, folder, step, latest=False, run_state=run_state)
+            last_good = saves.save_milestone(sess, step)
         while step < total:
             tic = time.time()
             values = sess.run(fetches, train_feed)
@@ -190,25 +192,26 @@ def _loop(sess, graph, config, folder, handles, monitor, stop, step, total, chie
                                time.time() - tic)
             if chief and (step % config.train.val_every == 0 or step == total):
                 monitor.validate(sess, step)
-                last_good = save(sess, graph, folder, step, latest=True, run_state=run_state)
-                if graph.best_saver is not None:
+                last_good = saves.save_latest(sess, step)
+                if config.train.keep_best:
                     best = keep_if_best(sess, graph, folder, step, handles[2], monitor, best)
-            if chief and step % config.train.save_every == 0:
-                last_good = save(sess, graph, folder, step, latest=False, run_state=run_state)
+            if chief and (step % config.train.save_every == 0 or step == total):
+                last_good = saves.save_milestone(sess, step)
             if stop.signal is not None:
-                last_good = save(sess, graph, folder, step, latest=True, run_state=run_state) if chief else None
-                monitor.log("stopped by signal %d at step %d; checkpoint %s; continue with: "
-                            "python train.py --resume %s" % (stop.signal, step, last_good, folder))
-                return 0
+                last_good = saves.save_milestone(sess, step) if chief else None
+                code = exit_codes.stopped_by(stop.signal)
+                monitor.log("stopped by signal %d at step %d (exit code %d); checkpoint %s; continue with: "
+                            "python train.py --resume %s" % (stop.signal, step, code, last_good, folder))
+                return code
         if chief:
-            save(sess, graph, folder, step, latest=True, run_state=run_state)
+            saves.save_milestone(sess, step)  # the run's last step is a milestone (no-op when saved above)
     except NonFiniteWeights as problem:
         kept = last_good or (runfolder.checkpoint_candidates(folder) or ["none saved yet"])[0]
         monitor.log("%s: stopping without saving. The last good checkpoint is kept: %s. Try a lower --learnrate, "
                     "or check the data with utils/label_checker.py." % (problem, kept))
-        return EXIT_NAN
+        return exit_codes.NAN
     monitor.log("done: %d steps, run folder %s" % (step, folder))
-    return 0
+    return exit_codes.FINISHED
 
 
 # The ops through which the data reaches the graph: an error raised in one of them came from reading or
@@ -220,8 +223,9 @@ MISSING_KERNEL = ("Current CPU implementations do not yet support", "No OpKernel
 
 
 def graph_error(error, graph):
-    """One line for an error a session run raised: a damaged record file only when reading records failed,
-    otherwise the op that failed and TensorFlow's message (and, for a kernel this backend lacks, what to set)."""
+    """RunFailed for an error a session run raised: a damaged record file (exit_codes.DATA) only when reading
+    records failed, otherwise the op that failed and TensorFlow's message (and, for a kernel this backend lacks,
+    what to set)."""
     op = getattr(error, "op", None)
     if isinstance(error, tf.errors.DataLossError) or op is None or op.type in READER_OPS:
         return data_error(error, graph, only_if_damaged=op is None and not isinstance(error, tf.errors.DataLossError))
@@ -231,21 +235,22 @@ def graph_error(error, graph):
         line += " | this backend lacks that kernel (%s; dilated convolutions: %s)%s" % (
             backend.describe(), native_atrous.route().name,
             ": set TF_ENABLE_ONEDNN_OPTS=1" if not backend.onednn_enabled() else "")
-    return line
+    return RunFailed(line, exit_codes.USAGE)
 
 
 def data_error(error, graph, only_if_damaged=False):
-    """One line for a damaged record file: which one, and the command that remakes it.  only_if_damaged: the
-    error may have another cause, so it is blamed on the data only when a file is found damaged."""
+    """RunFailed for a damaged record file (exit_codes.DATA): which one, and the command that remakes it.
+    only_if_damaged: the error may have another cause, so it is blamed on the data only when a file is found
+    damaged."""
     if graph is None:
-        return "the data cannot be read: %s" % _first_line(error)
+        return RunFailed("the data cannot be read: %s" % _first_line(error), exit_codes.DATA)
     files = list(graph.train_files) + list(graph.val_files)
     damaged = first_damaged_file(files)
     if only_if_damaged and not damaged:
-        return "training stopped: %s" % _first_line(error)
+        return RunFailed("training stopped: %s" % _first_line(error), exit_codes.USAGE)
     where = "%s (%s)" % damaged if damaged else "one of %s" % ", ".join(files)
-    return ("a record file is damaged (truncated or overwritten?): %s; convert the dataset again with "
-            "utils/tfrecordify.py" % where)
+    return RunFailed("a record file is damaged (truncated or overwritten?): %s; convert the dataset again with "
+                     "utils/tfrecordify.py" % where, exit_codes.DATA)
 
 
 def _first_line(error):
@@ -298,10 +303,7 @@ def keep_if_best(sess, graph, folder, step, full_val_handle, monitor, best):
     miou, images = monitor.validate_full(sess, full_val_handle, graph.feed.iterators[2].initializer, step)
     if best is not None and miou <= best["mIoU"]:
         return best
-    directory = os.path.join(folder, runfolder.BEST_DIR)
-    os.makedirs(directory, exist_ok=True)
-    path = graph.best_saver.save(sess, os.path.join(directory, runfolder.CKPT_PREFIX), global_step=step,
-                                 write_meta_graph=False)
+    path = graph.checkpoints.save_best(sess, step)
     best = {"step": step, "mIoU": miou, "images": images, "checkpoint": os.path.relpath(path, folder)}
     runfolder.write_best(folder, best)
     monitor.log("step %d | new best full-val mIoU %.3f (%d images): kept in %s" % (step, miou, images, path))
@@ -341,20 +343,3 @@ def initialise(sess, graph, config, monitor):
         monitor.log("%d variables the loss does not reach (beyond --encoder_stride %s) are saved but not trained:"
                     % (len(unused), config.model.encoder_stride))
         monitor.log_names("  unused   ", sorted(v.op.name for v in unused))
-
-
-def save(sess, graph, folder, step, latest, run_state):
-    """Save the weights after `step`, unless any of them is NaN/Inf (NonFiniteWeights: the last good
-    checkpoint must stay the last one)."""
-    if not sess.run(graph.all_finite):
-        raise NonFiniteWeights("weights are not finite after step %d" % step)
-    if latest:
-        directory = os.path.join(folder, runfolder.LATEST_DIR)
-        os.makedirs(directory, exist_ok=True)
-        path = graph.latest_saver.save(sess, os.path.join(directory, runfolder.CKPT_PREFIX), global_step=step,
-                                       write_meta_graph=False)
-    else:
-        path = graph.milestone_saver.save(sess, os.path.join(folder, runfolder.CKPT_PREFIX), global_step=step,
-                                          write_meta_graph=False)
-    run_state["saved"] = True
-    return path

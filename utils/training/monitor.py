@@ -34,17 +34,63 @@ def monitor_batches(config):
     return max(1, int(math.ceil(config.data.num_val_images * config.train.val_fraction / config.train.batch_size)))
 
 
+class LogWindow:
+    """The steps since the last runlog line (their summed loss, seconds and confusion) and the last quarter-val
+    mIoU: the runlog's state between two lines.  It is also kept in graph variables, stored before every full
+    checkpoint, so a resumed run's first line averages the same steps as the uninterrupted run's line and
+    names the same quarter-val mIoU.  Build it before the savers; `device`: the host's CPU."""
+
+    def __init__(self, num_classes, device="/device:CPU:0"):
+        self.num_classes = num_classes
+        with tf.device(device), tf.name_scope("runlog_window"):
+            initial = {"loss": np.float64(0), "steps": np.int64(0), "seconds": np.float64(0),
+                       "confusion": np.zeros((num_classes, num_classes), np.int64), "val_miou": np.float64(-1)}
+            self._variables = {name: tf.Variable(value, trainable=False, name=name) for name, value in initial.items()}
+            self._feeds = {name: tf.placeholder(variable.dtype.base_dtype, variable.shape, name=name + "_value")
+                           for name, variable in self._variables.items()}
+            self._store = tf.group(*[variable.assign(self._feeds[name]) for name, variable in self._variables.items()])
+        self.reset()
+        self.last_val_miou = None
+
+    @property
+    def variables(self):
+        return list(self._variables.values())
+
+    def reset(self):
+        self.loss, self.steps, self.seconds = 0.0, 0, 0.0
+        self.confusion = np.zeros((self.num_classes, self.num_classes), np.int64)
+
+    def add(self, loss, seconds, confusion):
+        self.loss += loss
+        self.steps += 1
+        self.seconds += seconds
+        self.confusion += confusion
+
+    def store(self, sess):
+        """Into the variables, before a checkpoint saves them."""
+        values = {"loss": self.loss, "steps": self.steps, "seconds": self.seconds, "confusion": self.confusion,
+                  "val_miou": -1.0 if self.last_val_miou is None else self.last_val_miou}
+        sess.run(self._store, {self._feeds[name]: value for name, value in values.items()})
+
+    def load(self, sess):
+        """From the variables, after a checkpoint restored them (a new run's are empty)."""
+        values = sess.run(self._variables)
+        self.loss, self.steps, self.seconds = float(values["loss"]), int(values["steps"]), float(values["seconds"])
+        self.confusion = np.array(values["confusion"], np.int64)
+        self.last_val_miou = None if values["val_miou"] < 0 else float(values["val_miou"])
+
+
 class Monitor:
     """Runlog, progress bar and TensorBoard events of one run.
 
     config: the run's RunConfig; handle, is_training: the graph's feedable-iterator handle and
-    is_training placeholder; view: the step's MonitorView (what validation runs); log_every: steps
-    between runlog lines.
+    is_training placeholder; view: the step's MonitorView (what validation runs); window: the graph's
+    LogWindow.  --log_every (config.train.log_every): steps between runlog lines.
     """
 
-    def __init__(self, folder, config, handle, is_training, view, log_every):
-        self.folder, self.config, self.view = folder, config, view
-        self.feed_handle, self.is_training, self.log_every = handle, is_training, log_every
+    def __init__(self, folder, config, handle, is_training, view, window):
+        self.folder, self.config, self.view, self.window = folder, config, view, window
+        self.feed_handle, self.is_training, self.log_every = handle, is_training, config.train.log_every
         self.num_classes = config.model.num_classes
         self.class_names = list(config.data.class_names)[:self.num_classes]
         self.runlog = open(os.path.join(folder, runfolder.RUNLOG), "a", buffering=1)
@@ -53,8 +99,6 @@ class Monitor:
         self.bar = tqdm(total=config.train.total_steps, unit="step", dynamic_ncols=True,
                         disable=not sys.stderr.isatty(), file=sys.stderr)
         self.val_batches = monitor_batches(config)
-        self._reset_window()
-        self.last_val_miou = None
 
     # ---------------------------------------------------------------- logging
     def log(self, message):
@@ -89,6 +133,7 @@ class Monitor:
     # ---------------------------------------------------------------- training
     def start(self, sess, val_handle, start_step):
         self.sess, self.val_handle = sess, val_handle
+        self.window.load(sess)  # a resumed run goes on with the checkpoint's window
         self.bar.n = start_step
         self.bar.refresh()
         train, images = self.config.train, self.config.data.total_train_images
@@ -96,31 +141,29 @@ class Monitor:
                  % (self.folder, self.config.net_name, self.num_classes, train.total_steps, train.batch_size,
                     train.total_steps * train.batch_size / images, images, start_step))
 
-    def _reset_window(self):
-        self.window_loss, self.window_steps, self.window_seconds = 0.0, 0, 0.0
-        self.window_confusion = np.zeros((self.num_classes, self.num_classes), np.int64)
-
     def epoch(self, step):
         return step * self.config.train.batch_size / float(self.config.data.total_train_images)
 
     def after_step(self, sess, step, loss, lr, confusion, seconds):
-        self.window_loss += loss
-        self.window_steps += 1
-        self.window_seconds += seconds
-        self.window_confusion += confusion
-        images_per_sec = self.config.train.batch_size * self.window_steps / max(self.window_seconds, 1e-9)
+        window = self.window
+        window.add(loss, seconds, confusion)
+        images_per_sec = self.config.train.batch_size * window.steps / max(window.seconds, 1e-9)
         self.bar.set_postfix(loss="%.4f" % loss, img_s="%.1f" % images_per_sec, refresh=False)
         self.bar.update(step - self.bar.n)
-        if step % self.log_every and step != self.config.train.total_steps:
+        regular = step % self.log_every == 0
+        if not regular and step != self.config.train.total_steps:
             return
-        mean_loss = self.window_loss / self.window_steps
-        train_miou = metrics.mean_iou(self.window_confusion)
+        mean_loss = window.loss / window.steps
+        train_miou = metrics.mean_iou(window.confusion)
         self.log("step %d | epoch %.2f | loss %.4f | lr %.2e | %.1f img/s | train mIoU %.3f%s" % (
             step, self.epoch(step), mean_loss, lr, images_per_sec, train_miou,
-            "" if self.last_val_miou is None else " | quarter-val mIoU %.3f" % self.last_val_miou))
+            "" if window.last_val_miou is None else " | quarter-val mIoU %.3f" % window.last_val_miou))
         self.scalars(step, {"loss": mean_loss, "learning_rate": lr, "images_per_sec": images_per_sec,
                             "train_mIoU": train_miou, "epoch": self.epoch(step)})
-        self._reset_window()
+        # The run's last step off the --log_every grid gets a line but keeps its window, so a --resume with a
+        # longer --max_steps logs the same lines as a run that was that long from the start.
+        if regular:
+            window.reset()
 
     # -------------------------------------------------------------- validation
     def validate(self, sess, step):
@@ -137,7 +180,7 @@ class Monitor:
                 batch_confusion = sess.run(g.confusion, feed)
             confusion += batch_confusion
         miou = metrics.mean_iou(confusion)
-        self.last_val_miou = miou
+        self.window.last_val_miou = miou
         values = {"val_mIoU": miou, "val_pixel_accuracy": metrics.pixel_accuracy(confusion)}
         for name, iou in zip(self.class_names, metrics.per_class_iou(confusion)):
             if np.isfinite(iou):

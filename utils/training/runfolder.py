@@ -3,8 +3,10 @@
     runargs            every resolved setting as JSON: model / train / data (utils/training/config.py;
                        test.py and --resume read it back)
     runlog             one line per logged step, human-readable
-    model.ckpt-<step>  milestone checkpoints every --save_every steps (test.py --afteriter)
-    latest/            the newest checkpoint (rolling), used by --resume and by default in test.py
+    model.ckpt-<step>  milestone checkpoints, every --save_every steps and at the step each training process
+                       ended at (finished or stopped by a signal): test.py --afteriter; --milestones full: the
+                       same files as latest/ of that step (hard links), weights: the weights alone
+    latest/            the newest checkpoint (rolling, always full), used by --resume and by default in test.py
     best/              with --keep_best: the checkpoint of the best full-validation mIoU, best.json its score
     events.out.tfevents.*  TensorBoard
     .lock              held (flock) by the process training the run: a second one refuses to start
@@ -18,6 +20,7 @@ import glob
 import json
 import os
 import re
+import shutil
 
 RUNARGS = "runargs"
 RUNLOG = "runlog"
@@ -28,6 +31,8 @@ CKPT_PREFIX = "model.ckpt"
 _CKPT_INDEX = re.compile(r"^model\.ckpt-(\d+)\.index$")
 _CKPT_STEP = re.compile(r"-(\d+)$")
 LOCK = ".lock"
+# A variable only weights-only milestones hold (train.py --milestones weights): --resume passes them over.
+WEIGHTS_ONLY = "weights_only_milestone"
 _LOG_STEP = re.compile(r"^\S+ \S+ step (\d+) \|")
 
 
@@ -114,24 +119,74 @@ def milestone_steps(folder):
     return sorted(int(m.group(1)) for m in map(_CKPT_INDEX.match, os.listdir(folder)) if m)
 
 
+def latest_steps(folder):
+    """Steps with a checkpoint in latest/ (one, or none; two for a moment while a save rolls it over)."""
+    return milestone_steps(os.path.join(folder, LATEST_DIR))
+
+
+def latest_prefix(folder, step):
+    return os.path.join(folder, LATEST_DIR, "%s-%d" % (CKPT_PREFIX, step))
+
+
+def addressable_steps(folder):
+    """Every step test.py --afteriter can name: the milestones and latest/'s step, ascending."""
+    return sorted(set(milestone_steps(folder)) | set(latest_steps(folder)))
+
+
 def checkpoint_path(folder, step=None):
-    """Checkpoint prefix for `step`, 'best' (--keep_best's), or the newest one (latest/ or a milestone) when
-    step is None."""
+    """Checkpoint prefix for `step` (its milestone, else latest/ of that step), 'best' (--keep_best's), or the
+    newest one (latest/ or a milestone) when step is None."""
     if step == "best":
         steps = milestone_steps(os.path.join(folder, BEST_DIR))
         if not steps:
             raise FileNotFoundError("no best/ checkpoint in %s: it is kept by train.py --keep_best" % folder)
         return os.path.join(folder, BEST_DIR, "%s-%d" % (CKPT_PREFIX, steps[-1]))
     if step is not None:
-        steps = milestone_steps(folder)
-        if step not in steps:
-            raise FileNotFoundError("no checkpoint after %s steps in %s; saved steps: %s"
-                                    % (step, folder, ", ".join(map(str, steps)) or "none"))
-        return os.path.join(folder, "%s-%d" % (CKPT_PREFIX, step))
+        if step in milestone_steps(folder):
+            return os.path.join(folder, "%s-%d" % (CKPT_PREFIX, step))
+        if step in latest_steps(folder):
+            return latest_prefix(folder, step)
+        raise FileNotFoundError("no checkpoint after %s steps in %s; saved steps: %s"
+                                % (step, folder, ", ".join(map(str, addressable_steps(folder))) or "none"))
     candidates = checkpoint_candidates(folder)
     if not candidates:
         raise FileNotFoundError("no checkpoint in %s (has training saved one yet?)" % folder)
     return candidates[0]
+
+
+def checkpoint_files(prefix):
+    """The files of the checkpoint at `prefix`: its data shards, then its index (what marks it present)."""
+    data = sorted(glob.glob(glob.escape(prefix) + ".data-*-of-*"))
+    return [path for path in data if ".tempstate" not in path] + [prefix + ".index"]
+
+
+def remove_checkpoint(prefix):
+    """Delete the checkpoint at `prefix`, its index first (so a half-removed one is never listed)."""
+    for path in reversed(checkpoint_files(prefix)):
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def share_checkpoint(source, target):
+    """Give the checkpoint at prefix `source` a second name `target` without copying its bytes: hard links.
+    Each name stays whole when the other is deleted (a keep-limit) or saved again (TensorFlow writes a new file
+    and renames it over the old name, never into it).  Where the filesystem has no hard links, a copy.  The
+    index goes last, so a half-made share is never listed; returns "linked" or "copied"."""
+    how = "linked"
+    for path in checkpoint_files(source):
+        name = target + path[len(source):]
+        temporary = name + ".tempstate-share"  # what remove_stale_temporaries clears after a kill
+        if os.path.lexists(temporary):
+            os.remove(temporary)
+        try:
+            os.link(path, temporary)
+        except OSError:  # no hard links here (some network and FUSE filesystems, across devices)
+            shutil.copyfile(path, temporary)
+            how = "copied"
+        os.replace(temporary, name)
+        if os.path.lexists(temporary):  # rename between two links of one file does nothing
+            os.remove(temporary)
+    return how
 
 
 def checkpoint_step(path):
