@@ -46,7 +46,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from utils import precision
+from utils.compat import precision
 from utils.compat import backend
 from utils.data.dataset_info import dataset_files
 from utils.data.families import canonical_split

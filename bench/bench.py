@@ -10,7 +10,7 @@ Measures, each as the median of --runs timed repetitions after --warmup:
   infer_img_s   inference throughput at --infer_batch
   train_img_s   training images/s: one full step (loss, backward, Adam, BN updates) of
                 --train_batch x --train_size on an in-memory batch (utils.training.TrainStep)
-Both in the arithmetic --mixed_precision resolves to on this machine (utils/precision.py, as train.py).
+Both in the arithmetic --mixed_precision resolves to on this machine (utils/compat/precision.py, as train.py).
   pipeline_img_s  input pipeline images/s at the training size (bench/bench_pipeline.py), with
                 --pipeline DATAPATH
 Prints a table and one JSON line per configuration (same keys as ../shared/tools/peer_bench).
@@ -32,7 +32,7 @@ from utils.compat import backend, native_atrous, tf
 from utils.compat.session import session_config
 from utils.data.dataset_info import dataset_files
 from utils.data.spec import DataSpec
-from utils import machine, precision
+from utils.compat import machine, precision
 from utils.flags import add_bool_flag, add_setting_flags
 from utils.inference.folding import freeze_and_fold
 from utils.training.config import RunConfig, TrainSettings
@@ -104,7 +104,7 @@ def bench_inference(spec, size, batch, runs, warmup, threads, xla=False, probe=N
 
     folded: the frozen graph with batch norm folded into the convs that test.py runs and
     `test.py --export` writes (utils/export.py); False: the variable graph (is_training=False).
-    mode: a resolved precision (utils/precision.py).
+    mode: a resolved precision (utils/compat/precision.py).
     """
     height, width = parse_size(size)
     data = np.random.RandomState(0).rand(batch, height, width, 3).astype(np.float32)

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from utils import machine
+from utils.compat import machine
 from utils.compat import backend, tf
 from utils.data import convert, families, pipeline
 from utils.data.dataset_info import dataset_files

@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 import bench  # sibling script: bench/ is on sys.path when this runs as a script
-from utils import machine
+from utils.compat import machine
 from utils.compat import backend, tf
 from utils.compat.session import session_config
 from utils.inference import deploy, evaluation, runtimes

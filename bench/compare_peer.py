@@ -31,7 +31,7 @@ import subprocess
 import sys
 
 import peer  # sibling module: bench/ is on sys.path when this runs as a script
-from utils import machine, precision
+from utils.compat import machine, precision
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

@@ -33,7 +33,7 @@ import sys
 import time
 
 import peer  # sibling module: bench/ is on sys.path when this runs as a script
-from utils import machine
+from utils.compat import machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -177,7 +177,7 @@ def our_steps(args):
     # deferred: only this child loads TensorFlow, the parent only reads the two sides' output
     import arch
     import bench  # deferred, as above (a sibling script: bench/ is on sys.path when this runs as one)
-    from utils import precision  # deferred, as above
+    from utils.compat import precision  # deferred, as above
     from utils.compat import backend, tf  # deferred, as above
     from utils.compat.session import session_config  # deferred, as above
 

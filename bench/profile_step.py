@@ -14,7 +14,7 @@ import time
 
 import bench  # sibling script: bench/ is on sys.path when this runs as a script
 import arch
-from utils import machine, precision
+from utils.compat import machine, precision
 from utils.compat import backend, tf
 from utils.compat.session import session_config
 from utils.flags import add_setting_flags

@@ -3,8 +3,8 @@
     media/tensorboard_scalars.png    TensorBoard's scalars page of every run in --logdir, tags filtered by --tags
     media/tensorboard_scalars.json   which runs (and their settings), TensorBoard and Chromium made it
 
-The installed `tensorboard` serves --logdir (utils.tensorboard_server); headless Chromium opens the scalars
-page (utils.headless_chromium) and, once every run's name and every chart's lines are drawn, the window is
+The installed `tensorboard` serves --logdir (tools.tensorboard_server); headless Chromium opens the scalars
+page (tools.headless_chromium) and, once every run's name and every chart's lines are drawn, the window is
 saved as a palette PNG, small for the repository.  Run it again after training runs worth showing.
 """
 import argparse
@@ -18,9 +18,9 @@ import urllib.parse
 
 from PIL import Image
 
-from utils.headless_chromium import Page
-from utils.processes import wait_until
-from utils.tensorboard_server import TENSORBOARD, TensorBoard
+from tools.headless_chromium import Page
+from tools.processes import wait_until
+from tools.tensorboard_server import TENSORBOARD, TensorBoard
 from utils.training.config import RunConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -10,9 +10,9 @@ floor below it, never one above, never an independent sibling):
     model | data   arch.py | utils/data   (independent of each other)
     decoders    decoders/
     nets        nets/
-    helpers     utils/flags, utils/viz, utils/metrics, utils/graphs, utils/machine, utils/processes,
-                utils/tensorboard_server, utils/headless_chromium, utils/precision
-    compat      utils/compat
+    helpers     utils/flags, utils/viz, utils/metrics, utils/graphs; tools/ (what the tests and media/ share:
+                TensorBoard served and seen in headless Chromium, processes waited for)
+    compat      utils/compat (TensorFlow's entry point, the CPU and its kernels, precision, software versions)
 
 Every import statement counts, also inside functions (an import deferred to a
 function is still a dependency), and an import inside a function must say why
@@ -35,10 +35,13 @@ FLOORS = [
     [("model", ("arch",)), ("data", ("utils.data",))],
     [("decoders", ("decoders",))],
     [("nets", ("nets",))],
-    [("helpers", ("utils.flags", "utils.viz", "utils.metrics", "utils.graphs", "utils.machine", "utils.processes",
-                  "utils.tensorboard_server", "utils.headless_chromium", "utils.precision"))],
+    [("helpers", ("utils.flags", "utils.viz", "utils.metrics", "utils.graphs", "tools"))],
     [("compat", ("utils.compat", "utils"))],
 ]
+# utils/'s top level holds the product's shared helpers and the three command shims, nothing more: a module that
+# serves one role lives in that role's package (utils/data, training, inference, study, compat), one that only the
+# tests and media/ use lives in tools/.
+UTILS_TOP_LEVEL_MAX = 8
 SKIP_DIRS = {"tests", "tmp", "data", "tboards", "__pycache__"}
 
 
@@ -182,3 +185,10 @@ def test_the_contract_catches_a_cycle_and_an_upward_import():
     assert "decoders.base:3 (decoders) imports arch (model)" in found
     assert "nets.registry:7 (nets) imports utils.training.step (training)" in found
     assert "utils.data.pipeline:2 (data) imports arch (model)" in found  # independent siblings
+
+
+def test_utils_top_level_stays_small():
+    top = sorted(name for name in os.listdir(os.path.join(ROOT, "utils"))
+                 if name.endswith(".py") and name != "__init__.py")
+    assert len(top) <= UTILS_TOP_LEVEL_MAX, "utils/ has %d top-level modules (at most %d): %s" % (
+        len(top), UTILS_TOP_LEVEL_MAX, ", ".join(top))

@@ -2,7 +2,7 @@
 import json
 
 from tests.conftest import run_script
-from utils import machine
+from utils.compat import machine
 from utils.compat import backend
 
 

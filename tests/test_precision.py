@@ -10,7 +10,7 @@ from PIL import Image
 import arch
 import nets
 from tests.conftest import ROOT, run_script
-from utils import machine, precision
+from utils.compat import machine, precision
 from utils.compat import backend, tf
 from utils.compat.session import session_config
 from utils.data.spec import DataSpec

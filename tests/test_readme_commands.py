@@ -28,7 +28,7 @@ import pytest
 
 import demo
 from tests.conftest import ROOT
-from utils.tensorboard_server import TENSORBOARD
+from tools.tensorboard_server import TENSORBOARD
 
 README = os.path.join(ROOT, "README.md")
 DOCUMENTS = [README] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))

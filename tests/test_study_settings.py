@@ -12,7 +12,7 @@ import pytest
 import study as study_py
 import train
 from tests.conftest import ROOT
-from utils import software
+from utils.compat import software
 from utils.compat import tf
 from utils.study import grid, identity, plots, runner, table
 from utils.training import runfolder

@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT, TINY_TRAIN_ARGS, run_script
-from utils import headless_chromium
+from tools import headless_chromium
 from utils.compat import tf
-from utils.tensorboard_server import TensorBoard
+from tools.tensorboard_server import TensorBoard
 from utils.training import runfolder
 from utils.training.config import RunConfig
 

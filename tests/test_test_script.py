@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CAMVID, ROOT, SAMPLE, requires, run_script
-from utils import precision
+from utils.compat import precision
 from utils.compat import backend
 from utils.inference import evaluation, predictions
 from utils.training.config import RunConfig

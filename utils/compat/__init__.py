@@ -10,6 +10,9 @@ native_atrous  dilated 2-D convolutions: one native Conv2D where the kernels run
 replicas       what building data-parallel replicas in graph mode needs patched (all-reduce gradients,
                replica batch norm, per-thread arg scopes)
 session        the Session configuration every graph here runs with (threads, XLA, mixed precision)
+machine        the CPU this runs on: model, cores, instruction-set flags and caps (no TensorFlow)
+precision      the arithmetic a graph runs in (fp32, bf16, fp16), resolved from the request, CPU and kernels
+software       what made a run: the project's git commit, Python / TensorFlow / tf-slim / numpy versions
 
 Nothing here imports project code above this floor.
 """

@@ -2,7 +2,7 @@
 
 One function so that `--threads`, `--xla` and `--mixed_precision` mean the
 same thing in train.py, test.py and bench/ (which mode `--mixed_precision auto`
-becomes on a machine is decided in utils/precision.py).
+becomes on a machine is decided in utils/compat/precision.py).
 """
 import os
 
@@ -18,7 +18,7 @@ def session_config(threads=0, xla=False, precision="fp32"):
     measured so far it was slower (README, "Performance"), so it is off by
     default; it is there for GPUs.
 
-    precision: a resolved mode of utils/precision.py.  Both 16-bit modes are
+    precision: a resolved mode of utils/compat/precision.py.  Both 16-bit modes are
     Grappler rewrites with float32 master weights (the variables are
     untouched): "fp16" is the automatic mixed precision rewrite for GPUs (the
     dynamic loss scaling is `train_op`'s), "bf16" oneDNN's bfloat16 rewrite

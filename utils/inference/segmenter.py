@@ -46,7 +46,8 @@ import numpy as np
 
 import arch
 import nets
-from utils import precision, viz
+from utils import viz
+from utils.compat import precision
 from utils.compat import tf
 from utils.compat.session import session_config
 from utils.inference.folding import freeze_and_fold
@@ -116,7 +117,7 @@ class Segmenter:
         checkpoint: a checkpoint prefix to restore instead of the run's (rare).
         threads: TF intra/inter-op threads (0 = TF default).
         xla, mixed_precision: the fast paths train.py has (utils/compat/session.py); mixed_precision is a
-        --mixed_precision mode, as train.py's (auto|bf16|fp16|fp32, utils/precision.py; True / False as in
+        --mixed_precision mode, as train.py's (auto|bf16|fp16|fp32, utils/compat/precision.py; True / False as in
         old runargs: True is the device's 16-bit mode).
         fold_batch_norms: run a frozen copy with batch norm folded into the convolutions (the
         exported graph; faster, equal within ~1e-6); False runs the variable graph as trained.

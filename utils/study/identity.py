@@ -5,7 +5,7 @@
 The train part is every train.py setting the cell's command line resolves to
 (defaults included, so a changed default shows too), with the study's budget
 (max_steps) and milestone interval (save_every).  Left out are where and how
-a run runs (train.py's EXECUTION flags: runs_root, threads, log_every, ...)
+a run runs (train.py's EXECUTION flags: runs_root, threads, ...; and log_every)
 and where its inputs lie (datapath, modelspath): the same data moved to
 another disk is the same cell.  The test part is the study's test settings
 that change a score.  A cell whose recorded part differs from what the study
@@ -21,9 +21,11 @@ from utils.training.placement import EXECUTION_FLAGS
 
 RECORD = "cell.json"
 # train.py's EXECUTION (where and how a run runs, never its config; tests/test_study.py keeps the two equal)
-EXECUTION = ("runs_root", "resume", "log_every", "threads", "gpu") + EXECUTION_FLAGS
+EXECUTION = ("runs_root", "resume", "threads", "gpu") + EXECUTION_FLAGS
 LOCATIONS = ("datapath", "modelspath")  # where the inputs lie, not what the cell is
-NOT_THE_CELL = EXECUTION + LOCATIONS + ("verbose", "epochs")  # epochs: a study's budget is always max_steps
+# log_every: a run setting (kept on resume) that changes what the runlog shows, not what the run computes;
+# epochs: a study's budget is always max_steps
+NOT_THE_CELL = EXECUTION + LOCATIONS + ("verbose", "epochs", "log_every")
 TEST_KEYS = ("bootstrap", "bootstrap_by", "checkpoints", "pixels")  # latency: measured per configuration
 NOT_RECORDED = "(not recorded)"
 _CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")

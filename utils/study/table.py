@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 import arch
-from utils import software
+from utils.compat import software
 from utils.inference import clusters as clustering
 from utils.study import identity, runner
 from utils.study.grid import check_classes

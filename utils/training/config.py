@@ -22,7 +22,7 @@ import arch
 import nets
 from nets.checkpoints import DEFAULT_MODELSPATH
 from nets.torch_weights import TORCH_MODELS
-from utils import machine, precision, software
+from utils.compat import machine, precision, software
 from utils.compat import backend, native_atrous, tf
 from utils.data.spec import DataSpec
 from utils.flags import setting
@@ -66,7 +66,7 @@ class TrainSettings(OptimizerSettings, ScheduleSettings, LossSettings):
     xla: bool = setting(False, "XLA JIT compilation of the graph", group="run")
     mixed_precision: str = setting("fp32", "auto: bf16 on CPUs with native bfloat16 (AVX512-BF16, AMX), fp16 with "
                                            "loss scaling on GPUs with tensor cores, fp32 otherwise; or bf16, fp16, "
-                                           "fp32 (utils/precision.py)", choices=precision.MODES, group="run")
+                                           "fp32 (utils/compat/precision.py)", choices=precision.MODES, group="run")
     precision: Optional[str] = setting(None, "the mode --mixed_precision resolved to (bf16, fp16 or fp32), once, "
                                              "on the machine the run started on", on_command_line=False)
     precision_reason: Optional[str] = setting(None, "why --mixed_precision resolved to `precision`",

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 
-from utils.processes import stop, wait_until
+from tools.processes import stop, wait_until
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from utils.processes import stop, wait_until
+from tools.processes import stop, wait_until
 
 # The `tensorboard` console script of the environment this interpreter belongs to.
 TENSORBOARD = os.path.join(os.path.dirname(sys.executable), "tensorboard")

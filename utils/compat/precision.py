@@ -14,7 +14,7 @@ Variables, the loss and the optimizer stay float32 in every mode (float32 master
 """
 import collections
 
-from utils import machine
+from utils.compat import machine
 from utils.compat import backend, tf
 
 MODES = ("auto", "bf16", "fp16", "fp32")
