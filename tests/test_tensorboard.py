@@ -205,7 +205,8 @@ def test_each_run_writes_its_settings_to_the_hparams_tab(tboards):
     assert sorted(found) == sorted(tboards["runs"])  # the runs themselves, not their tb_scores subfolders
     for run, folder in tboards["runs"].items():
         config = RunConfig.load(folder)
-        sections = {"model": config.model.to_dict(), "train": dataclasses.asdict(config.train), "data": config.data.to_dict()}
+        sections = {"model": config.model.to_dict(), "train": dataclasses.asdict(config.train),
+                    "data": config.data.to_dict()}
         for section, names in COMPARED.items():
             for name in names:
                 assert found[run][name] == pytest.approx(sections[section][name]), (run, name)
@@ -218,7 +219,7 @@ def test_the_hparams_plugin_serves_both_runs_with_val_miou_as_a_metric(board, tb
     scalar_tags(board, tboards["runs"])
     request = '{"experimentName": ""}'
     experiment = board.poll_json("/data/plugin/hparams/experiment",
-                                 lambda answer: any(info["name"] == "decoder" for info in answer.get("hparamInfos", [])),
+                                 lambda got: any(info["name"] == "decoder" for info in got.get("hparamInfos", [])),
                                  "the HParams experiment", request=request)
     infos = {info["name"]: info for info in experiment["hparamInfos"]}
     assert sorted(infos["decoder"]["domainDiscrete"]) == ["FCN", "LinkNet"] and infos["decoder"]["differs"]
@@ -268,3 +269,16 @@ def test_test_py_writes_its_scores_as_scalars_at_the_scored_step(scored_copy):
     assert sorted(per_class) == sorted(name for name, iou in results["per_class_iou"].items() if iou is not None)
     for name in per_class:
         assert scalar("IoU/" + name) == pytest.approx(results["per_class_iou"][name], abs=1e-6)
+
+
+@pytest.mark.parametrize("recorded, model_tag, prefix", [
+    ({}, None, "test_validation"),
+    ({"split": "test", "precision": "bf16"}, None, "test_test_bf16"),
+    ({"model": "/deploy/int8/model.tflite", "precision": "int8"}, "tflite_int8", "test_validation_tflite_int8"),
+    ({"pixels": 128, "scales": [0.75, 1.0], "flip": True}, None, "test_validation_px128_scales0.75-1_flip"),
+    ({"tile": [32, 32], "tile_overlap": 0.25}, None, "test_validation_tile32x32"),
+])
+def test_score_tags_are_named_like_the_result_folder_without_its_step(recorded, model_tag, prefix):
+    results = dict({"split": "validation", "precision": "fp32", "pixels": 64, "scales": [1.0], "flip": False,
+                    "tile": None, "tile_overlap": None, "model": None}, **recorded)
+    assert score_events.tag_prefix(results, 64, model_tag) == prefix

@@ -22,16 +22,16 @@ HEADLINES = ("mIoU", "fwIoU", "ECE", "mean_F1", "pixel_accuracy", "mean_class_ac
 INTERVALS = ("mIoU", "fwIoU", "ECE", "mean_F1")  # their bootstrap CIs, as <name>_ci_low / <name>_ci_high
 
 
-def tag_prefix(segmenter, results):
+def tag_prefix(results, trained_pixels, model_tag=None):
     """'test_<split>[_<model tag> | _<precision>][_px..][_scales..][_flip][_tile..]': test.py's result folder
-    name without the step, from what the results record."""
+    name without the step, from what one results.json records.  model_tag: runtimes.model_tag of an exported
+    model ('tflite_int8'); trained_pixels: the run's --pixels (another net input size is named)."""
     what = results["split"]
-    if results.get("model"):
-        what += "_" + runtimes.model_tag(segmenter)
+    if model_tag:
+        what += "_" + model_tag
     elif results.get("precision") not in (None, "fp32"):
         what += "_" + results["precision"]
-    trained = RunConfig.load(results["run"]).data.pixels
-    pixels = results["pixels"] if results.get("pixels") not in (None, trained) else None
+    pixels = results["pixels"] if results.get("pixels") not in (None, trained_pixels) else None
     return result_folders.folder_name("test", what, results.get("scales") or (1.0,), bool(results.get("flip")),
                                       results.get("tile"), results.get("tile_overlap") or
                                       result_folders.DEFAULT_OVERLAP, pixels)
@@ -57,7 +57,8 @@ def write_scores(segmenter, results):
     if not isinstance(step, int):
         return None
     folder = os.path.join(results["run"], SCORES_DIR)
-    prefix = tag_prefix(segmenter, results)
+    prefix = tag_prefix(results, RunConfig.load(results["run"]).data.pixels,
+                        runtimes.model_tag(segmenter) if results.get("model") else None)
     summary = tf.Summary(value=[tf.Summary.Value(tag="%s/%s" % (prefix, name), simple_value=float(value))
                                 for name, value in sorted(score_values(results).items())])
     writer = tf.summary.FileWriter(folder)
