@@ -52,7 +52,8 @@ def score_values(results):
 
 def write_scores(segmenter, results):
     """Write one scored checkpoint's numbers into <run>/tb_scores at its step; returns the events folder, or
-    None when the results name no step (an exported model that does not record its checkpoint)."""
+    None when the results name no step (an exported model that does not record its checkpoint) or the run
+    folder is not writable (said in one note; the scores are in results.json all the same)."""
     step = results.get("step")
     if not isinstance(step, int):
         return None
@@ -61,7 +62,11 @@ def write_scores(segmenter, results):
                         runtimes.model_tag(segmenter) if results.get("model") else None)
     summary = tf.Summary(value=[tf.Summary.Value(tag="%s/%s" % (prefix, name), simple_value=float(value))
                                 for name, value in sorted(score_values(results).items())])
-    writer = tf.summary.FileWriter(folder)
+    try:
+        writer = tf.summary.FileWriter(folder)
+    except (OSError, tf.errors.OpError) as error:  # a run folder this user cannot write (--outdir elsewhere)
+        print("note: scores not written for TensorBoard into %s (%s)" % (folder, str(error).splitlines()[0][:150]))
+        return None
     try:
         writer.add_summary(summary, step)
     finally:
