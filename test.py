@@ -52,6 +52,7 @@ from utils.data.dataset_info import dataset_files
 from utils.data.families import canonical_split
 from utils.flags import add_bool_flag, add_gpu_flag, add_setting_flags, apply_gpu_flag_early, settings_from_args
 from utils.inference import clusters, deploy, evaluation, export, pictures, predictions, result_folders, runtimes
+from utils.inference import score_events
 from utils.inference.geometry import check_overlap, parse_scales, parse_tile
 from utils.inference.movie import check_movie, segment_movie
 from utils.inference.segmenter import Segmenter, describe_tile
@@ -242,6 +243,7 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap, ident
     if writer is not None:
         writer.save_index()
     evaluation.write_json(os.path.join(outdir, RESULTS_RECORD), results)
+    score_events.write_scores(segmenter, results)  # TensorBoard: <traindir>/tb_scores at the scored step
     evaluation.write_confusion_csv(os.path.join(outdir, "confusion_matrix.csv"), report["confusion_matrix"], names)
     pictures.confusion_heatmap(os.path.join(outdir, "confusion_matrix.png"), report["confusion_matrix"],
                                       names, title="%s step %s, %s (%s)" % (segmenter.name, segmenter.step,

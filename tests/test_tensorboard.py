@@ -4,9 +4,13 @@ The runs are the session's `tiny_run` (ResNet18-LinkNet, 6 steps, logged every 2
 smallest second run (ResNet18-FCN32, 2 steps).  The installed `tensorboard` command serves them on a free local
 port; we read what a browser reads from its HTTP data API and compare it with what each run's runlog says it
 logged; then headless Chromium opens the scalars page of the two runs and must show both run names.
+The HParams tab holds both runs' settings (read back through TensorBoard's event multiplexer and served by the
+hparams plugin), and test.py's scores land in a run's tb_scores/ events at the scored step.
 """
+import dataclasses
 import glob
 import io
+import json
 import os
 import re
 import shutil
@@ -15,12 +19,15 @@ import subprocess
 import numpy as np
 import pytest
 from PIL import Image
+from tensorboard.backend.event_processing import event_accumulator, plugin_event_multiplexer
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from tests.conftest import ROOT, TINY_TRAIN_ARGS, run_script
 from tools import headless_chromium
-from utils.compat import tf
 from tools.tensorboard_server import TensorBoard
-from utils.training import runfolder
+from utils.compat import software, tf
+from utils.inference import score_events
+from utils.training import hparams, runfolder
 from utils.training.config import RunConfig
 
 # What the README's run-folder table promises TensorBoard shows (plus the per-class val_IoU/<class> tags).
@@ -92,7 +99,9 @@ def scalar_tags(board, runs):
 
 def test_both_runs_are_listed(board, tboards):
     runs = board.poll_json("/data/runs", lambda runs: set(tboards["runs"]) <= set(runs), "both runs")
-    assert sorted(runs) == sorted(tboards["runs"])
+    assert sorted(run for run in runs if "/" not in run) == sorted(tboards["runs"])
+    # any other run is a subfolder of one of them: test.py's scores (tb_scores), written by tests that scored it
+    assert all(run.split("/")[0] in tboards["runs"] for run in runs), runs
 
 
 def test_the_readme_scalars_are_served_for_each_run(board, tboards):
@@ -166,3 +175,110 @@ def test_scalars_page_shows_both_runs_in_chromium(board, tboards, chromium, tmp_
     assert "TensorBoard" in text
     assert Image.open(shot).size == (1000, 600)
     print("screenshot of the scalars page:", shot)
+
+
+# ------------------------------------------------------------------------------------------------ HParams tab
+# Settings a researcher compares runs by: each must be in every run's session-start info, as its runargs say.
+COMPARED = {"model": ("encoder", "decoder", "weight_decay"),
+            "train": ("learnrate", "lr_schedule", "optimizer", "loss", "class_weights", "batch_size", "seed",
+                      "precision", "total_steps"),
+            "data": ("pixels", "augment", "dataset_family")}
+
+
+def session_start_hparams(logdir):
+    """{run: {hparam: value}} from the hparams plugin's session-start summaries, read by TensorBoard's own event
+    multiplexer (the data API its server uses)."""
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(logdir)
+    multiplexer.Reload()
+    found = {}
+    for run, tags in multiplexer.PluginRunToTagToContent(hparams_metadata.PLUGIN_NAME).items():
+        if hparams_metadata.SESSION_START_INFO_TAG in tags:
+            info = hparams_metadata.parse_session_start_info_plugin_data(tags[hparams_metadata.SESSION_START_INFO_TAG])
+            found[run] = {name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+                          for name, value in info.hparams.items()}
+    return found
+
+
+def test_each_run_writes_its_settings_to_the_hparams_tab(tboards):
+    found = session_start_hparams(tboards["folder"])
+    assert sorted(found) == sorted(tboards["runs"])  # the runs themselves, not their tb_scores subfolders
+    for run, folder in tboards["runs"].items():
+        config = RunConfig.load(folder)
+        sections = {"model": config.model.to_dict(), "train": dataclasses.asdict(config.train),
+                    "data": config.data.to_dict()}
+        for section, names in COMPARED.items():
+            for name in names:
+                assert found[run][name] == pytest.approx(sections[section][name]), (run, name)
+        assert found[run] == pytest.approx(hparams.run_hparams(config)), run
+        assert found[run]["code"] == software.describe(config.provenance["code"]), run
+    assert {values["decoder"] for values in found.values()} == {"LinkNet", "FCN"}
+
+
+def test_the_hparams_plugin_serves_both_runs_with_val_miou_as_a_metric(board, tboards):
+    scalar_tags(board, tboards["runs"])
+    request = '{"experimentName": ""}'
+    experiment = board.poll_json("/data/plugin/hparams/experiment",
+                                 lambda got: any(info["name"] == "decoder" for info in got.get("hparamInfos", [])),
+                                 "the HParams experiment", request=request)
+    infos = {info["name"]: info for info in experiment["hparamInfos"]}
+    assert sorted(infos["decoder"]["domainDiscrete"]) == ["FCN", "LinkNet"] and infos["decoder"]["differs"]
+    assert infos["learnrate"]["type"] == "DATA_TYPE_FLOAT64"
+    metrics = {(info["name"].get("group", ""), info["name"]["tag"]) for info in experiment["metricInfos"]}
+    assert ("", "val_mIoU") in metrics, sorted(metrics)
+    groups = board.json("/data/plugin/hparams/session_groups", request=json.dumps(
+        {"experimentName": "", "startIndex": 0, "sliceSize": 10, "allowedStatuses": ["STATUS_UNKNOWN"],
+         "colParams": [{"hparam": "decoder"}, {"metric": {"tag": "val_mIoU"}}]}))
+    sessions = {session["name"]: session for group in groups["sessionGroups"] for session in group["sessions"]}
+    assert sorted(sessions) == sorted(tboards["runs"])
+    for run, folder in tboards["runs"].items():
+        last_val = logged_steps(folder)["val"][-1]
+        (metric,) = [m for m in sessions[run]["metricValues"] if m["name"]["tag"] == "val_mIoU"]
+        assert metric["trainingStep"] == last_val[0] and metric["value"] == pytest.approx(last_val[1], abs=6e-4)
+
+
+# ------------------------------------------------------------------------------------------------ test.py scores
+@pytest.fixture(scope="module")
+def scored_copy(tiny_run, tmp_path_factory):
+    """test.py on a copy of the tiny run (its files linked, so nothing is copied and the shared run stays as it
+    was): 2 validation images, 50 bootstrap samples, no pictures."""
+    folder = str(tmp_path_factory.mktemp("scored_copy") / os.path.basename(tiny_run["folder"]))
+    shutil.copytree(tiny_run["folder"], folder, copy_function=os.symlink,
+                    ignore=shutil.ignore_patterns(score_events.SCORES_DIR, "test_*", "export_*"))
+    run_script("test.py", "--traindir", folder, "--num_images", "2", "--bootstrap", "50", "--last2viz", "-1")
+    (results,) = glob.glob(os.path.join(folder, "test_validation_6", "results.json"))
+    return {"folder": folder, "results": json.load(open(results))}
+
+
+def test_test_py_writes_its_scores_as_scalars_at_the_scored_step(scored_copy):
+    results = scored_copy["results"]
+    events = os.path.join(scored_copy["folder"], score_events.SCORES_DIR)
+    accumulator = event_accumulator.EventAccumulator(events)
+    accumulator.Reload()
+
+    def scalar(tag):
+        (point,) = accumulator.Scalars("test_validation/" + tag)
+        assert point.step == results["step"] == 6, tag
+        return point.value
+
+    assert scalar("mIoU") == pytest.approx(results["mIoU"], abs=1e-6)
+    assert [scalar("mIoU_ci_low"), scalar("mIoU_ci_high")] == pytest.approx(results["mIoU_ci"], abs=1e-6)
+    assert scalar("fwIoU") == pytest.approx(results["fwIoU"], abs=1e-6)
+    assert scalar("ECE") == pytest.approx(results["ECE"], abs=1e-6)
+    per_class = {tag.split("/", 2)[2]: tag for tag in accumulator.Tags()["scalars"] if "/IoU/" in tag}
+    assert sorted(per_class) == sorted(name for name, iou in results["per_class_iou"].items() if iou is not None)
+    for name in per_class:
+        assert scalar("IoU/" + name) == pytest.approx(results["per_class_iou"][name], abs=1e-6)
+
+
+@pytest.mark.parametrize("recorded, model_tag, prefix", [
+    ({}, None, "test_validation"),
+    ({"split": "test", "precision": "bf16"}, None, "test_test_bf16"),
+    ({"model": "/deploy/int8/model.tflite", "precision": "int8"}, "tflite_int8", "test_validation_tflite_int8"),
+    ({"pixels": 128, "scales": [0.75, 1.0], "flip": True}, None, "test_validation_px128_scales0.75-1_flip"),
+    ({"tile": [32, 32], "tile_overlap": 0.25}, None, "test_validation_tile32x32"),
+])
+def test_score_tags_are_named_like_the_result_folder_without_its_step(recorded, model_tag, prefix):
+    results = dict({"split": "validation", "precision": "fp32", "pixels": 64, "scales": [1.0], "flip": False,
+                    "tile": None, "tile_overlap": None, "model": None}, **recorded)
+    assert score_events.tag_prefix(results, 64, model_tag) == prefix

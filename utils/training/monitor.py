@@ -1,4 +1,4 @@
-"""What a researcher watches while training: runlog, console progress bar, TensorBoard.
+"""What a researcher watches while training: runlog, console progress bar, TensorBoard (its HParams tab too).
 
 The quarter-validation monitor (seg-mentor's "noisy but honest" test-mIoU
 curve) runs every --val_every steps on a random --val_fraction of the
@@ -20,7 +20,7 @@ import nets
 from nets import preprocessing
 from utils import metrics, viz
 from utils.compat import tf
-from utils.training import runfolder
+from utils.training import hparams, runfolder
 
 
 def _png_bytes(array):
@@ -136,6 +136,8 @@ class Monitor:
         self.window.load(sess)  # a resumed run goes on with the checkpoint's window
         self.bar.n = start_step
         self.bar.refresh()
+        if start_step == 0:  # a resumed run wrote its settings when it began
+            hparams.write_session_start(self.writer, self.config)
         train, images = self.config.train, self.config.data.total_train_images
         self.log("run folder %s: %s, %d classes, %d steps of batch %d (%.1f epochs of %d images), from step %d"
                  % (self.folder, self.config.net_name, self.num_classes, train.total_steps, train.batch_size,
