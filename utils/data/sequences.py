@@ -10,6 +10,7 @@ split in dataset.json (splits.<split>.sequences); here:
     shared_with_training(info, split)      {sequence: images} of a split that training holds too (train.py's warning)
     contamination(sequences, info, split)  test.py's results.json `sequences`: how many scored images training saw
     describe(report)                       its line: "validation: 101 of 101 images from 0016E5, a training ..."
+    overlap_warning(split, shared, images) train.py's warning at the start of a run validating on such a split
 
 A held-out split is chosen by name, never at random: the same names give the
 same frames on every machine, and dataset.json's holdout_sequences (copied
@@ -117,3 +118,13 @@ def describe(report):
     if new:
         text += "; the other %d from %s, which training did not see" % (sum(scored[n] for n in new), _names(new))
     return text
+
+
+def overlap_warning(split, shared, images):
+    """train.py's one warning when the split it validates on shares sequences with training; None if not."""
+    if not shared:
+        return None
+    return ("warning: %d of the %d %s images come from %s, which training holds too: the monitor's mIoU is "
+            "optimistic for new scenes (utils/tfrecordify.py --holdout_sequence NAME and train.py --val_split "
+            "holdout validate on recordings training never sees)"
+            % (sum(shared.values()), images, split, _names(sorted(shared))))
