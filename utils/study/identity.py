@@ -24,7 +24,8 @@ RECORD = "cell.json"
 EXECUTION = ("runs_root", "resume", "log_every", "threads", "gpu") + EXECUTION_FLAGS
 LOCATIONS = ("datapath", "modelspath")  # where the inputs lie, not what the cell is
 NOT_THE_CELL = EXECUTION + LOCATIONS + ("verbose", "epochs")  # epochs: a study's budget is always max_steps
-TEST_KEYS = ("bootstrap", "bootstrap_by", "checkpoints", "pixels")  # latency: measured per configuration
+TEST_KEYS = ("bootstrap", "bootstrap_by", "checkpoints", "pixels", "split")  # latency: measured per configuration
+TEST_KEYS_GAINED = {"split": "validation"}  # what a cell scored before the study's test had the key
 NOT_RECORDED = "(not recorded)"
 _CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
 
