@@ -199,6 +199,14 @@ def stem(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def trained_sequences(datapath, family):
+    """{sequence: images} of the dataset's training split, for runs whose runargs predate recording it."""
+    try:
+        return sequences.split_sequences(load_dataset_info(datapath, family), "training")
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 # ------------------------------------------------------------------------ scoring
 def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap, identity=None):
     """Score the split with the loaded weights; write results.json, confusion CSV/PNG, pictures and, with
@@ -243,8 +251,8 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap, ident
                "filenames": scored.filenames, "pictures": [os.path.relpath(p, outdir) for p in drawn],
                "predictions": None if writer is None else writer.record(), "settings": identity,
                "provenance": provenance(),  # what scored it: code, libraries, CPU, kernels
-               "sequences": sequences.contamination(scored.sequences, load_dataset_info(
-                   settings["datapath"], settings["dataset_family"]), settings["split"])}  # training saw them?
+               "sequences": sequences.contamination(scored.sequences, settings["training_sequences"],
+                                                    settings["split"])}  # did training see these recordings?
     results.update(report)
     if writer is not None:
         writer.save_index()
@@ -520,6 +528,8 @@ def run(args):
             dataset_files(settings["datapath"], settings["dataset_family"], split)
         except FileNotFoundError as error:
             raise UsageError(str(error)) from None
+    settings["training_sequences"] = config.data.training_sequences or (None if fancy else trained_sequences(
+        settings["datapath"], settings["dataset_family"]))
     model = quantized_model(args, steps[0], newest) if args.quantized else args.model
     try:
         if model:

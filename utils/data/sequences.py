@@ -8,7 +8,7 @@ split in dataset.json (splits.<split>.sequences); here:
 
     hold_out(planned, ["0006R0"])          whole training sequences moved into their own split, 'holdout'
     shared_with_training(info, split)      {sequence: images} of a split that training holds too (train.py's warning)
-    contamination(sequences, info, split)  test.py's results.json `sequences`: how many scored images training saw
+    contamination(sequences, training, split)  results.json's `sequences`: how many scored images training saw
     describe(report)                       its line: "validation: 101 of 101 images from 0016E5, a training ..."
     overlap_warning(split, shared, images) train.py's warning at the start of a run validating on such a split
 
@@ -85,13 +85,13 @@ def shared_with_training(info, split):
     return {name: images for name, images in scored.items() if name in training}
 
 
-def contamination(sequences, info, split):
+def contamination(sequences, training, split):
     """What results.json says about the scored images' sequences, or None where that cannot be said (the
-    training split itself, records or dataset.json without sequences).
+    training split itself, records or a run without sequences).
 
-    sequences: each scored image's sequence (None where unknown), in scoring order.
+    sequences: each scored image's sequence (None where unknown), in scoring order; training: {sequence:
+    images} the run trained on (its runargs; dataset.json's training split for runs from before).
     """
-    training = split_sequences(info, TRAINING)
     scored = counts(sequences)
     if split == TRAINING or training is None or not scored:
         return None

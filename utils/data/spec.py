@@ -43,6 +43,8 @@ class DataSpec:
     palette: Optional[tuple] = setting(None, "RGB colour per class", on_command_line=False)
     holdout_sequences: Optional[tuple] = setting(None, "training sequences the converter held out (dataset.json)",
                                                  on_command_line=False)
+    training_sequences: Optional[dict] = setting(None, "{sequence: images} the run trains on; None: unknown",
+                                                 on_command_line=False)
     val_training_sequences: Optional[dict] = setting(None, "{sequence: images} of --val_split that training holds "
                                                            "too; None: sequences unknown", on_command_line=False)
 
@@ -99,5 +101,6 @@ def resolve(spec):
         num_val_images=splits.get(spec.val_split, {}).get("records") or count_records(validation),
         ignore_label=info["ignore_label"], class_names=info["class_names"], palette=info["palette"],
         holdout_sequences=info.get("holdout_sequences"),
+        training_sequences=sequences.split_sequences(info, "training"),
         val_training_sequences=sequences.shared_with_training(info, spec.val_split))
     return resolved, info["num_classes"]
