@@ -8,7 +8,11 @@ mean class accuracy, frequency-weighted IoU, per-class F1 (Dice), the
 calibration of the softmax (expected calibration error and a reliability
 diagram), the confusion matrix (CSV + PNG), and pictures of the images asked
 for (--first2viz..--last2viz); all of it lands in results.json and friends
-under <traindir>/test_<split>_<step>/.
+under <traindir>/test_<split>_<step>/.  Where the records know each image's
+sequence (the recording: CamVid's drive, Cityscapes' city), the report says
+how many scored images come from sequences training also holds, a score
+optimistic for new scenes (results.json `sequences`), with the mIoU per
+sequence when there are several.
 
     --afteriter 3000          the checkpoint after 3000 steps (an unknown step lists the saved ones)
     --afteriter 3000,6000     several checkpoints: each scored, plus the spread of the mIoU
@@ -48,7 +52,8 @@ from PIL import Image
 
 from utils.compat import precision
 from utils.compat import backend
-from utils.data.dataset_info import dataset_files
+from utils.data import sequences
+from utils.data.dataset_info import dataset_files, load_dataset_info
 from utils.data.families import canonical_split
 from utils.flags import add_bool_flag, add_gpu_flag, add_setting_flags, apply_gpu_flag_early, settings_from_args
 from utils.inference import clusters, deploy, evaluation, export, pictures, predictions, result_folders, runtimes
@@ -61,7 +66,7 @@ from utils.training.config import RunConfig, TrainSettings, provenance
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-SPLITS = ("validation", "test", "training")
+SPLITS = ("validation", "test", "holdout", "training")  # holdout: utils/tfrecordify.py --holdout_sequence
 RESULTS_RECORD = "results.json"
 SEGMENTED_RECORD = "segmented.json"  # --imagepath / --moviepath's record: what was segmented, with what, where
 
@@ -196,6 +201,14 @@ def stem(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def trained_sequences(datapath, family):
+    """{sequence: images} of the dataset's training split, for runs whose runargs predate recording it."""
+    try:
+        return sequences.split_sequences(load_dataset_info(datapath, family), "training")
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 # ------------------------------------------------------------------------ scoring
 def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap, identity=None):
     """Score the split with the loaded weights; write results.json, confusion CSV/PNG, pictures and, with
@@ -225,7 +238,8 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap, ident
                                     probabilities=writer is not None and writer.wants_probabilities)
     report = evaluation.summarize(scored.confusions, names, bootstrap=bootstrap, calibration=scored.calibration,
                                   filenames=scored.filenames, family=settings["dataset_family"],
-                                  bootstrap_by=settings["bootstrap_by"], categories=scored.categories)
+                                  bootstrap_by=settings["bootstrap_by"], categories=scored.categories,
+                                  sequences=scored.sequences)
     speed = len(scored.filenames) / scored.seconds if scored.seconds > 0 else float("nan")
     results = {"run": os.path.abspath(segmenter.traindir), "net": segmenter.name,
                "checkpoint": segmenter.checkpoint, "step": segmenter.step, "split": settings["split"],
@@ -238,7 +252,9 @@ def evaluate_checkpoint(segmenter, settings, outdir, viz_range, bootstrap, ident
                "images_per_second": speed, "segmentation_seconds": scored.seconds,
                "filenames": scored.filenames, "pictures": [os.path.relpath(p, outdir) for p in drawn],
                "predictions": None if writer is None else writer.record(), "settings": identity,
-               "provenance": provenance()}  # what scored it: code, libraries, CPU, kernels
+               "provenance": provenance(),  # what scored it: code, libraries, CPU, kernels
+               "sequences": sequences.contamination(scored.sequences, settings["training_sequences"],
+                                                    settings["split"])}  # did training see these recordings?
     results.update(report)
     if writer is not None:
         writer.save_index()
@@ -463,7 +479,7 @@ def score_checkpoints_command(args, segmenter, settings, steps, outdir, identity
                                                        "ECE", "ECE_ci", "pixel_accuracy", "mean_class_accuracy",
                                                        "per_class_iou", "checkpoint")}
                             for s, r in per_step.items()},
-               "provenance": per_step[steps[-1]]["provenance"]}
+               "provenance": per_step[steps[-1]]["provenance"], "sequences": per_step[steps[-1]].get("sequences")}
     evaluation.write_json(os.path.join(outdir, RESULTS_RECORD), summary)
     print(evaluation.format_spread(spread))
     print("results: %s" % outdir)
@@ -519,6 +535,8 @@ def run(args):
             dataset_files(settings["datapath"], settings["dataset_family"], split)
         except FileNotFoundError as error:
             raise UsageError(str(error)) from None
+    settings["training_sequences"] = config.data.training_sequences or (None if fancy else trained_sequences(
+        settings["datapath"], settings["dataset_family"]))
     try:
         arithmetic = precision.resolve(args.mixed_precision)  # asks TensorFlow about the machine: the last check
     except ValueError as error:
@@ -609,6 +627,8 @@ def _print_results(results):
     print("runtime: %s, precision %s%s" % (results["runtime"], results["precision"],
                                           ", model %s" % results["model"] if results.get("model") else ""))
     print(evaluation.format_report(results))
+    if results.get("sequences"):
+        print("sequences: %s" % sequences.describe(results["sequences"]))
     print("speed: %.1f images/s (segmentation at original resolution)" % results["images_per_second"])
 
 

@@ -130,7 +130,7 @@ def option_names():
 def check_label_range(data, num_classes, log):
     """The records' labels must fit the model: a class beyond --num_classes would be dropped from the loss
     without a word.  Read once from dataset.json's class statistics (counted once for older conversions)."""
-    for split in ("training", "validation"):
+    for split in ("training", data.val_split):
         pixels = split_statistics(data.datapath, data.dataset_family, split, log=log)["class_pixels"]
         beyond = {value: count for value, count in enumerate(pixels) if value >= num_classes and count}
         if beyond:

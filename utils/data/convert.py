@@ -26,7 +26,14 @@ dataset.json (read back by utils.data.dataset_info.load_dataset_info):
                      class_pixels, class_images, class_image_pixels [per class: utils/data/statistics.py]}},
     missing_splits {split: what was looked for}, source {the family's path options}, created (ISO time),
     created_by.
+    ... and per split sequences {sequence: images} (families that know each image's recording: CamVid's drive,
+    Cityscapes' city, KITTI's category, a folder dataset's groups), holdout_sequences [names] or null.
 Converting only some --splits keeps the other splits' entries when their files exist.
+
+--holdout_sequence 0006R0[,NAME...] moves those whole training sequences into a split of their own,
+'holdout' (holdout.tfrecords), for a validation on recordings training never saw (train.py --val_split
+holdout, test.py --split holdout; utils/data/sequences.py).  Converting training again without it removes
+an earlier holdout split, so its frames are never both trained on and held out.
 """
 import argparse
 import collections
@@ -40,10 +47,11 @@ import time
 from tqdm import tqdm
 
 from utils.data import families
+from utils.data import sequences as sequence_split
 from utils.data.dataset_info import read_dataset_json, write_dataset_json
-from utils.data.families.base import (EmptySplitError, DatasetError, MissingLabelsError, SizeMismatchError,
+from utils.data.families.base import (HOLDOUT, EmptySplitError, DatasetError, MissingLabelsError, SizeMismatchError,
                                       UnreadableFileError, canonical_split, check_label_values, encode_png)
-from utils.data.records import ShardedRecordWriter, find_record_files, serialize_example
+from utils.data.records import ShardedRecordWriter, existing_record_files, find_record_files, serialize_example
 from utils.data.statistics import ClassCounts
 
 SCHEMA_VERSION = 2  # 2: per-split class statistics
@@ -62,6 +70,7 @@ class SplitResult:
     skipped: list = dataclasses.field(default_factory=list)  # [(name, reason)]
     missing_labels: list = dataclasses.field(default_factory=list)  # [(name, label path)], left out
     categories: dict = dataclasses.field(default_factory=dict)  # category -> images written
+    sequences: dict = dataclasses.field(default_factory=dict)   # sequence -> images written
     seconds: float = 0.0
     class_counts: ClassCounts = None                          # per-class statistics of the written labels
 
@@ -74,6 +83,7 @@ class ConversionSummary:
     json_path: str
     variant: str = None
     missing_splits: dict = dataclasses.field(default_factory=dict)  # split -> what was looked for
+    holdout_sequences: list = None                                  # --holdout_sequence, moved to 'holdout'
 
     def lines(self):
         out = ["%s%s -> %s" % (self.family, " (layout: %s)" % self.variant if self.variant else "", self.outdir)]
@@ -82,6 +92,9 @@ class ConversionSummary:
             out.append("  %-10s %7d records  %-28s %d skipped  (%.1fs)"
                        % (result.split, result.records, files, len(result.skipped), result.seconds))
         out.extend("  %-10s not in the source (looked for %s)" % item for item in self.missing_splits.items())
+        if self.holdout_sequences:
+            out.append("  holdout    the training sequence%s %s, set aside (train.py --val_split holdout)"
+                       % ("" if len(self.holdout_sequences) == 1 else "s", ", ".join(self.holdout_sequences)))
         skipped = [(r.split, n, why) for r in self.splits.values() for n, why in r.skipped]
         if skipped:
             out.append("skipped files:")
@@ -108,7 +121,7 @@ def convert_example(family, example):
                                    example.label_path, label.shape[0], label.shape[1]))
     check_label_values(label, family.num_classes, family.ignore_label, example.label_path)
     record = serialize_example(image.encoded, image.format, encode_png(label), image.height, image.width,
-                               example.name, example.category)
+                               example.name, example.category, example.sequence)
     return record, ClassCounts(family.num_classes, family.ignore_label).add(label)
 
 
@@ -192,6 +205,8 @@ def convert_split(family, split, writer, strict=False, workers=1, progress=True,
             result.class_counts.merge(counts)
             if example.category is not None:
                 result.categories[example.category] = result.categories.get(example.category, 0) + 1
+            if example.sequence is not None:
+                result.sequences[example.sequence] = result.sequences.get(example.sequence, 0) + 1
     finally:
         bar.close()
     if not result.examples:
@@ -208,8 +223,9 @@ def _progress_bar(total, description, enabled):
 
 
 def convert(family, outdir, splits=None, shard_size=DEFAULT_SHARD_SIZE, strict=False, workers=1,
-            progress=True, allow_missing_labels=False):
-    """Convert `splits` (default: all the source has) of a family instance into `outdir`.
+            progress=True, allow_missing_labels=False, holdout_sequences=None):
+    """Convert `splits` (default: all the source has) of a family instance into `outdir`; the training
+    sequences named in `holdout_sequences` go to a split of their own, 'holdout'.
 
     Every split's label files are checked first: images without one stop the
     run before anything is written (MissingLabelsError), unless
@@ -218,19 +234,24 @@ def convert(family, outdir, splits=None, shard_size=DEFAULT_SHARD_SIZE, strict=F
     written last.
     """
     splits = [canonical_split(s) for s in (splits or family.splits())]
+    if HOLDOUT in splits:
+        raise ValueError("the %s split is made from training: convert training with --holdout_sequence NAME"
+                         % HOLDOUT)
     if not splits:
         looked = "; ".join("%s: %s" % item for item in family.missing_splits().items())
         raise EmptySplitError("%s: no splits found (%s)" % (family.name, "looked for %s" % looked if looked else
                                                             "check the source paths: %s"
                                                             % (family.source_description() or family.datapath)))
     planned = collections.OrderedDict((split, split_examples(family, split)) for split in splits)
+    if holdout_sequences:
+        planned = sequence_split.hold_out(family.name, planned, list(holdout_sequences))
     missing = collections.OrderedDict((split, without_label(examples)) for split, examples in planned.items())
     if any(missing.values()) and not allow_missing_labels:
         refuse_missing_labels(family, missing)
     os.makedirs(outdir, exist_ok=True)
     writers, results = [], collections.OrderedDict()
     try:
-        for split in splits:
+        for split in planned:
             writer = ShardedRecordWriter(outdir, split, shard_size)
             writers.append(writer)
             results[split] = convert_split(family, split, writer, strict, workers, progress, planned[split],
@@ -242,15 +263,19 @@ def convert(family, outdir, splits=None, shard_size=DEFAULT_SHARD_SIZE, strict=F
         raise
     for writer in writers:
         results[writer.split].files = writer.commit()
+    if "training" in results and HOLDOUT not in results:  # training holds those frames again
+        for stale in existing_record_files(outdir, HOLDOUT):
+            os.remove(stale)
     absent = {split: what for split, what in family.missing_splits().items() if split not in results}
-    json_path = record_dataset_json(outdir, family, results, absent)
+    json_path = record_dataset_json(outdir, family, results, absent, holdout_sequences)
     return ConversionSummary(family=family.name, outdir=outdir, splits=results, json_path=json_path,
-                             variant=family.variant(), missing_splits=absent)
+                             variant=family.variant(), missing_splits=absent,
+                             holdout_sequences=list(holdout_sequences or []) or None)
 
 
-def record_dataset_json(outdir, family, results, missing_splits=None):
-    """Metadata + per-split records and class statistics; splits not converted now are kept if their files
-    still exist."""
+def record_dataset_json(outdir, family, results, missing_splits=None, holdout_sequences=None):
+    """Metadata + per-split records, sequences and class statistics; splits not converted now are kept if their
+    files still exist (and so is the holdout's naming, unless training was converted now)."""
     info = family.info()
     previous = read_dataset_json(outdir) or {}
     split_info = {}
@@ -265,6 +290,8 @@ def record_dataset_json(outdir, family, results, missing_splits=None):
                              "missing_labels": [{"name": n, "label": path} for n, path in result.missing_labels]}
         if result.categories:
             split_info[split]["categories"] = dict(sorted(result.categories.items()))
+        if result.sequences:
+            split_info[split]["sequences"] = dict(sorted(result.sequences.items()))
         split_info[split].update(result.class_counts.as_dict())
     info.update({
         "variant": family.variant(),
@@ -272,6 +299,8 @@ def record_dataset_json(outdir, family, results, missing_splits=None):
         "splits": split_info,
         "missing_splits": {split: what for split, what in (missing_splits or {}).items() if split not in split_info},
         "total_train_images": split_info.get("training", {}).get("records", 0),
+        "holdout_sequences": (list(holdout_sequences or []) or None) if "training" in results
+        else previous.get("holdout_sequences") if HOLDOUT in split_info else None,
         "source": family.source_description(),
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "created_by": "utils/tfrecordify.py",
@@ -294,6 +323,10 @@ def build_parser(family_name=None):
     parser.add_argument("--shard_size", type=int, default=DEFAULT_SHARD_SIZE,
                         help="records per shard; a split this size or smaller is one file (default 1000)")
     parser.add_argument("--strict", action="store_true", help="an unreadable image/label is fatal, not skipped")
+    parser.add_argument("--holdout_sequence", default=None, metavar="NAME[,NAME]",
+                        help="move these whole training sequences (CamVid drive, Cityscapes city, a folder "
+                             "dataset's group) into a split of their own, 'holdout': validation on recordings "
+                             "training never saw (train.py --val_split holdout)")
     parser.add_argument("--allow_missing_labels", action="store_true",
                         help="convert the images that have a label and say how many were left out (default: an "
                              "image without its label file stops the run, exit 2)")
@@ -325,7 +358,8 @@ def main(argv=None):
         family = families.get(args.dataset_family).from_args(args)
         outdir = args.outdir or os.path.join(args.datapath, family.subdir())
         summary = convert(family, outdir, args.splits, args.shard_size, args.strict, args.workers,
-                          progress=not args.no_progress, allow_missing_labels=args.allow_missing_labels)
+                          progress=not args.no_progress, allow_missing_labels=args.allow_missing_labels,
+                          holdout_sequences=sequence_split.parse_names(args.holdout_sequence))
     except MissingLabelsError as error:
         print("error: %s" % error, file=sys.stderr)
         return EXIT_MISSING_LABELS

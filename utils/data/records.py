@@ -9,6 +9,8 @@ One tf.train.Example per (image, label) pair:
     image/filename  bytes   source file name, e.g. b'0001TP_006690.png'
     image/category  bytes   the image's category where the family has them (KITTI road: b'um', b'umm', b'uu');
                             absent otherwise
+    image/sequence  bytes   the recording the image comes from (CamVid b'0016E5', Cityscapes b'aachen', KITTI's
+                            category, a folder dataset's groups.txt); absent where unknown
     label/encoded   bytes   PNG, uint8 class indices (ignore label where unlabelled)
 
 Files: '<split>.tfrecords' for small splits, or shards
@@ -40,6 +42,7 @@ def features():
         "image/width": tf.io.FixedLenFeature([], tf.int64),
         "image/filename": tf.io.FixedLenFeature([], tf.string, default_value=b""),
         "image/category": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        "image/sequence": tf.io.FixedLenFeature([], tf.string, default_value=b""),
         "label/encoded": tf.io.FixedLenFeature([], tf.string),
     }
 
@@ -53,7 +56,7 @@ def _int64(value):
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
 
 
-def serialize_example(image_bytes, image_format, label_png, height, width, filename, category=None):
+def serialize_example(image_bytes, image_format, label_png, height, width, filename, category=None, sequence=None):
     """One record, serialized (bytes)."""
     feature = {
         "image/encoded": _bytes(image_bytes),
@@ -65,6 +68,8 @@ def serialize_example(image_bytes, image_format, label_png, height, width, filen
     }
     if category is not None:
         feature["image/category"] = _bytes(category.encode("utf-8"))
+    if sequence is not None:
+        feature["image/sequence"] = _bytes(sequence.encode("utf-8"))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -222,7 +227,9 @@ def decode_example(serialized):
     label = np.asarray(Image.open(io.BytesIO(first("label/encoded"))))
     filename = first("image/filename")
     category = first("image/category") if "image/category" in features else None
+    sequence = first("image/sequence") if "image/sequence" in features else None
     return {"image": image, "label": label, "category": category.decode("utf-8") if category else None,
+            "sequence": sequence.decode("utf-8") if sequence else None,
             "height": int(first("image/height", "int64_list")),
             "width": int(first("image/width", "int64_list")),
             "filename": filename.decode("utf-8") if filename else "",

@@ -29,7 +29,8 @@ from utils.inference import clusters
 from utils.data.dataset_info import dataset_files
 from utils.data.records import read_examples
 
-Scored = collections.namedtuple("Scored", "confusions filenames seconds calibration categories", defaults=(None,))
+Scored = collections.namedtuple("Scored", "confusions filenames seconds calibration categories sequences",
+                                defaults=(None, None))
 
 
 def split_examples(datapath, family, split, num_images=None):
@@ -63,9 +64,9 @@ def score_split(segmenter, examples, on_image=None, probabilities=False):
     probabilities=True it gets the image's softmax probabilities [H, W, C] too, as a fourth argument.
     Returns Scored(confusions [N, C, C] int64, filenames, seconds spent segmenting,
     calibration [N, bins, 3]: per-image calibration histograms of the softmax's top probability,
-    categories: each record's image/category, None where it has none).
+    categories, sequences: each record's image/category and image/sequence, None where it has none).
     """
-    confusions, calibration, filenames, categories, seconds = [], [], [], [], 0.0
+    confusions, calibration, filenames, categories, sequences, seconds = [], [], [], [], [], 0.0
     pending = []
 
     def flush():
@@ -83,6 +84,7 @@ def score_split(segmenter, examples, on_image=None, probabilities=False):
                                                  segmenter.ignore_label))
             filenames.append(example.get("filename", str(index)))
             categories.append(example.get("category"))
+            sequences.append(example.get("sequence"))
             if on_image is not None:
                 on_image(index, example, prediction, *extra)
         pending.clear()
@@ -95,11 +97,11 @@ def score_split(segmenter, examples, on_image=None, probabilities=False):
         flush()
     if not confusions:
         raise ValueError("no images to score")
-    return Scored(np.stack(confusions), filenames, seconds, np.stack(calibration), categories)
+    return Scored(np.stack(confusions), filenames, seconds, np.stack(calibration), categories, sequences)
 
 
 def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0, calibration=None, filenames=None,
-              family=None, bootstrap_by="image", categories=None):
+              family=None, bootstrap_by="image", categories=None, sequences=None):
     """Every number of a test run as a JSON-friendly dict, from per-image confusions [N, C, C].
 
     mIoU, frequency-weighted IoU, mean F1 (Dice), per-class IoU and F1 (None
@@ -111,7 +113,9 @@ def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0, 
     or of the sequences / blocks of `bootstrap_by` (utils/inference/clusters.py;
     needs the images' file names and family).  With per-image `categories`
     (KITTI road's um / umm / uu, from the records): per_category mIoU and
-    per-class IoU, as the benchmark reports them.
+    per-class IoU, as the benchmark reports them; with per-image `sequences` of
+    two or more recordings (CamVid's test split: 0001TP, which training saw, and
+    Seq05VD, which it did not) the same per sequence.
     """
     confusions = np.asarray(confusions, np.int64)
     total = confusions.sum(0)
@@ -132,6 +136,8 @@ def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0, 
     )
     if categories is not None and any(c is not None for c in categories):
         report["per_category"] = per_category(confusions, categories, class_names)
+    if sequences is not None and len({s for s in sequences if s is not None}) > 1 and sequences != categories:
+        report["per_sequence"] = per_category(confusions, sequences, class_names)
     if calibration is not None:
         histogram = np.asarray(calibration, np.float64).sum(0)
         report.update(ECE=_finite_or_none(metrics.expected_calibration_error(histogram)), ECE_ci=None,
@@ -157,7 +163,8 @@ def summarize(confusions, class_names, bootstrap=1000, confidence=0.95, seed=0, 
 
 
 def per_category(confusions, categories, class_names):
-    """{category: num_images, mIoU, per_class_iou} from the summed confusions of each category's images."""
+    """{category: num_images, mIoU, per_class_iou} from the summed confusions of each category's images (or
+    sequence's: any per-image grouping)."""
     result = {}
     for category in sorted({c for c in categories if c is not None}):
         total = confusions[[i for i, c in enumerate(categories) if c == category]].sum(0)
@@ -199,10 +206,11 @@ def format_report(report):
     if report.get("ECE") is not None:
         lines.append("calibration: ECE %s over %d confidence bins"
                      % (_percent(report["ECE"], report.get("ECE_ci"), level), len(report["reliability"]["pixels"])))
-    if report.get("per_category"):
-        lines.append("per category: " + ", ".join(
-            "%s %s (%d images)" % (category, "n/a" if entry["mIoU"] is None else "%.1f %%" % (100 * entry["mIoU"]),
-                                   entry["num_images"]) for category, entry in report["per_category"].items()))
+    for key, what in (("per_category", "category"), ("per_sequence", "sequence")):
+        if report.get(key):
+            lines.append("per %s: " % what + ", ".join(
+                "%s %s (%d images)" % (group, "n/a" if entry["mIoU"] is None else "%.1f %%" % (100 * entry["mIoU"]),
+                                       entry["num_images"]) for group, entry in report[key].items()))
     width = max(len(name) for name in report["per_class_iou"])
     intervals = report.get("per_class_iou_ci") or {}
     f1 = report.get("per_class_F1") or {}

@@ -7,7 +7,8 @@
       # an axis of named recipes, each a few flags set together:
       #   "recipe": {"ce": {"loss": "ce", "class_weights": "none"}, "focal": {"loss": "focal", "class_weights": "none"}}
       "budget": {"max_steps": 600},                        # or {"minutes": 10}: steps from a timed probe
-      "test": {"bootstrap": 1000, "bootstrap_by": "auto", "checkpoints": 3, "latency": "360x480"},
+      "test": {"bootstrap": 1000, "bootstrap_by": "auto", "checkpoints": 3, "latency": "360x480",
+               "split": "validation"},                 # or "holdout" (utils/tfrecordify.py --holdout_sequence)
       "compare": [{"a": {"decoder": "FCN"}, "b": {"decoder": "LinkNet"}}],
       "classes": ["Pole", "SignSymbol"]                   # per-class IoU columns of the table (optional)
     }
@@ -40,7 +41,8 @@ PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file
 KEYS = ("name", "base", "axes", "budget", "test", "compare", "classes")
 BUDGET_KEYS = ("max_steps", "minutes")
 CONTROLLED = ("runs_root", "resume", "max_steps", "epochs", "save_every", "verbose", "gpu")
-TEST_DEFAULTS = {"bootstrap": 1000, "bootstrap_by": "auto", "checkpoints": 3, "latency": "360x480", "pixels": None}
+TEST_DEFAULTS = {"bootstrap": 1000, "bootstrap_by": "auto", "checkpoints": 3, "latency": "360x480", "pixels": None,
+                 "split": "validation"}
 
 
 @dataclasses.dataclass

@@ -26,7 +26,8 @@ LOCATIONS = ("datapath", "modelspath")  # where the inputs lie, not what the cel
 # log_every: a run setting (kept on resume) that changes what the runlog shows, not what the run computes;
 # epochs: a study's budget is always max_steps
 NOT_THE_CELL = EXECUTION + LOCATIONS + ("verbose", "epochs", "log_every")
-TEST_KEYS = ("bootstrap", "bootstrap_by", "checkpoints", "pixels")  # latency: measured per configuration
+TEST_KEYS = ("bootstrap", "bootstrap_by", "checkpoints", "pixels", "split")  # latency: measured per configuration
+TEST_KEYS_GAINED = {"split": "validation"}  # what a cell scored before the study's test had the key
 NOT_RECORDED = "(not recorded)"
 _CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
 

@@ -133,7 +133,7 @@ def test_changes(root, cell):
     recorded = identity.read(cell_folder(root, cell)).get("test")
     if recorded is None:
         return [("test settings", identity.NOT_RECORDED, "the study's")]
-    return identity.changes(recorded, identity.test_settings(cell))
+    return identity.changes(recorded, identity.test_settings(cell), identity.TEST_KEYS_GAINED)
 
 
 def status(root, cell, steps):
@@ -251,6 +251,8 @@ def test_command(root, cell, test):
                "--overwrite"]  # a re-scored cell (more steps after a resume) replaces its test/: the table reads it
     if test.get("pixels") is not None:
         command += ["--pixels", str(test["pixels"])]
+    if test.get("split"):
+        command += ["--split", str(test["split"])]
     return command
 
 

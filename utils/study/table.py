@@ -80,7 +80,8 @@ def cell_record(study, root, cell):
             "latency_ms": latency, "train_minutes": training_minutes(runlog),
             "curve": quarter_val_curve(runlog), "encoder": config.model.encoder, "decoder": config.model.decoder,
             "settings_hash": identity.read(runner.cell_folder(root, cell)).get("hash"),
-            "precision": config.train.precision, "provenance": config.provenance}
+            "precision": config.train.precision, "provenance": config.provenance,
+            "split": final.get("split"), "sequences": final.get("sequences")}
 
 
 def configurations(records):
@@ -173,6 +174,15 @@ def _ci(ci):
     return "-" if not ci else "%.1f-%.1f" % (100.0 * ci[0], 100.0 * ci[1])
 
 
+def training_sequences_flag(record):
+    """The table's 'from training sequences' cell: '101/101' (optimistic for new scenes), 'none', or '?' where
+    the records did not say which sequence each image comes from."""
+    report = record.get("sequences")
+    if not report:
+        return "?"
+    return "%d/%d" % (report["shared_images"], report["num_images"]) if report["shared_images"] else "none"
+
+
 def made_with(record):
     """What made a cell's run, as the provenance table's columns (runargs' provenance; "-" where an older run
     did not record it)."""
@@ -211,23 +221,25 @@ def _class_columns(study, records):
 def markdown(study, records, groups, compared, missing=()):
     classes = _class_columns(study, records)
     lines = ["# Study %s" % study.name, "",
-             "%d cells; budget %s; scored by test.py (%s bootstrap, %s); GMACs at %s; latency: bench.py, batch 1"
-             % (len(study.cells), study.budget, study.test["bootstrap"],
-                records[0]["bootstrap_by"] if records else study.test["bootstrap_by"],
-                study.test.get("latency") or "360x480"), "",
+             "%d cells; budget %s; scored by test.py on %s (%s bootstrap, %s); GMACs at %s; latency: bench.py, "
+             "batch 1" % (len(study.cells), study.budget, study.test.get("split") or "validation",
+                          study.test["bootstrap"],
+                          records[0]["bootstrap_by"] if records else study.test["bootstrap_by"],
+                          study.test.get("latency") or "360x480"), "",
              "| cell | mIoU % | 95 % CI | last checkpoints min-max | mean class acc. % | params M | GMACs "
-             "| latency ms | train min |" + "".join(" %s IoU %% |" % c for c in classes),
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(classes)]
+             "| latency ms | train min | from training sequences |" + "".join(" %s IoU %% |" % c for c in classes),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(classes)]
     for r in records:
         spread = r["spread"]
-        lines.append("| %s | %s | %s | %s | %s | %.2f | %.2f | %s | %.1f |" % (
+        lines.append("| %s | %s | %s | %s | %s | %.2f | %.2f | %s | %.1f | %s |" % (
             r["id"], _percent(r["mIoU"]), _ci(r["mIoU_ci"]),
             "%s-%s" % (_percent(spread["min"]), _percent(spread["max"])) if spread else "-",
             _percent(r.get("mean_class_accuracy")), r["params_m"], r["gmacs"],
-            "-" if r["latency_ms"] is None else "%.0f" % r["latency_ms"], r["train_minutes"])
+            "-" if r["latency_ms"] is None else "%.0f" % r["latency_ms"], r["train_minutes"],
+            training_sequences_flag(r))
             + "".join(" %s |" % _percent(r["per_class_iou"][c]) for c in classes))
     for cell_id in missing:
-        lines.append("| %s | not scored |" % cell_id + " |" * (7 + len(classes)))
+        lines.append("| %s | not scored |" % cell_id + " |" * (8 + len(classes)))
     lines += ["", "Across seeds, per configuration:", "",
               "| configuration | cells | mean mIoU % | std | min-max | mean width of the bootstrap CI |",
               "|---|---:|---:|---:|---:|---:|"]
@@ -269,14 +281,15 @@ def write(study, root, log=print):
         writer = csv.writer(handle)
         writer.writerow(["cell"] + list(study.axes) + ["mIoU", "ci_low", "ci_high", "spread_min", "spread_max",
                                                        "params_m", "gmacs", "latency_ms", "train_minutes",
-                                                       "mean_class_accuracy", "pixel_accuracy"] + classes
+                                                       "mean_class_accuracy", "pixel_accuracy",
+                                                       "from_training_sequences"] + classes
                         + ["settings_hash", "code", "tensorflow", "precision", "onednn"])
         for r in records:
             spread = r["spread"] or {}
             writer.writerow([r["id"]] + [r["axes"][k] for k in study.axes] + [
                 r["mIoU"], *(r["mIoU_ci"] or [None, None]), spread.get("min"), spread.get("max"), r["params_m"],
                 r["gmacs"], r["latency_ms"], r["train_minutes"], r.get("mean_class_accuracy"),
-                r.get("pixel_accuracy")] + [r["per_class_iou"][c] for c in classes]
+                r.get("pixel_accuracy"), training_sequences_flag(r)] + [r["per_class_iou"][c] for c in classes]
                 + [r["settings_hash"]] + [made_with(r)[k] for k in ("code", "TensorFlow", "precision", "oneDNN")])
     slim = [{k: v for k, v in r.items() if k not in ("per_image_mIoU", "filenames")} for r in records]
     with open(os.path.join(out, "cells.json"), "w") as handle:

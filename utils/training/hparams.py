@@ -16,7 +16,7 @@ import time
 
 from tensorboard.plugins.hparams import summary_v2
 
-from utils import software
+from utils.compat import software
 
 # Settings that are not scalars (lists, dicts) or not set (None) have no HParams column.
 SCALARS = (bool, int, float, str)

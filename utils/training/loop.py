@@ -60,7 +60,7 @@ class TrainGraph:
         common = dict(preprocessing=nets.get(config.model.encoder).preprocessing, pixels=data.pixels,
                       batch_size=train.batch_size, ignore_label=data.ignore_label)
         self.train_files = dataset_files(data.datapath, data.dataset_family, "training")
-        self.val_files = dataset_files(data.datapath, data.dataset_family, "validation")
+        self.val_files = dataset_files(data.datapath, data.dataset_family, data.val_split)
         train_data = pipeline.make_dataset(self.train_files, training=True, augment=data.augment, seed=train.seed,
                                            repeat=True, drop_remainder=True, scale_range=data.scale_bounds,
                                            flip=data.flip, color_jitter=data.color_jitter,

@@ -20,6 +20,7 @@ import nets
 from nets import preprocessing
 from utils import metrics, viz
 from utils.compat import tf
+from utils.data import sequences
 from utils.training import hparams, runfolder
 
 
@@ -142,6 +143,10 @@ class Monitor:
         self.log("run folder %s: %s, %d classes, %d steps of batch %d (%.1f epochs of %d images), from step %d"
                  % (self.folder, self.config.net_name, self.num_classes, train.total_steps, train.batch_size,
                     train.total_steps * train.batch_size / images, images, start_step))
+        data = self.config.data
+        warning = sequences.overlap_warning(data.val_split, data.val_training_sequences, data.num_val_images)
+        if warning:
+            self.log(warning)
 
     def epoch(self, step):
         return step * self.config.train.batch_size / float(self.config.data.total_train_images)

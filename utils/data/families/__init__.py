@@ -6,9 +6,9 @@
 
 An unknown name raises UnknownDatasetError listing the valid names.
 """
-from utils.data.families.base import (SPLITS, DatasetError, DatasetFamily, EmptySplitError, Example,  # noqa: F401
-                                      LabelValueError, MissingLabelsError, SizeMismatchError, SplitTooSmallError,
-                                      UnreadableFileError, canonical_split)
+from utils.data.families.base import (HOLDOUT, SPLITS, DatasetError, DatasetFamily, EmptySplitError,  # noqa: F401
+                                      Example, LabelValueError, MissingLabelsError, SizeMismatchError,
+                                      SplitTooSmallError, UnreadableFileError, canonical_split)
 from utils.data.families.ade20k import Ade20k
 from utils.data.families.camvid import CamVid
 from utils.data.families.cityscapes import Cityscapes

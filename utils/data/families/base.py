@@ -19,8 +19,9 @@ import numpy as np
 from PIL import Image
 
 SPLITS = ("training", "validation", "test")
+HOLDOUT = "holdout"  # training sequences set aside by the converter's --holdout_sequence (utils/data/sequences.py)
 SPLIT_ALIASES = {"train": "training", "training": "training", "val": "validation",
-                 "validation": "validation", "test": "test", "testing": "test"}
+                 "validation": "validation", "test": "test", "testing": "test", HOLDOUT: HOLDOUT}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
 
 
@@ -57,17 +58,19 @@ def canonical_split(split):
     try:
         return SPLIT_ALIASES[split]
     except KeyError:
-        raise ValueError("unknown split %r; valid: %s" % (split, ", ".join(SPLITS))) from None
+        raise ValueError("unknown split %r; valid: %s" % (split, ", ".join(SPLITS + (HOLDOUT,)))) from None
 
 
 @dataclasses.dataclass(frozen=True)
 class Example:
     """One (image, label) pair.  `name` goes into the record as image/filename; `category` (KITTI's um / umm /
-    uu) as image/category, so scores can be split by it."""
+    uu) as image/category, so scores can be split by it; `sequence` (the recording it comes from: CamVid's
+    drive, Cityscapes' city) as image/sequence, so a score can say whether training saw that recording."""
     name: str
     image_path: str
     label_path: str
     category: str = None
+    sequence: str = None
 
 
 @dataclasses.dataclass(frozen=True)

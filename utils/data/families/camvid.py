@@ -8,11 +8,18 @@ Each list line is '<image path> <label path>' as written on the SegNet authors'
 machine (/SegNet/CamVid/train/x.png ...): only the last two path components
 (folder/file) are kept and resolved against --camvid_path.  An image listed as
 .png may be stored as .jpg (the embedded sample does that to stay small).
-Without a list file, images and labels are paired by file stem.
+Without a list file, images and labels are paired by file stem.  Each image's
+sequence (the drive it was filmed on: 0001TP, 0006R0, 0016E5, Seq05VD) is its
+file name's prefix before the first '_'.
 """
 import os
 
 from utils.data.families.base import DatasetFamily, Example, IMAGE_EXTENSIONS, list_images, stem
+
+
+def drive_of(name):
+    """'0016E5_07959.png' -> '0016E5'; None for a name without a '_'."""
+    return name.split("_", 1)[0] if "_" in name else None
 
 FOLDERS = {"training": ("train", "trainannot", "train.txt"),
            "validation": ("val", "valannot", "val.txt"),
@@ -66,7 +73,8 @@ class CamVid(DatasetFamily):
                 if len(parts) != 2:
                     raise ValueError("%s: expected '<image> <label>' per line, got %r" % (listing, line.strip()))
                 image, label = (self._resolve(p) for p in parts)
-                examples.append(Example(name=os.path.basename(image), image_path=image, label_path=label))
+                name = os.path.basename(image)
+                examples.append(Example(name=name, image_path=image, label_path=label, sequence=drive_of(name)))
         return examples
 
     def _resolve(self, listed):
@@ -85,5 +93,6 @@ class CamVid(DatasetFamily):
     def _by_stem(image_dir, label_dir):
         labels = {stem(p): p for p in list_images(label_dir)}
         return [Example(name=os.path.basename(p), image_path=p,
-                        label_path=labels.get(stem(p), os.path.join(label_dir, stem(p) + ".png")))
+                        label_path=labels.get(stem(p), os.path.join(label_dir, stem(p) + ".png")),
+                        sequence=drive_of(os.path.basename(p)))
                 for p in list_images(image_dir)]

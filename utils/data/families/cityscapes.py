@@ -10,7 +10,8 @@ labelIds (0..33) are mapped to train ids 0..18, every other id to 255
 are.  Where both exist, labelIds are read.  --cityscapes_annotations coarse
 reads gtCoarse/ instead (training = train + train_extra, whose images are in
 leftImg8bit/train_extra/).  The public test split has placeholder labels
-only, so only train and val are converted.
+only, so only train and val are converted.  Each image's sequence is its city (the
+folder it lies in), recorded as image/sequence.
 """
 import glob
 import os
@@ -132,7 +133,8 @@ class Cityscapes(DatasetFamily):
                 base = os.path.basename(image)[:-len("_leftImg8bit.png")]
                 label = os.path.join(self.label_root, os.path.basename(image_dir), city,
                                      "%s_%s_%s.png" % (base, folder, encoding))
-                examples.append(Example(name=os.path.basename(image), image_path=image, label_path=label))
+                examples.append(Example(name=os.path.basename(image), image_path=image, label_path=label,
+                                        sequence=city))
         return examples
 
     def read_label(self, example):

@@ -10,7 +10,9 @@
 Splits: if images/train/ exists, the subfolders images/{train,val,test}/ (with
 masks/{train,val,test}/) are the splits; otherwise the flat images/ folder is
 split with a seeded --val_fraction (default 0.1) held out for validation.
-Classes without a colour get VOC-colormap colours.
+Classes without a colour get VOC-colormap colours.  Optional
+<folder_path>/groups.txt or --group_pattern name the recording each image
+comes from (utils/data/families/groups.py), recorded as image/sequence.
 """
 import os
 
@@ -20,6 +22,7 @@ from PIL import Image
 from utils.data.families.base import (DatasetError, DatasetFamily, Example, LabelValueError,
                                  UnreadableFileError, as_uint8_label, holdout_split, list_images, stem)
 from utils.data.families.color_masks import labels_from_colors
+from utils.data.families.groups import Grouping
 from utils.viz import voc_colormap
 
 SUBFOLDERS = {"training": "train", "validation": "val", "test": "test"}
@@ -78,6 +81,7 @@ class Folder(DatasetFamily):
         if shared:
             raise DatasetError("%s: colour %s is both a class and ignore" % (os.path.join(self.root, "classes.txt"),
                                                                               shared[0]))
+        self.grouping = Grouping(self.root, self.option("group_pattern"))
 
     @classmethod
     def add_arguments(cls, parser):
@@ -87,6 +91,9 @@ class Folder(DatasetFamily):
                             help="held-out validation fraction when images/ has no train/val subfolders")
         parser.add_argument("--split_seed", type=int, default=0, help="seed of the held-out choice")
         parser.add_argument("--ignore_label", type=int, default=255, help="mask value meaning 'unlabelled'")
+        parser.add_argument("--group_pattern", default=None,
+                            help="regex searched in each image's file stem: its first group (or the match) is the "
+                                 "recording the image comes from, e.g. '^([^_]+)_' (default: groups.txt if there)")
 
     @property
     def root(self):
@@ -103,7 +110,8 @@ class Folder(DatasetFamily):
 
     def _pairs(self, image_dir, mask_dir):
         return {os.path.basename(p): Example(name=os.path.basename(p), image_path=p,
-                                             label_path=os.path.join(mask_dir, stem(p) + ".png"))
+                                             label_path=os.path.join(mask_dir, stem(p) + ".png"),
+                                             sequence=self.grouping.of(stem(p)))
                 for p in list_images(image_dir)}
 
     def examples(self, split):

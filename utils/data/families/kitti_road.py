@@ -9,7 +9,8 @@ truth as: valid area = red channel > 0, road = blue channel > 0.  So road
 and the "not evaluated" area (red 0: black) -> the ignore label.  The
 category (um = urban marked, umm = urban multiple marked lanes, uu = urban
 unmarked) is kept per image (record feature image/category) so scores can
-be given per category.  The um_lane_* files (ego lane) are not used.
+be given per category; it is the image's sequence too (image/sequence: the
+recording group a held-out split is made of).  The um_lane_* files (ego lane) are not used.
 KITTI has no labelled val split, so a seeded --val_fraction of the training
 images is held out (same files every run for the same fraction and seed).
 """
@@ -83,8 +84,8 @@ class KittiRoad(DatasetFamily):
             name = os.path.basename(image)
             category, _, number = os.path.splitext(name)[0].partition("_")
             label = os.path.join(self.training_dir, "gt_image_2", "%s_road_%s.png" % (category, number))
-            examples[name] = Example(name=name, image_path=image, label_path=label,
-                                     category=category if category in CATEGORIES else None)
+            known = category if category in CATEGORIES else None
+            examples[name] = Example(name=name, image_path=image, label_path=label, category=known, sequence=known)
         return examples
 
     def examples(self, split):
