@@ -16,6 +16,7 @@ the keys that changed and exits 2 before anything runs, unless --rerun_stale
     python study.py studies/camvid_encoders_decoders.json             # run what is missing, write the table
     python study.py studies/camvid_encoders_decoders.json --parallel 2 --threads 1
     python study.py studies/camvid_losses.json --set datapath=/data --set budget.max_steps=600
+    python study.py studies/camvid_encoders_decoders.json --executor slurm --slurm_partition gpu --gpus_per_cell 1
 """
 import argparse
 import json
@@ -24,7 +25,8 @@ import signal
 import sys
 
 import train
-from utils.study import grid, plots, runner, table
+from utils.flags import add_setting_flags, settings_from_args
+from utils.study import cluster, grid, plots, runner, table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -50,6 +52,7 @@ def build_parser():
     parser.add_argument("--tboards", default=os.path.join(HERE, "tboards"),
                         help="folder that gets a TensorBoard link per cell (default: tboards/)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log")
+    add_setting_flags(parser, cluster.ExecutorSettings)
     return parser
 
 
@@ -116,7 +119,13 @@ def main(argv=None):
                 signal.signal(signal.SIGTERM, _interrupt)
             try:
                 runner.set_aside_stale(study, root, steps)
-                failures = runner.run_cells(study, root, steps, args.parallel, args.threads)
+                if args.executor == "local":
+                    failures = runner.run_cells(study, root, steps, args.parallel, args.threads)
+                else:
+                    failures = cluster.run_cells(study, root, steps,
+                                                 cluster.ExecutorSettings(**settings_from_args(
+                                                     args, cluster.ExecutorSettings)), args.threads,
+                                                 train.build_parser)
             except KeyboardInterrupt:
                 print("study %s stopped; run the same command to continue" % study.name, file=sys.stderr)
                 return 130

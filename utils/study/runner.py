@@ -270,9 +270,9 @@ def latency_command(root, cell, size):
                                                                     "--json", latency_path(root, cell, size)]
 
 
-def run_cells(study, root, steps, parallel=1, threads=0, log=print):
-    """Train, score and time every cell not done yet; `parallel` cells at once.  Returns {cell id: problem}.
-    Stale cells are refused (StudyError): set_aside_stale first, when the user asked to run them again."""
+def cells_to_run(study, root, steps, log=print):
+    """The cells not done yet, each done one logged as skipped.  Stale cells are refused (StudyError):
+    set_aside_stale first, when the user asked to run them again.  Every executor starts here."""
     stale = stale_cells(study, root, steps)
     if stale:
         raise StudyError("%d stale cell(s), nothing run:\n%s" % (len(stale), "\n".join(stale_lines(stale))))
@@ -280,6 +280,12 @@ def run_cells(study, root, steps, parallel=1, threads=0, log=print):
     for cell in study.cells:
         if cell not in todo:
             log("cell %s: done, skipped" % cell.id)
+    return todo
+
+
+def run_cells(study, root, steps, parallel=1, threads=0, log=print):
+    """Train, score and time every cell not done yet; `parallel` cells at once.  Returns {cell id: problem}."""
+    todo = cells_to_run(study, root, steps, log)
     failures, running = {}, []
     queue = list(todo)
     try:
@@ -301,12 +307,37 @@ def run_cells(study, root, steps, parallel=1, threads=0, log=print):
             log("cell %s: stopped; it resumes when the study runs again" % cell.id)
         raise
     for cell in study.cells:
-        size = study.test.get("latency")
-        if size and cell.id not in failures and not os.path.isfile(latency_path(root, cell, size)):
-            os.makedirs(os.path.join(root, "latency"), exist_ok=True)
-            log("latency of %s at %s" % (cell.config_key(), size))
-            subprocess.run(latency_command(root, cell, size), cwd=HERE, capture_output=True, text=True)
+        if cell.id not in failures:
+            measure_latency(study, root, cell, log)
     return failures
+
+
+def run_cell(study, root, cell, steps, threads=0, log=print, started=None):
+    """Train (or resume), score and time one cell to its end in this process: a job array's task.
+    None when it is done, else the problem; `started(job)` is told the cell's job, to stop it on a signal."""
+    job = _CellJob(study, root, cell, steps, threads, log)
+    if started:
+        started(job)
+    try:
+        problem = job.poll()
+        while problem is False:
+            time.sleep(0.5)
+            problem = job.poll()
+    except KeyboardInterrupt:
+        job.stop()
+        raise
+    if problem is None:
+        measure_latency(study, root, cell, log)
+    return problem
+
+
+def measure_latency(study, root, cell, log=print):
+    """bench.py's inference latency of the cell's model at the study's size, unless its configuration has it."""
+    size = study.test.get("latency")
+    if size and not os.path.isfile(latency_path(root, cell, size)):
+        os.makedirs(os.path.join(root, "latency"), exist_ok=True)
+        log("latency of %s at %s" % (cell.config_key(), size))
+        subprocess.run(latency_command(root, cell, size), cwd=HERE, capture_output=True, text=True)
 
 
 class _CellJob:
