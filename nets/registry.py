@@ -62,6 +62,8 @@ class Encoder:
     top_stride: int = 32             # true stride of the top tap when not dilated further (ENet: 8)
     # net keyword -> checkpoint scopes a build with that keyword False does not make (VGG's fc_layers: fc6, fc7)
     optional_scopes: Mapping[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # more classifier-head scopes outside head_scope (MobileNet v3's Conv_2 after the pool), left out by base_only
+    more_head_scopes: Tuple[str, ...] = ()
 
     @property
     def net_fn(self):
@@ -76,13 +78,18 @@ class Encoder:
         return preprocessing.PREPROCESSORS[self.preprocessing](images)
 
     @property
+    def head_scopes(self):
+        """Every checkpoint scope of the classifier head: head_scope and more_head_scopes."""
+        return (self.head_scope,) + tuple(self.more_head_scopes)
+
+    @property
     def has_checkpoint(self):
         return self.checkpoint is not None
 
     def unbuilt_scopes(self, net_args):
         """Checkpoint scopes a build with `net_args` leaves out: the classifier head, and the optional parts
         switched off (SegNet's VGG-16 without fc6/fc7); a restore expects them unused."""
-        return (self.head_scope,) + tuple(scope for keyword, scopes in self.optional_scopes.items()
+        return self.head_scopes + tuple(scope for keyword, scopes in self.optional_scopes.items()
                                           if net_args.get(keyword, True) is False for scope in scopes)
 
     def takes(self, net_args):
@@ -183,6 +190,19 @@ _ENTRIES = [
         head_scope="MobilenetV2/Logits", imagenet_classes=1001,
         taps={4: "layer_4", 8: "layer_7", 16: "layer_14"},
         checkpoint="mobilenet_v2_1.0_224.ckpt"),
+    # MobileNet v3: the zoo's v3-{large,small}_224_1.0_float.tgz, its ema/ checkpoint saved under this name
+    Encoder(
+        name="mobilenet_v3_large", module="nets.mobilenet_v3", function="mobilenet_v3_large",
+        arg_scope="mobilenet_v3_arg_scope", preprocessing="inception", scope="MobilenetV3",
+        head_scope="MobilenetV3/Logits", more_head_scopes=("MobilenetV3/Conv_2",), imagenet_classes=1001,
+        taps={4: "layer_4", 8: "layer_7", 16: "layer_13"},
+        checkpoint="v3-large_224_1.0_float.ckpt"),
+    Encoder(
+        name="mobilenet_v3_small", module="nets.mobilenet_v3", function="mobilenet_v3_small",
+        arg_scope="mobilenet_v3_arg_scope", preprocessing="inception", scope="MobilenetV3",
+        head_scope="MobilenetV3/Logits", more_head_scopes=("MobilenetV3/Conv_2",), imagenet_classes=1001,
+        taps={4: "layer_2", 8: "layer_4", 16: "layer_9"},
+        checkpoint="v3-small_224_1.0_float.ckpt"),
     Encoder(
         name="enet", module="nets.enet", function="enet", arg_scope="enet_arg_scope",
         preprocessing="torchvision", scope="enet", head_scope="enet/logits", imagenet_classes=None,
