@@ -58,6 +58,7 @@ class Encoder:
     head_scope: str          # classifier head variables (left out by base_only)
     imagenet_classes: Optional[int]  # 1000 or 1001 (with background), as in the slim checkpoint; None: no ImageNet head
     checkpoint: Optional[str]        # file expected under --modelspath; None: no ImageNet checkpoint (from scratch)
+    checkpoint_source: str = "the TF-Slim model zoo"  # where a user downloads `checkpoint` (said when it is missing)
     decoder: Optional[str] = None    # its own decoder, the default when none is asked for (ENet, FC-DenseNet)
     top_stride: int = 32             # true stride of the top tap when not dilated further (ENet: 8)
     # net keyword -> checkpoint scopes a build with that keyword False does not make (VGG's fc_layers: fc6, fc7)
@@ -203,6 +204,17 @@ _ENTRIES = [
         head_scope="MobilenetV3/Logits", more_head_scopes=("MobilenetV3/Conv_2",), imagenet_classes=1001,
         taps={4: "layer_2", 8: "layer_4", 16: "layer_9"},
         checkpoint="v3-small_224_1.0_float.ckpt"),
+    Encoder(
+        # DeepLab's backbone (research/deeplab/core/xception.py); its model zoo's ImageNet-pretrained
+        # xception_65_imagenet tarball unpacks to xception_65_imagenet/model.ckpt.{index,data-*}.
+        # Taps: the last map at each stride, the stride-4 one being what DeepLab v3+'s decoder reads.
+        name="xception_65", module="nets.xception", function="xception_65", arg_scope="xception_arg_scope",
+        preprocessing="inception", scope="xception_65", head_scope="xception_65/logits", imagenet_classes=1001,
+        taps={4: "xception_65/entry_flow/block2/unit_1/xception_module/separable_conv2_pointwise",
+              8: "xception_65/entry_flow/block3/unit_1/xception_module/separable_conv2_pointwise",
+              16: "xception_65/exit_flow/block1/unit_1/xception_module/separable_conv2_pointwise"},
+        checkpoint="xception_65_imagenet/model.ckpt",
+        checkpoint_source="DeepLab's model zoo (xception_65_imagenet_2018_05_04.tar.gz, unpacked under --modelspath)"),
     Encoder(
         name="enet", module="nets.enet", function="enet", arg_scope="enet_arg_scope",
         preprocessing="torchvision", scope="enet", head_scope="enet/logits", imagenet_classes=None,

@@ -43,7 +43,7 @@ def check_output_stride(output_stride, net_name):
                          % (net_name, OUTPUT_STRIDES, output_stride))
 
 
-def _symmetric_pad(inputs, kernel_size, rate, value=0.0):
+def symmetric_pad(inputs, kernel_size, rate, value=0.0):
     """Pad (k_eff - 1) // 2 before and the rest after, like Caffe/PyTorch do."""
     kernel_effective = kernel_size + (kernel_size - 1) * (rate - 1)
     pad_total = kernel_effective - 1
@@ -65,7 +65,7 @@ def conv2d_same(inputs, num_outputs, kernel_size, stride, rate=1, scope=None):
     if stride == 1:
         return slim.conv2d(inputs, num_outputs, kernel_size, stride=1, rate=rate,
                            padding="SAME", scope=scope)
-    padded = _symmetric_pad(inputs, kernel_size, rate)
+    padded = symmetric_pad(inputs, kernel_size, rate)
     return slim.conv2d(padded, num_outputs, kernel_size, stride=stride, rate=rate,
                        padding="VALID", scope=scope)
 
@@ -77,7 +77,7 @@ def max_pool2d_same(inputs, kernel_size, stride, outputs_collections=None, scope
     Padded with the dtype's minimum, so the padding never wins the max.
     """
     with tf.name_scope(scope, "MaxPool2D", [inputs]) as sc:
-        padded = _symmetric_pad(inputs, kernel_size, 1, value=inputs.dtype.min)
+        padded = symmetric_pad(inputs, kernel_size, 1, value=inputs.dtype.min)
         net = tf.nn.max_pool2d(padded, kernel_size, stride, "VALID")
         return slim.utils.collect_named_outputs(outputs_collections, sc.rstrip("/"), net)
 

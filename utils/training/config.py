@@ -202,7 +202,7 @@ def resolve_pretrained(pretrained, modelspath, encoder):
                "<%s .pth or .safetensors> --modelspath %s" % (TORCH_MODELS[encoder], TORCH_MODELS[encoder],
                                                               modelspath))
     else:
-        how = "download it from the TF-Slim model zoo"
+        how = "download it from %s" % entry.checkpoint_source
     raise ValueError(
         "pretrained checkpoint for %s not found: %s\n"
         "  expected the ImageNet checkpoint '%s' under --modelspath %s\n"
