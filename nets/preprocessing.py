@@ -12,6 +12,8 @@ VGG_MEAN_RGB = (123.68, 116.78, 103.94)
 # (tests/test_torch_weights.py compares it with torchvision's ToTensor + Normalize).
 TORCH_MEAN_RGB = (0.485, 0.456, 0.406)
 TORCH_STD_RGB = (0.229, 0.224, 0.225)
+# EfficientNet-Lite (tensorflow/tpu lite/efficientnet_lite_builder.py MEAN_RGB, STDDEV_RGB): about [-1, 1].
+LITE_MEAN, LITE_STD = 127.0, 128.0
 
 
 def vgg(images):
@@ -31,7 +33,14 @@ def torchvision(images):
     return (images / 255.0 - mean) / std
 
 
-PREPROCESSORS = {"vgg": vgg, "inception": inception, "torchvision": torchvision}
+def efficientnet_lite(images):
+    """(x - 127) / 128: EfficientNet-Lite's 'inception-style' range, chosen there for int8."""
+    return (images - LITE_MEAN) / LITE_STD
+
+
+# EfficientNet B0-B3 use "torchvision": the TPU repository's (x - 255 * mean) / (255 * std) is the same map.
+PREPROCESSORS = {"vgg": vgg, "inception": inception, "torchvision": torchvision,
+                 "efficientnet_lite": efficientnet_lite}
 
 
 def undo(key, images):
@@ -41,6 +50,8 @@ def undo(key, images):
         out = images + np.asarray(VGG_MEAN_RGB, np.float32)
     elif key == "inception":
         out = (images + 1.0) * 127.5
+    elif key == "efficientnet_lite":
+        out = images * LITE_STD + LITE_MEAN
     elif key == "torchvision":
         out = (images * np.asarray(TORCH_STD_RGB, np.float32) + np.asarray(TORCH_MEAN_RGB, np.float32)) * 255.0
     else:
