@@ -214,7 +214,8 @@ _ENTRIES = [
               8: "xception_65/entry_flow/block3/unit_1/xception_module/separable_conv2_pointwise",
               16: "xception_65/exit_flow/block1/unit_1/xception_module/separable_conv2_pointwise"},
         checkpoint="xception_65_imagenet/model.ckpt",
-        checkpoint_source="DeepLab's model zoo (xception_65_imagenet_2018_05_04.tar.gz, unpacked under --modelspath)"),
+        checkpoint_source=("DeepLab's model zoo (xception_65_imagenet_2018_05_04.tar.gz, "
+                           "unpacked under --modelspath)")),
 ] + [
     # EfficientNet (tensorflow/tpu models/official/efficientnet): checkpoint = `<model>/model.ckpt`, as the
     # published <model>.tar.gz unpacks; taps = the TPU model's reduction_2..4 (last block before each stride 2).
@@ -223,7 +224,8 @@ _ENTRIES = [
         preprocessing="efficientnet_lite" if "lite" in name else "torchvision", scope=scope,
         head_scope=scope + "/head", imagenet_classes=1000,
         taps={4: "reduction_2", 8: "reduction_3", 16: "reduction_4"}, checkpoint=scope + "/model.ckpt",
-        checkpoint_source="the TensorFlow TPU repository's EfficientNet checkpoints (<model>.tar.gz, unpacked under --modelspath)")
+        checkpoint_source=("the TensorFlow TPU repository's EfficientNet checkpoints (<model>.tar.gz, "
+                           "unpacked under --modelspath)"))
     for name, scope in (("efficientnet_b0", "efficientnet-b0"), ("efficientnet_b1", "efficientnet-b1"),
                         ("efficientnet_b2", "efficientnet-b2"), ("efficientnet_b3", "efficientnet-b3"),
                         ("efficientnet_lite0", "efficientnet-lite0"))
