@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from utils.compat import slim, tf
+from utils.compat import add_arg_scope, slim, tf
 from nets import resnet_utils
 
 Stage = collections.namedtuple("Stage", ["kernel_size", "repeats", "stride", "expansion", "depth_in", "depth"])
@@ -53,10 +53,13 @@ def round_repeats(repeats, depth):
     return int(math.ceil(depth * repeats))
 
 
-def fan_out_normal(shape, dtype=tf.float32, partition_info=None):
-    """efficientnet_model.conv_kernel_initializer: N(0, 2 / (k * k * output channels)); depthwise: 2 / (k * k)."""
+def fan_out_normal(shape, dtype=None, partition_info=None):
+    """efficientnet_model.conv_kernel_initializer: N(0, 2 / (k * k * output channels)); depthwise: 2 / (k * k).
+
+    dtype None is float32 (no tf.float32 default: importing this module must not import TensorFlow)."""
     del partition_info
-    return tf.random_normal(shape, stddev=float(np.sqrt(2.0 / (shape[0] * shape[1] * shape[3]))), dtype=dtype)
+    return tf.random_normal(shape, stddev=float(np.sqrt(2.0 / (shape[0] * shape[1] * shape[3]))),
+                            dtype=dtype or tf.float32)
 
 
 class LayerNames:
@@ -71,7 +74,7 @@ class LayerNames:
         return base if count == 0 else "%s_%d" % (base, count)
 
 
-@slim.add_arg_scope
+@add_arg_scope
 def conv2d(inputs, filters, kernel_size, scope, stride=1, rate=1, use_bias=False,
            weights_initializer=fan_out_normal, weights_regularizer=None):
     """Keras Conv2D's variables (`kernel`, `bias`), TF 'SAME' padding, atrous by `rate`."""
@@ -84,7 +87,7 @@ def conv2d(inputs, filters, kernel_size, scope, stride=1, rate=1, use_bias=False
     return net
 
 
-@slim.add_arg_scope
+@add_arg_scope
 def depthwise_conv2d(inputs, kernel_size, scope, stride=1, rate=1, weights_initializer=fan_out_normal,
                      weights_regularizer=None):
     """Keras DepthwiseConv2D's `depthwise_kernel` [k, k, channels, 1], no bias."""
@@ -229,7 +232,7 @@ def efficientnet_arg_scope(weight_decay=1e-5, batch_norm_decay=0.99, batch_norm_
         "decay": batch_norm_decay,
         "epsilon": batch_norm_epsilon,
         "fused": True,
-        "updates_collections": resnet_utils.BATCH_NORM_UPDATES,
+        "updates_collections": resnet_utils.batch_norm_updates(),
     }
     with slim.arg_scope([conv2d, depthwise_conv2d], weights_regularizer=slim.l2_regularizer(weight_decay)), \
             slim.arg_scope([slim.batch_norm], **batch_norm_params) as sc:

@@ -25,7 +25,7 @@ the stride-4 map DeepLab v3+'s decoder reads.
 import collections
 
 from nets import resnet_utils
-from utils.compat import slim, tf
+from utils.compat import add_arg_scope, slim, tf
 
 Block = collections.namedtuple("Block", ["scope", "depths", "skip", "units", "stride", "activation_inside"])
 
@@ -54,7 +54,7 @@ def separable_conv2d_same(inputs, depth, stride, rate, activation_fn, scope):
     return slim.conv2d(net, depth, 1, activation_fn=activation_fn, scope=scope + "_pointwise")
 
 
-@slim.add_arg_scope
+@add_arg_scope
 def xception_module(inputs, depths, skip, stride, rate=1, unit_rates=DEFAULT_MULTI_GRID, activation_inside=False,
                     outputs_collections=None, scope=None):
     """Three separable convs (stride in the last) plus a 1x1-conv, identity or no shortcut."""
@@ -139,7 +139,7 @@ def xception_arg_scope(weight_decay=0.00004, batch_norm_decay=0.9997, batch_norm
         "epsilon": batch_norm_epsilon,
         "scale": True,
         "fused": True,
-        "updates_collections": resnet_utils.BATCH_NORM_UPDATES,
+        "updates_collections": resnet_utils.batch_norm_updates(),
     }
     with slim.arg_scope([slim.conv2d, slim.separable_conv2d],
                         weights_initializer=tf.truncated_normal_initializer(stddev=stddev),
