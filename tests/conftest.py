@@ -1,5 +1,6 @@
 """Shared pytest fixtures: every test gets a fresh TF1 graph; paths to shared data."""
 import os
+import shutil
 import sys
 
 import pytest
@@ -93,3 +94,13 @@ def build(encoder, decoder, num_classes, is_training=False, decoder_scope=arch.D
     assert set(settings) <= options | fields, set(settings) - options - fields
     spec = arch.ModelSpec.from_flat(dict(encoder=encoder, decoder=decoder, num_classes=num_classes, **settings))
     return arch.build_model(spec, is_training, decoder_scope)
+
+
+def linked_run_copy(folder, parent):
+    """A copy of the run folder `folder` under `parent` whose files are symlinks (nothing is copied) and without
+    its outputs (test_*, export_*, tb_scores): a test that writes into a run folder gets its own, and the shared
+    session runs stay as they were, whatever order the tests run in."""
+    copy = os.path.join(str(parent), os.path.basename(folder))
+    shutil.copytree(folder, copy, copy_function=os.symlink,
+                    ignore=shutil.ignore_patterns("tb_scores", "test_*", "export_*", "segmented_*"))
+    return copy

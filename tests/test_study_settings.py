@@ -14,6 +14,7 @@ import train
 from tests.conftest import ROOT
 from utils.compat import software
 from utils.compat import tf
+from utils.inference import score_events
 from utils.study import grid, identity, plots, runner, table
 from utils.training import runfolder
 
@@ -137,7 +138,9 @@ def test_a_run_folder_records_the_code_and_library_versions(tiny_run):
 
 
 def _mtimes(folder):
-    return {name: os.path.getmtime(name) for name in glob.glob(os.path.join(folder, "*"))}
+    """What training wrote into a run folder, by modification time (test.py's TensorBoard scores left out)."""
+    return {name: os.path.getmtime(name) for name in glob.glob(os.path.join(folder, "*"))
+            if os.path.basename(name) != score_events.SCORES_DIR}
 
 
 def test_an_edited_study_stops_on_its_stale_cells_and_reruns_exactly_them(sample_datapath, tmp_path, capsys):

@@ -22,7 +22,7 @@ from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator, plugin_event_multiplexer
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from tests.conftest import ROOT, TINY_TRAIN_ARGS, run_script
+from tests.conftest import ROOT, TINY_TRAIN_ARGS, linked_run_copy, run_script
 from tools import headless_chromium
 from tools.tensorboard_server import TensorBoard
 from utils.compat import software, tf
@@ -242,9 +242,7 @@ def test_the_hparams_plugin_serves_both_runs_with_val_miou_as_a_metric(board, tb
 def scored_copy(tiny_run, tmp_path_factory):
     """test.py on a copy of the tiny run (its files linked, so nothing is copied and the shared run stays as it
     was): 2 validation images, 50 bootstrap samples, no pictures."""
-    folder = str(tmp_path_factory.mktemp("scored_copy") / os.path.basename(tiny_run["folder"]))
-    shutil.copytree(tiny_run["folder"], folder, copy_function=os.symlink,
-                    ignore=shutil.ignore_patterns(score_events.SCORES_DIR, "test_*", "export_*"))
+    folder = linked_run_copy(tiny_run["folder"], tmp_path_factory.mktemp("scored_copy"))
     run_script("test.py", "--traindir", folder, "--num_images", "2", "--bootstrap", "50", "--last2viz", "-1")
     (results,) = glob.glob(os.path.join(folder, "test_validation_6", "results.json"))
     return {"folder": folder, "results": json.load(open(results))}
