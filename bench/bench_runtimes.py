@@ -27,9 +27,9 @@ import time
 import numpy as np
 
 import bench  # sibling script: bench/ is on sys.path when this runs as a script
-from utils.compat import machine
-from utils.compat import backend, tf
+from utils.compat import backend, machine, tf
 from utils.compat.session import session_config
+from utils.flags import add_setting_flags
 from utils.inference import deploy, evaluation, runtimes
 from utils.inference.segmenter import Segmenter
 from utils.training.config import RunConfig
@@ -143,8 +143,8 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--interleaved", type=int, default=20, help="rounds of the interleaved int8 / fp32 ratio")
-    parser.add_argument("--calibration_images", type=int, default=100)
-    parser.add_argument("--calibration_seed", type=int, default=0)
+    # test.py's int8 calibration settings, declared once in deploy.ExportSettings (0 images: what the split has)
+    add_setting_flags(parser, deploy.ExportSettings, only=("calibration_images", "calibration_seed"))
     parser.add_argument("--score", action="store_true", help="also score every format on the validation split")
     parser.add_argument("--datapath", default=None, help="default: the run's")
     parser.add_argument("--num_images", type=int, default=None, help="score only the first N validation images")
