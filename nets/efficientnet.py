@@ -226,14 +226,7 @@ efficientnet_lite0 = _net_function("efficientnet_lite0")
 def efficientnet_arg_scope(weight_decay=1e-5, batch_norm_decay=0.99, batch_norm_epsilon=1e-3):
     """The TPU repository's training defaults: BN momentum 0.99, epsilon 1e-3; L2 1e-5 on conv kernels
     (its loss adds it to every non-BN weight: the SE and dense biases are left out here)."""
-    batch_norm_params = {
-        "center": True,
-        "scale": True,
-        "decay": batch_norm_decay,
-        "epsilon": batch_norm_epsilon,
-        "fused": True,
-        "updates_collections": resnet_utils.batch_norm_updates(),
-    }
+    batch_norm_params = resnet_utils.batch_norm_params(batch_norm_decay, batch_norm_epsilon, center=True)
     with slim.arg_scope([conv2d, depthwise_conv2d], weights_regularizer=slim.l2_regularizer(weight_decay)), \
             slim.arg_scope([slim.batch_norm], **batch_norm_params) as sc:
         return sc

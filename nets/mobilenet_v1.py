@@ -86,14 +86,7 @@ mobilenet_v1.default_image_size = 224
 def mobilenet_v1_arg_scope(weight_decay=0.00004, stddev=0.09, regularize_depthwise=False,
                            batch_norm_decay=0.9997, batch_norm_epsilon=0.001):
     """models/research defaults: ReLU6, BN with gamma, fused; no L2 on depthwise kernels by default."""
-    batch_norm_params = {
-        "center": True,
-        "scale": True,
-        "decay": batch_norm_decay,
-        "epsilon": batch_norm_epsilon,
-        "fused": True,
-        "updates_collections": resnet_utils.batch_norm_updates(),
-    }
+    batch_norm_params = resnet_utils.batch_norm_params(batch_norm_decay, batch_norm_epsilon, center=True)
     regularizer = slim.l2_regularizer(weight_decay)
     with slim.arg_scope([slim.conv2d, slim.separable_conv2d],
                         weights_initializer=tf.truncated_normal_initializer(stddev=stddev),

@@ -36,6 +36,13 @@ class Block(collections.namedtuple("Block", ["scope", "unit_fn", "args"])):
     """
 
 
+def batch_norm_params(decay, epsilon, scale=True, **more):
+    """The fused slim.batch_norm arguments every encoder's arg_scope shares (moving averages updated through
+    batch_norm_updates()); `more` adds a net's own (MobileNet's explicit center=True)."""
+    return dict(decay=decay, epsilon=epsilon, scale=scale, fused=True, updates_collections=batch_norm_updates(),
+                **more)
+
+
 def check_output_stride(output_stride, net_name):
     """Only None (= 32), 8, 16 and 32 are meaningful for seg-mentor's decoders."""
     if output_stride not in OUTPUT_STRIDES:
@@ -147,20 +154,14 @@ def resnet_arg_scope(weight_decay=0.0001, batch_norm_decay=0.997, batch_norm_eps
 
     'SAME' max pooling keeps feature maps aligned for dense prediction.
     """
-    batch_norm_params = {
-        "decay": batch_norm_decay,
-        "epsilon": batch_norm_epsilon,
-        "scale": batch_norm_scale,
-        "fused": True,
-        "updates_collections": batch_norm_updates(),
-    }
+    bn_params = batch_norm_params(batch_norm_decay, batch_norm_epsilon, scale=batch_norm_scale)
     with slim.arg_scope(
             [slim.conv2d],
             weights_regularizer=slim.l2_regularizer(weight_decay),
             weights_initializer=slim.variance_scaling_initializer(),
             activation_fn=tf.nn.relu,
             normalizer_fn=slim.batch_norm if use_batch_norm else None,
-            normalizer_params=batch_norm_params):
-        with slim.arg_scope([slim.batch_norm], **batch_norm_params):
+            normalizer_params=bn_params):
+        with slim.arg_scope([slim.batch_norm], **bn_params):
             with slim.arg_scope([slim.max_pool2d], padding="SAME") as arg_sc:
                 return arg_sc

@@ -134,13 +134,7 @@ xception_65.default_image_size = 299
 
 def xception_arg_scope(weight_decay=0.00004, batch_norm_decay=0.9997, batch_norm_epsilon=0.001, stddev=0.09):
     """DeepLab's xception_arg_scope defaults: ReLU, BN with gamma (fused), L2 on every conv but the depthwise."""
-    batch_norm_params = {
-        "decay": batch_norm_decay,
-        "epsilon": batch_norm_epsilon,
-        "scale": True,
-        "fused": True,
-        "updates_collections": resnet_utils.batch_norm_updates(),
-    }
+    batch_norm_params = resnet_utils.batch_norm_params(batch_norm_decay, batch_norm_epsilon)
     with slim.arg_scope([slim.conv2d, slim.separable_conv2d],
                         weights_initializer=tf.truncated_normal_initializer(stddev=stddev),
                         activation_fn=tf.nn.relu, normalizer_fn=slim.batch_norm), \

@@ -82,6 +82,15 @@ class ImageData:
     width: int
 
 
+def text_lines(path):
+    """(line number, line) of a small list file (classes.txt, groups.txt), '#' comments and blank lines left out."""
+    with open(path) as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                yield number, line
+
+
 def read_image(path):
     """Decode fully (to catch truncation), keep the original bytes when PNG/JPEG RGB/gray.
 

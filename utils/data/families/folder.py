@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image
 
 from utils.data.families.base import (DatasetError, DatasetFamily, Example, LabelValueError,
-                                 UnreadableFileError, as_uint8_label, holdout_split, list_images, stem)
+                                 UnreadableFileError, as_uint8_label, holdout_split, list_images, stem,
+                                      text_lines)
 from utils.data.families.color_masks import labels_from_colors
 from utils.data.families.groups import Grouping
 from utils.viz import voc_colormap
@@ -33,23 +34,19 @@ def read_classes(path):
     if not os.path.isfile(path):
         raise DatasetError("missing %s (one class per line: 'name' or 'name r g b')" % path)
     names, colors, ignore_colors = [], [], []
-    with open(path) as handle:
-        for number, line in enumerate(handle, 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            parts = line.split()
-            if parts[-1].lower() == "ignore":
-                ignore_colors.append(_ignore_color(parts, path, number))
-                continue
-            if len(parts) >= 4 and all(p.isdigit() for p in parts[-3:]):
-                names.append(" ".join(parts[:-3]))
-                colors.append(tuple(int(p) for p in parts[-3:]))
-            else:
-                names.append(line)
-                colors.append(None)
-            if colors[-1] is not None and max(colors[-1]) > 255:
-                raise DatasetError("%s:%d: colour values must be 0..255" % (path, number))
+    for number, line in text_lines(path):
+        parts = line.split()
+        if parts[-1].lower() == "ignore":
+            ignore_colors.append(_ignore_color(parts, path, number))
+            continue
+        if len(parts) >= 4 and all(p.isdigit() for p in parts[-3:]):
+            names.append(" ".join(parts[:-3]))
+            colors.append(tuple(int(p) for p in parts[-3:]))
+        else:
+            names.append(line)
+            colors.append(None)
+        if colors[-1] is not None and max(colors[-1]) > 255:
+            raise DatasetError("%s:%d: colour values must be 0..255" % (path, number))
     if not names:
         raise DatasetError("%s lists no classes" % path)
     fallback = voc_colormap(len(names) + 1)[1:]

@@ -11,7 +11,7 @@ can set whole recordings aside.  An image neither names has no group.
 import os
 import re
 
-from utils.data.families.base import DatasetError
+from utils.data.families.base import DatasetError, text_lines
 
 GROUPS_FILE = "groups.txt"
 
@@ -21,15 +21,11 @@ def read_groups(path):
     if not os.path.isfile(path):
         return {}
     groups = {}
-    with open(path) as handle:
-        for number, line in enumerate(handle, 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            parts = line.split()
-            if len(parts) != 2:
-                raise DatasetError("%s:%d: expected '<image> <group>', got %r" % (path, number, line))
-            groups[os.path.splitext(parts[0])[0]] = parts[1]
+    for number, line in text_lines(path):
+        parts = line.split()
+        if len(parts) != 2:
+            raise DatasetError("%s:%d: expected '<image> <group>', got %r" % (path, number, line))
+        groups[os.path.splitext(parts[0])[0]] = parts[1]
     return groups
 
 
