@@ -129,6 +129,27 @@ def test_random_crop_stays_inside_the_stretched_image(tmp_path):
     assert len({c.tobytes() for c in crops}) > 1  # different windows
 
 
+def test_crop_cuts_windows_of_the_scaled_frame_and_leaves_validation_whole(tmp_path):
+    """--pixels 80 --crop 24: 24x24 windows at the 80-pixel scale (a block stays 6 pixels wide), not the frame
+    shrunk to 24; validation data ignores --crop."""
+    files = write_records(tmp_path, "training", [coloured_example("big.png", 60, 80, 3)])
+    _, _, label = coloured_example("big.png", 60, 80, 3)
+    dataset = ip.make_dataset(files, None, pixels=80, batch_size=1, ignore_label=IGNORE, training=True, seed=1,
+                              scale_range=(1.0, 1.0), flip=False, crop=24)
+    assert tf.data.get_output_shapes(dataset)["label"].as_list() == [1, 24, 24]
+    windows = [b["label"][0] for b in run_batches(dataset, 6)]
+    assert len({w.tobytes() for w in windows}) > 1
+    for window in windows:  # each window is a 24x24 piece of the full-scale label
+        found = any((label[top:top + 24, left:left + 24] == window).all()
+                    for top in range(60 - 23) for left in range(80 - 23))
+        assert found
+    with tf.Graph().as_default():
+        whole = ip.make_dataset(files, None, pixels=80, batch_size=1, ignore_label=IGNORE, training=False, crop=24)
+        assert tf.data.get_output_shapes(whole)["label"].as_list() == [None, 80, 80]
+    with pytest.raises(ValueError, match="--crop"):
+        DataSpec(crop=-1)
+
+
 def test_color_jitter_changes_colours_only_and_is_seeded(tmp_path):
     """--color_jitter: images change, labels and geometry do not; the same seed gives the same colours."""
     files = write_records(tmp_path, "training", [coloured_example("c%d.png" % i, 40, 56, i) for i in range(4)])

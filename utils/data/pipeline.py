@@ -108,8 +108,13 @@ def jitter_colors(image, strength, seed):
     return tf.clip_by_value(image, 0.0, 1.0) * 255.0
 
 
-def _make_transform_fn(normalise, pixels, ignore_label, augment, scale_range, flip, jitter=0.0):
-    """decoded example (parse_record's dict) [+ stateless seed pair] -> network-ready example."""
+def _make_transform_fn(normalise, pixels, ignore_label, augment, scale_range, flip, jitter=0.0, crop=0):
+    """decoded example (parse_record's dict) [+ stateless seed pair] -> network-ready example.
+
+    The training window is crop x crop when set (windows of the frame scaled to `pixels`: e.g. native-resolution
+    patches, so thin objects keep their width), else the padded pixels x pixels square."""
+    window = crop if (augment and crop) else pixels
+
     def transform(example, rng=None):
         image, label = example["image"], example["label"]
         seeds = None
@@ -134,20 +139,20 @@ def _make_transform_fn(normalise, pixels, ignore_label, augment, scale_range, fl
         else:
             image = tf.cast(image, tf.float32)
         label = tf.cast(label, tf.int32)
-        if pixels:
-            if augment:  # random PxP window; where the image is smaller, the window runs into the padding
+        if window:
+            if augment:  # random window; where the image is smaller, the window runs into the padding
                 top = tf.random.stateless_uniform([], seed=seeds[2], minval=0,
-                                                  maxval=tf.maximum(height - pixels, 0) + 1, dtype=tf.int32)
+                                                  maxval=tf.maximum(height - window, 0) + 1, dtype=tf.int32)
                 left = tf.random.stateless_uniform([], seed=seeds[3], minval=0,
-                                                   maxval=tf.maximum(width - pixels, 0) + 1, dtype=tf.int32)
-                image = image[top:top + pixels, left:left + pixels]
-                label = label[top:top + pixels, left:left + pixels]
+                                                   maxval=tf.maximum(width - window, 0) + 1, dtype=tf.int32)
+                image = image[top:top + window, left:left + window]
+                label = label[top:top + window, left:left + window]
             if augment and jitter:
                 image = jitter_colors(image, jitter, seeds[4])
-            image = _pad_to(normalise(image), pixels, pixels, 0.0)
-            label = _pad_to(label, pixels, pixels, ignore_label)
-            image.set_shape([pixels, pixels, 3])
-            label.set_shape([pixels, pixels])
+            image = _pad_to(normalise(image), window, window, 0.0)
+            label = _pad_to(label, window, window, ignore_label)
+            image.set_shape([window, window, 3])
+            label.set_shape([window, window])
         else:
             if augment and jitter:
                 image = jitter_colors(image, jitter, seeds[4])
@@ -162,7 +167,7 @@ def _make_transform_fn(normalise, pixels, ignore_label, augment, scale_range, fl
 def make_dataset(files, preprocessing=None, pixels=512, batch_size=8, ignore_label=255, training=True,
                  augment=None, seed=None, shuffle_buffer=256, repeat=None, num_parallel_calls=AUTOTUNE,
                  prefetch=AUTOTUNE, drop_remainder=None, scale_range=(0.75, 1.25), flip=True, threads=None,
-                 cache=False, color_jitter=0.0, skip=0):
+                 cache=False, color_jitter=0.0, skip=0, crop=0):
     """A tf.data.Dataset of batched dicts (see module docstring) from record files.
 
     training=True: shuffled, repeated forever, augmented, remainder dropped;
@@ -171,7 +176,8 @@ def make_dataset(files, preprocessing=None, pixels=512, batch_size=8, ignore_lab
     threads: size of tf.data's private thread pool (None: TF's default, all cores).
     cache: keep the decoded images in memory after the first pass (small sets
     only: CamVid train is ~190 MB decoded); skips PNG/JPEG decoding afterwards.
-    scale_range, flip, color_jitter: the augmentations (utils/data/spec.py declares their flags).
+    scale_range, flip, color_jitter, crop: the augmentations (utils/data/spec.py declares their flags);
+    crop only shapes augmented examples (validation keeps the whole padded frame).
     skip: elements to pass over before decoding (a resumed run continues the seeded order where it stopped:
     the order, the augmentation draws and the batches are the uninterrupted run's).
     """
@@ -180,12 +186,14 @@ def make_dataset(files, preprocessing=None, pixels=512, batch_size=8, ignore_lab
         raise ValueError("make_dataset needs at least one record file")
     if pixels and pixels < 1:
         raise ValueError("pixels must be positive or 0 (native size), got %r" % pixels)
+    if crop and crop < 1:
+        raise ValueError("crop must be positive or 0 (the pixels square), got %r" % crop)
     augment = training if augment is None else augment
     repeat = training if repeat is None else repeat
     drop_remainder = training if drop_remainder is None else drop_remainder
     deterministic = seed is not None or not training
     transform = _make_transform_fn(resolve_preprocessing(preprocessing), pixels, ignore_label, augment,
-                                   tuple(scale_range) if scale_range else None, flip, color_jitter)
+                                   tuple(scale_range) if scale_range else None, flip, color_jitter, crop)
     decode = (lambda example: example) if cache else parse_record
 
     def example_fn(element, rng=None):
@@ -212,7 +220,7 @@ def make_dataset(files, preprocessing=None, pixels=512, batch_size=8, ignore_lab
     if skip:  # records and seeds only: nothing is decoded for the skipped elements
         dataset = dataset.skip(int(skip))
     dataset = dataset.map(example_fn, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
-    if pixels:
+    if pixels or (augment and crop):
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     else:
         dataset = dataset.padded_batch(

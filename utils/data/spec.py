@@ -30,6 +30,9 @@ class DataSpec:
     color_jitter: float = setting(0.0, "augmentation: colour jitter strength s: brightness, contrast and "
                                        "saturation factors in [1-s, 1+s], hue shift in [-s/4, s/4]; 0 = off",
                                   group="data")
+    crop: int = setting(0, "augmentation: training windows of CxC pixels cut from the frame scaled to --pixels "
+                           "(e.g. --pixels 480 --crop 256: native-resolution patches of CamVid at the compute "
+                           "of --pixels 256); 0 = the --pixels square", group="data")
     total_train_images: Optional[int] = setting(None, "training images per epoch (default: the dataset's)",
                                                 group="data")
     val_split: str = setting("validation", "the split the quarter-val monitor and --keep_best score: validation, "
@@ -52,6 +55,8 @@ class DataSpec:
         self.scale_bounds  # validates --scale_range
         if not 0 <= self.color_jitter <= 1:
             raise ValueError("--color_jitter must be in [0, 1], got %r" % self.color_jitter)
+        if self.crop is None or self.crop < 0:
+            raise ValueError("--crop must be >= 0 (0 = the --pixels square), got %r" % self.crop)
         if self.pixels is not None and self.pixels < 0:
             raise ValueError("--pixels must be >= 0 (0 = native size), got %r" % self.pixels)
         for name in ("class_names", "palette", "holdout_sequences"):

@@ -63,7 +63,7 @@ class TrainGraph:
         self.val_files = dataset_files(data.datapath, data.dataset_family, data.val_split)
         train_data = pipeline.make_dataset(self.train_files, training=True, augment=data.augment, seed=train.seed,
                                            repeat=True, drop_remainder=True, scale_range=data.scale_bounds,
-                                           flip=data.flip, color_jitter=data.color_jitter,
+                                           flip=data.flip, color_jitter=data.color_jitter, crop=data.crop,
                                            skip=start_step * train.batch_size, **common)
         # The monitor's data: shuffled and repeating, so each monitor run sees another random subset.
         monitored = (start_step // train.val_every) * monitor_batches(config) * train.batch_size
@@ -275,8 +275,9 @@ def recipe_line(config):
             % (train.optimizer, config.effective_learnrate, train.lr_schedule, train.warmup_steps, train.loss,
                " (gamma %g)" % train.focal_gamma if "focal" in train.loss_terms else "",
                ", hardest %g of pixels" % train.ohem_top_k if train.ohem_top_k < 1 else "", weights,
-               "off" if not data.augment else "scale %s, flip %s, colour jitter %g"
-               % (data.scale_range, data.flip, data.color_jitter), train.precision, train.precision_reason))
+               "off" if not data.augment else "scale %s, flip %s, colour jitter %g%s"
+               % (data.scale_range, data.flip, data.color_jitter, ", %dx%d windows" % (data.crop, data.crop)
+                  if data.crop else ""), train.precision, train.precision_reason))
 
 
 def backend_line():
