@@ -264,3 +264,16 @@ def test_export_tflite_and_onnx(tmp_path):
     int8.set_tensor(int8.get_input_details()[0]["index"], canvas)
     int8.invoke()
     assert int8.get_tensor(int8.get_output_details()[0]["index"]).shape == expected.shape
+
+
+def test_poly_power_one_is_segformers_linear_decay():
+    """--poly_power 1.0 (SegFormer's poly) with --warmup_steps: the graph's rate equals the Python mirror."""
+    from utils.training import schedule
+    at = [schedule.learning_rate_at(s, 6e-5, 100, "poly", 10, 1.0) for s in (1, 10, 51, 100)]
+    np.testing.assert_allclose(at, [6e-6, 6e-5 * 0.91, 3e-5, 6e-7], rtol=1e-6)
+    step = tf.placeholder(tf.int64, [])
+    rate = schedule.learning_rate(step, 6e-5, 100, "poly", 10, 1.0)
+    with tf.Session() as sess:
+        assert abs(sess.run(rate, {step: 50}) - at[2]) < 1e-12
+    with pytest.raises(ValueError, match="--poly_power must be > 0"):
+        schedule.ScheduleSettings(poly_power=0)
