@@ -279,21 +279,24 @@ def test_poly_power_one_is_segformers_linear_decay():
         schedule.ScheduleSettings(poly_power=0)
 
 
-def test_train_and_test_py_with_segformers_recipe(sample_datapath, tmp_path):
+def test_train_and_test_py_with_segformers_recipe(sample_datapath, tmp_path, capsys):
     """A converted ADE-style SegFormer file, then train.py --init_from with the recipe's flags (the 6-class
-    classifier stays new on CamVid), then test.py scores the run."""
-    from tests.conftest import run_script
+    classifier stays new on CamVid), then test.py scores the run (both in this process: a fresh one costs
+    a TensorFlow import each)."""
+    import test as test_py
+    import train
     weights, models, runs = str(tmp_path / "model.safetensors"), tmp_path / "models", tmp_path / "runs"
     save_file(state_dict("mit_b0"), weights)
-    run_script("utils/convert_weights.py", weights, "--modelspath", models)
+    assert segformer_weights.main([weights, "--modelspath", str(models)]) == 0
     checkpoint = models / "segformer_mit_b0.ckpt"
-    run_script("train.py", "--basenet", "mit_b0", "--extended_arch", "SegFormer", "--init_from", checkpoint,
-               "--datapath", sample_datapath, "--runs_root", runs, "--pixels", "64", "--batch_size", "2",
-               "--max_steps", "2", "--seed", "7", "--optimizer", "adamw", "--learnrate", "6e-5", "--weight_decay",
-               "0.01", "--lr_schedule", "poly", "--poly_power", "1.0", "--warmup_steps", "1", "--difflr", "10")
+    assert train.main(["--basenet", "mit_b0", "--extended_arch", "SegFormer", "--init_from", str(checkpoint),
+                       "--datapath", sample_datapath, "--runs_root", str(runs), "--pixels", "64", "--batch_size",
+                       "2", "--max_steps", "2", "--seed", "7", "--optimizer", "adamw", "--learnrate", "6e-5",
+                       "--weight_decay", "0.01", "--lr_schedule", "poly", "--poly_power", "1.0", "--warmup_steps",
+                       "1", "--difflr", "10"]) in (0, None)
     (folder,) = os.listdir(runs)
     runlog = open(os.path.join(runs, folder, "runlog")).read()
     assert "initialised from %s: 205 variables restored, 2 of another shape" % checkpoint in runlog
-    proc = run_script("test.py", "--traindir", os.path.join(runs, folder), "--bootstrap", "0", "--last2viz", "-1",
-                      "--outdir", tmp_path / "scores")
-    assert json.load(open(tmp_path / "scores" / "results.json"))["checkpoint"], proc.stdout
+    assert test_py.main(["--traindir", os.path.join(runs, folder), "--bootstrap", "0", "--last2viz", "-1",
+                         "--outdir", str(tmp_path / "scores")]) in (0, None)
+    assert json.load(open(tmp_path / "scores" / "results.json"))["checkpoint"]
