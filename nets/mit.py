@@ -51,9 +51,10 @@ def truncated_normal(shape, dtype=None, partition_info=None):
 
 
 def fan_out_normal(shape, dtype=None, partition_info=None):
-    """SegFormer's conv initialisation: N(0, 2 / fan_out), fan_out = kh * kw * out / groups."""
+    """SegFormer's conv initialisation: N(0, 2 / fan_out), fan_out = kh * kw * out / groups (depthwise
+    [kh, kw, C, 1]: kh * kw)."""
     del partition_info
-    fan_out = shape[0] * shape[1] * (shape[3] if shape[3] > 1 else shape[2])
+    fan_out = shape[0] * shape[1] * shape[3]
     return tf.random_normal(shape, stddev=float(np.sqrt(2.0 / fan_out)), dtype=dtype or tf.float32)
 
 

@@ -12,14 +12,16 @@ import pytest
 from safetensors.numpy import save_file
 
 import arch
+import decoders
 import nets
 from decoders.base import IncompatibleEncoderError
-from nets import checkpoints, mit, segformer_weights, torch_weights
+from nets import checkpoints, mit, segformer_weights
 from nets.segformer_weights import SegformerMismatchError, convert
 from tests.conftest import ROOT, build
 from tests.fixtures.hf_segformer.random_weights import random_images, random_state_dict
 from tests.test_nets import session
 from utils.compat import slim, tf
+from utils.graphs import op_macs
 from utils.training.optimizer import regularized_variables
 
 FIXTURE_DIR = os.path.join(ROOT, "tests", "fixtures", "hf_segformer")
@@ -229,10 +231,15 @@ def test_weight_decay_reaches_kernels_only():
 
 
 def test_sizes_against_the_paper():
-    """SegFormer-B0/B1/B2 at 150 classes (ADE20K): the paper's 3.8 / 13.7 / 27.5 M parameters within 2 %."""
-    for encoder, (mparams, _) in __import__("decoders").get("SegFormer").published.items():
+    """SegFormer-B0/B1/B2 at 150 classes (ADE20K): the paper's 3.8 / 13.7 / 27.5 M parameters within 2 %; the
+    attention products are counted (BatchMatMul), as mit.macs_of_attention works them out."""
+    for encoder, (mparams, _) in decoders.get("SegFormer").published.items():
         counts = arch.summarize(arch.ModelSpec(encoder, "SegFormer", 150), 128, 128)
         assert abs(counts["params"] / 1e6 - mparams) <= 0.02 * mparams, (encoder, counts["params"])
+    with tf.Graph().as_default() as graph:
+        mit.mit_b0(tf.placeholder(tf.float32, [1, 72, 88, 3]), base_only=True, is_training=False)
+        products = sum(op_macs(op) for op in graph.get_operations() if op.type.startswith("BatchMatMul"))
+    assert products == mit.macs_of_attention("mit_b0", 72, 88) > 0
 
 
 def test_export_tflite_and_onnx(tmp_path):
