@@ -33,6 +33,8 @@ What a decoder declares at class level:
                        net names its own (ENet: enet); ModelSpec rejects other pairs, naming the valid ones
   encoder_args         what it asks of the encoder's build: {"pool_indices": True} for the unpooling
                        decoders (Features.pool_indices), VGG's {"fc_layers": False} for SegNet
+  pad_multiple         what the input is padded to a multiple of (32: every tap aligned; SegFormer: 1, it
+                       resizes each tap itself, and padding would change a transformer's every output)
   published            {encoder: (million parameters, source)}: the paper's size of that pairing,
                        printed next to ours by the model summary
 
@@ -132,6 +134,7 @@ class BaseFcnArch(abc.ABC):
     encoders = None
     encoder_args = {}
     published = {}
+    pad_multiple = PAD_MULTIPLE
 
     def __init__(self, spec, is_training=False, decoder_scope=DECODER_SCOPE):
         if not isinstance(spec.decoder_options, self.Options):
@@ -141,7 +144,8 @@ class BaseFcnArch(abc.ABC):
         self.encoder = nets.get(spec.encoder)
         self.num_classes = int(spec.num_classes)
         self.is_training = is_training
-        self.output_stride = spec.output_stride or self.default_output_stride
+        default = self.default_output_stride if self.default_output_stride in self.encoder.output_strides else None
+        self.output_stride = spec.output_stride or default  # an encoder that cannot dilate (MiT) keeps 32
         self.encoder_stride = spec.encoder_stride
         self.decoder_scope = decoder_scope
         self.features = None
@@ -174,6 +178,10 @@ class BaseFcnArch(abc.ABC):
         if spec.encoder not in valid:
             raise IncompatibleEncoderError("--extended_arch %s does not work over --basenet %s; its encoders: %s" % (
                 cls.name, spec.encoder, ", ".join(valid)))
+        strides = nets.get(spec.encoder).output_strides
+        if spec.output_stride is not None and spec.output_stride not in strides:
+            raise IncompatibleEncoderError("--basenet %s runs at --output_stride %s only (it does not dilate), not %s"
+                                           % (spec.encoder, " / ".join(map(str, strides)), spec.output_stride))
 
     @classmethod
     def run_name(cls, options):
@@ -292,7 +300,7 @@ class BaseFcnArch(abc.ABC):
     def build(self, images, features=None):
         """Logits for `images`.  `features`: another model's encoder output for these same
         images, to hang a second decoder on one encoder (give it its own decoder_scope)."""
-        padded, size = pad_to_multiple(images, PAD_MULTIPLE)
+        padded, size = pad_to_multiple(images, self.pad_multiple)
         self.features = features or self.encoder.build(
             padded, self.is_training, weight_decay=self.spec.weight_decay, output_stride=self.output_stride,
             preprocess=False, batch_norm_decay=self.spec.batch_norm_decay, **self.encoder_args)
@@ -334,6 +342,8 @@ def crop(tensor, size):
 def pad_to_multiple(images, multiple):
     """Zero-pad bottom/right to a multiple (0 = mean colour after normalisation); returns (padded, [H, W])."""
     static = images.shape[1:3].as_list()
+    if multiple == 1:
+        return images, static if None not in static else [tf.shape(images)[1], tf.shape(images)[2]]
     if None not in static:
         pad_h, pad_w = (-static[0]) % multiple, (-static[1]) % multiple
         if pad_h == pad_w == 0:

@@ -65,6 +65,8 @@ class Encoder:
     optional_scopes: Mapping[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
     # more classifier-head scopes outside head_scope (MobileNet v3's Conv_2 after the pool), left out by base_only
     more_head_scopes: Tuple[str, ...] = ()
+    # the --output_stride values it builds (None always works); MiT does not dilate: 32 only
+    output_strides: Tuple[int, ...] = (8, 16, 32)
 
     @property
     def net_fn(self):
@@ -229,6 +231,17 @@ _ENTRIES = [
     for name, scope in (("efficientnet_b0", "efficientnet-b0"), ("efficientnet_b1", "efficientnet-b1"),
                         ("efficientnet_b2", "efficientnet-b2"), ("efficientnet_b3", "efficientnet-b3"),
                         ("efficientnet_lite0", "efficientnet-lite0"))
+] + [
+    # Mix Transformer (SegFormer's encoder): Hugging Face's nvidia/mit-b<n> model.safetensors, converted by
+    # utils/convert_weights.py into mit_b<n>.ckpt; taps = the stage outputs (after their LayerNorm).
+    Encoder(
+        name=name, module="nets.mit", function=name, arg_scope="mit_arg_scope", preprocessing="torchvision",
+        scope=name, head_scope=name + "/classifier", imagenet_classes=1000,
+        taps={4: name + "/stage1", 8: name + "/stage2", 16: name + "/stage3"}, checkpoint=name + ".ckpt",
+        checkpoint_source=("Hugging Face's nvidia/%s (its model.safetensors, then python utils/convert_weights.py "
+                           "model.safetensors --modelspath <folder>)" % name.replace("_", "-")),
+        output_strides=(32,))
+    for name in ("mit_b0", "mit_b1", "mit_b2")
 ] + [
     Encoder(
         name="enet", module="nets.enet", function="enet", arg_scope="enet_arg_scope",

@@ -120,27 +120,32 @@ class Match:
         return len(self.unmapped) + len(self.missing) + len(self.wrong_shape)
 
 
-def match(tensors, entry, shapes, source="state dict"):
-    """Lay `tensors` ({torch key: array}, file order) over `shapes` (the net's variables) -> Match."""
+def match(tensors, entry, shapes, source="state dict", naming=None, to_ours=None, shape_in_torch=None):
+    """Lay `tensors` ({torch key: array}, file order) over `shapes` (the net's variables) -> Match.
+
+    naming(key, scope), to_ours(name, array), shape_in_torch(name, shape): another family's name and layout
+    mapping (MiT's, nets/segformer_weights.py); default ResNet's."""
+    naming, to_ours = naming or variable_name, to_ours or to_tf_layout
+    shape_in_torch = shape_in_torch or torch_shape
     values, ignored, unmapped, wrong, offending, claimed = {}, [], [], [], [], set()
     for raw_key, array in tensors.items():
         key = next((raw_key[len(p):] for p in PREFIXES if raw_key.startswith(p)), raw_key)
         if key.rsplit(".", 1)[-1] in IGNORED:
             ignored.append(raw_key)
             continue
-        name = variable_name(key, entry.scope)
+        name = naming(key, entry.scope)
         if name is None or name not in shapes or name in claimed:  # (in claimed: twice, with and without module.)
             unmapped.append((raw_key, tuple(np.shape(array))))
             offending.append(raw_key)
             continue
         claimed.add(name)
-        converted = to_tf_layout(name, array)
+        converted = to_ours(name, array)
         if tuple(converted.shape) != shapes[name] or not np.issubdtype(np.asarray(array).dtype, np.floating):
-            wrong.append((raw_key, tuple(np.shape(array)), torch_shape(name, shapes[name])))
+            wrong.append((raw_key, tuple(np.shape(array)), shape_in_torch(name, shapes[name])))
             offending.append(raw_key)
             continue
         values[name] = converted
-    missing = [(name, torch_shape(name, shape)) for name, shape in shapes.items() if name not in claimed]
+    missing = [(name, shape_in_torch(name, shape)) for name, shape in shapes.items() if name not in claimed]
     offending += [name for name, _ in missing]
     return Match(entry.name, source, values, ignored, unmapped, missing, wrong, offending[0] if offending else None)
 
@@ -148,11 +153,16 @@ def match(tensors, entry, shapes, source="state dict"):
 class StateDictMismatchError(ValueError):
     """The state dict is not the net's: every unmapped, missing and mis-shaped tensor is in the message."""
 
+    keys = "torchvision / timm keys"
+
+    def weights_of(self, encoder):
+        return "%s weights" % TORCH_MODELS[encoder]
+
     def __init__(self, found, hint=""):
         self.match = found
         self.first = found.first
-        lines = ["%s does not hold %s weights for %s (torchvision / timm keys): first offending tensor %s"
-                 % (found.source, TORCH_MODELS[found.encoder], found.encoder, found.first)]
+        lines = ["%s does not hold %s for %s (%s): first offending tensor %s"
+                 % (found.source, self.weights_of(found.encoder), found.encoder, self.keys, found.first)]
         for title, rows in (
                 ("in the file, mapping to no variable of %s" % found.encoder,
                  ["%s %s" % (key, _shape(shape)) for key, shape in found.unmapped]),
@@ -192,7 +202,17 @@ def convert(tensors, encoder=None, source="state dict"):
 
 
 def write_checkpoint(entry, values, path):
-    """Save `values` from the net's own graph as TF checkpoint `path` (.index + .data), checked by name on the way.
+    """Save `values` from the net's own graph as TF checkpoint `path` (.index + .data), checked by name on the way."""
+    def check(temp_prefix, variables):
+        _, report = checkpoints.check_encoder(temp_prefix, entry.scope)
+        if report.unexpected or len(report.restored) != len(variables):
+            raise RuntimeError("the written checkpoint does not restore exactly: " + report.summary())
+    return save_values(lambda: build_net(entry), values, path, check)
+
+
+def save_values(make_variables, values, path, check=None):
+    """Assign `values` to the variables `make_variables()` makes in a new graph ({name: variable}) and save them as
+    checkpoint `path`; `check(temp_prefix, variables)` may refuse the written file before it takes the name.
 
     Written under a temporary prefix next to `path` and renamed into place, so
     an interrupted conversion never leaves a half checkpoint under the real name.
@@ -202,7 +222,7 @@ def write_checkpoint(entry, values, path):
     scratch = tempfile.mkdtemp(prefix=".convert_weights-", dir=directory)
     try:
         with tf.Graph().as_default():
-            variables = build_net(entry)
+            variables = make_variables()
             feeds = {name: tf.placeholder(tf.float32, var.shape, name="value") for name, var in variables.items()}
             assign = tf.group(*[var.assign(feeds[name]) for name, var in variables.items()])
             with tf.Session() as sess:
@@ -210,9 +230,8 @@ def write_checkpoint(entry, values, path):
                 temp_prefix = os.path.join(scratch, "model")
                 tf.train.Saver(var_list=variables, write_version=tf.train.SaverDef.V2).save(
                     sess, temp_prefix, write_meta_graph=False, write_state=False)
-            _, report = checkpoints.check_encoder(temp_prefix, entry.scope)
-            if report.unexpected or len(report.restored) != len(variables):
-                raise RuntimeError("the written checkpoint does not restore exactly: " + report.summary())
+            if check is not None:
+                check(temp_prefix, variables)
         for name in sorted(os.listdir(scratch), key=lambda n: n.endswith(".index")):  # the index last
             os.replace(os.path.join(scratch, name), path + name[len("model"):])
     finally:
@@ -224,13 +243,12 @@ def trainable_count(values):
     return sum(v.size for name, v in values.items() if not name.endswith(("moving_mean", "moving_variance")))
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        description="Convert torchvision / timm ResNet-18 or ResNet-34 ImageNet weights (%s) into the "
-                    "checkpoint --pretrained restores (%s)." % (FORMATS, ", ".join(
-                        registry.get(n).checkpoint for n in TORCH_MODELS)))
+def build_parser(description=None, encoders=tuple(TORCH_MODELS)):
+    parser = argparse.ArgumentParser(description=description or (
+        "Convert torchvision / timm ResNet-18 or ResNet-34 ImageNet weights (%s) into the "
+        "checkpoint --pretrained restores (%s)." % (FORMATS, ", ".join(registry.get(n).checkpoint for n in TORCH_MODELS))))
     parser.add_argument("weights", help="the state dict: .safetensors (no torch needed) or .pth / .pt (needs torch)")
-    parser.add_argument("--encoder", choices=sorted(TORCH_MODELS), default=None,
+    parser.add_argument("--encoder", choices=sorted(encoders), default=None,
                         help="the net to fill (default: the one the state dict fits)")
     parser.add_argument("--output", default=None,
                         help="checkpoint prefix to write (default: <modelspath>/<the net's file>, e.g. "
@@ -249,15 +267,32 @@ def main(argv=None):
         print("error: weights file not found: %s" % args.weights, file=sys.stderr)
         return 2
     try:
-        found = convert(read_state_dict(args.weights), args.encoder, source=args.weights)
-    except (WeightsFileError, StateDictMismatchError, ValueError) as error:
+        tensors = read_state_dict(args.weights)
+    except WeightsFileError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 1
+    return convert_and_write(args, tensors)
+
+
+def refuse_existing(output, args):
+    """True (after saying so) when `output` exists and --overwrite was not given."""
+    if os.path.exists(output + ".index") and not args.overwrite:
+        print("error: %s.index exists; pass --overwrite to replace it, or --output elsewhere" % output,
+              file=sys.stderr)
+        return True
+    return False
+
+
+def convert_and_write(args, tensors):
+    """The command after reading the file: convert, refuse an existing output, write, say how to train."""
+    try:
+        found = convert(tensors, args.encoder, source=args.weights)
+    except (StateDictMismatchError, ValueError) as error:
         print("error: %s" % error, file=sys.stderr)
         return 1
     entry = registry.get(found.encoder)
     output = args.output or os.path.join(args.modelspath, entry.checkpoint)
-    if os.path.exists(output + ".index") and not args.overwrite:
-        print("error: %s.index exists; pass --overwrite to replace it, or --output elsewhere" % output,
-              file=sys.stderr)
+    if refuse_existing(output, args):
         return 2
     write_checkpoint(entry, found.values, output)
     print("wrote %s: %d variables of %s (%d trainable parameters, the classifier included) from %s%s"
@@ -267,5 +302,5 @@ def main(argv=None):
     return 0
 
 
-__all__ = ["TORCH_MODELS", "StateDictMismatchError", "Match", "build_net", "convert", "main", "match",
-           "to_tf_layout", "torch_shape", "variable_name", "write_checkpoint"]
+__all__ = ["TORCH_MODELS", "StateDictMismatchError", "Match", "build_net", "convert", "convert_and_write", "main",
+           "match", "save_values", "to_tf_layout", "torch_shape", "variable_name", "write_checkpoint"]

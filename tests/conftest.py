@@ -31,10 +31,11 @@ def requires(path):
 # Encoders for the tests that hang every decoder on every encoder (their cost grows with both): the
 # FC-DenseNet depths are one net function with other layer counts, so fc_densenet_56 stands for 67 and 103
 # there; those two are built with their own decoder and by every encoder test in test_nets.py.
-# EfficientNet-B1..B3 are B0's code wider and deeper: efficientnet_b0 (and _lite0) stand for them there.
+# EfficientNet-B1..B3 are B0's code wider and deeper: efficientnet_b0 (and _lite0) stand for them there; mit_b0
+# stands for MiT-B1 / B2 likewise.
 CROSS_ENCODERS = tuple(name for name in nets.NAMES if name not in ("fc_densenet_67", "fc_densenet_103",
                                                                    "efficientnet_b1", "efficientnet_b2",
-                                                                   "efficientnet_b3"))
+                                                                   "efficientnet_b3", "mit_b1", "mit_b2"))
 
 SAMPLE = os.path.join(ROOT, "data", "camvid_sample")
 PYTHON = sys.executable

@@ -185,7 +185,7 @@ PUBLISHED = [(encoder, decoder) for decoder in decoders.NAMES for encoder in dec
 def test_sizes_against_the_papers(encoder, decoder):
     """Within 5 % of the published parameter counts, but FC-DenseNet56 (README): our FC-DenseNets follow the
     paper's layer table exactly (counted by hand here), and that count matches the paper for 67 and 103 only."""
-    assert set(PUBLISHED) == {pair for pair in NETS if pair[1] != "RefineNet"}
+    assert {pair for pair in PUBLISHED if pair[1] != "SegFormer"} == {pair for pair in NETS if pair[1] != "RefineNet"}
     row, = arch.published_rows(sizes=((64, 64),), pairs=[(encoder, decoder)])
     gap = (row["mparams"] - row["their_mparams"]) / row["their_mparams"]
     assert -0.09 < gap < -0.07 if encoder == "fc_densenet_56" else abs(gap) <= 0.05, row

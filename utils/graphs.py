@@ -30,8 +30,8 @@ def ancestors(*outputs):
 
 
 def op_macs(op):
-    """Multiply-accumulates of one op: Conv2D, DepthwiseConv2dNative, Conv2DBackpropInput (transposed conv) and
-    MatMul (static shapes required); 0 for every other op."""
+    """Multiply-accumulates of one op: Conv2D, DepthwiseConv2dNative, Conv2DBackpropInput (transposed conv),
+    MatMul and BatchMatMul (attention's products; static shapes required); 0 for every other op."""
     if op.type == "Conv2D":
         kh, kw, cin, _ = op.inputs[1].shape.as_list()
         return int(np.prod(op.outputs[0].shape.as_list())) * kh * kw * cin
@@ -46,6 +46,10 @@ def op_macs(op):
         m, k = (a[1], a[0]) if op.get_attr("transpose_a") else (a[0], a[1])
         n = b[0] if op.get_attr("transpose_b") else b[1]
         return m * k * n
+    if op.type in ("BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"):
+        a = op.inputs[0].shape.as_list()
+        k = a[-2] if op.get_attr("adj_x") else a[-1]
+        return int(np.prod(op.outputs[0].shape.as_list())) * k
     return 0
 
 

@@ -75,7 +75,7 @@ def learning_rate(global_step, config):
     """The schedule's rate tensor at the run's effective base rate (scaled with replicas by --lr_scaling)."""
     train = config.train
     return schedule.learning_rate(global_step, config.effective_learnrate, train.total_steps, train.lr_schedule,
-                                  train.warmup_steps)
+                                  train.warmup_steps, train.poly_power)
 
 
 class TrainStep:
