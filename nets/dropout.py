@@ -9,17 +9,22 @@ import zlib
 from utils.compat import slim, tf
 
 
-def dropout(net, keep_prob, is_training, whole_channels=False, scope="dropout"):
+def dropout(net, keep_prob, is_training, whole_channels=False, whole_examples=False, scope="dropout"):
     """Dropout while training (`is_training`: bool or scalar bool tensor), identity otherwise.
 
     whole_channels: drop whole feature maps, one draw per image and channel (PyTorch's Dropout2d,
-    ENet's spatial dropout).
+    ENet's spatial dropout).  whole_examples: one draw per image, the whole tensor kept (scaled by
+    1 / keep_prob) or zeroed: stochastic depth's dropped residual branch (EfficientNet's drop connect).
     """
     if is_training is False or keep_prob >= 1.0:
         return net
     with tf.name_scope(scope) as name:
         shape = tf.shape(net)
-        noise_shape = tf.stack([shape[0], 1, 1, shape[3]]) if whole_channels else None
+        noise_shape = None
+        if whole_examples:
+            noise_shape = tf.stack([shape[0]] + [1] * (net.shape.rank - 1))
+        elif whole_channels:
+            noise_shape = tf.stack([shape[0], 1, 1, shape[3]])
         context = tf.distribute.get_replica_context()
         replica = context.replica_id_in_sync_group if context is not None else 0
         layer = (tf.get_default_graph().seed or 0) * 2 ** 32 + zlib.crc32(name.encode())
