@@ -6,8 +6,8 @@
     logits = model.build(images)                           # [N, H, W, 12], any H, W
 
 `ModelSpec` holds everything that defines a model: encoder, decoder,
-num_classes, output_stride, encoder_stride, weight decay, batch-norm decay and
-the decoder's own options (declared next to the decoder, `decoders/*.py`).
+num_classes, output_stride, encoder_stride, weight decay, batch-norm decay, the
+encoder's stochastic depth (EfficientNet) and the decoder's own options (declared next to the decoder, `decoders/*.py`).
 Training, the replicas, the monitor, inference, export, this summary and the
 benchmarks all build through `build_model(spec, is_training)`, and a run
 folder's runargs keeps the spec under "model".  The command-line flags of
@@ -38,6 +38,7 @@ import decoders
 import nets
 from decoders.base import (DECODER_SCOPE, BaseFcnArch, DecoderOptionError, IncompatibleEncoderError,  # noqa: F401
                            UnknownDecoderError, bilinear_kernel, register)
+from nets.efficientnet import DROP_CONNECT_RATE
 from utils.compat import tf
 from utils.flags import add_setting_flags, declared, flag_names, setting, settings_from_args
 from utils.graphs import ancestors, count_macs, count_params, layer_rows
@@ -65,12 +66,23 @@ class ModelSpec:
     batch_norm_decay: Optional[float] = setting(
         None, "moving-average decay of batch norm statistics (default: each net's slim value, ~0.997; use ~0.9 "
               "for runs of a few hundred steps)", group="model")
+    drop_connect_rate: Optional[float] = setting(
+        None, "EfficientNet's stochastic depth in training: block i of n drops its residual branch for a share "
+              "rate*i/n of the examples (default: the TPU repository's %s; 0: off)" % DROP_CONNECT_RATE,
+        group="model")
     decoder_options: object = None
 
     def __post_init__(self):
         decoder = decoders.get(self.decoder or default_decoder(self.encoder))  # unknown names list the valid ones
         if self.encoder_stride not in ENCODER_STRIDES:
             raise ValueError("encoder_stride must be one of %s, got %r" % (ENCODER_STRIDES, self.encoder_stride))
+        if self.drop_connect_rate is not None:
+            if not nets.get(self.encoder).takes({"drop_connect_rate": None}):
+                raise ValueError("--drop_connect_rate is EfficientNet's stochastic depth; --basenet %s does not "
+                                 "take it (encoders that do: %s)" % (self.encoder, ", ".join(
+                                     name for name in nets.NAMES if nets.get(name).takes({"drop_connect_rate": None}))))
+            if not 0.0 <= self.drop_connect_rate < 1.0:
+                raise ValueError("--drop_connect_rate must be in [0, 1), got %r" % self.drop_connect_rate)
         options = self.decoder_options
         if not isinstance(options, decoder.Options):
             if options is not None and not isinstance(options, dict):
@@ -84,6 +96,11 @@ class ModelSpec:
     @property
     def decoder_class(self):
         return decoders.get(self.decoder)
+
+    @property
+    def encoder_net_args(self):
+        """Keywords of the encoder's net function the spec sets (None values: the net's own default)."""
+        return {} if self.drop_connect_rate is None else {"drop_connect_rate": self.drop_connect_rate}
 
     @property
     def run_name(self):

@@ -303,7 +303,8 @@ class BaseFcnArch(abc.ABC):
         padded, size = pad_to_multiple(images, self.pad_multiple)
         self.features = features or self.encoder.build(
             padded, self.is_training, weight_decay=self.spec.weight_decay, output_stride=self.output_stride,
-            preprocess=False, batch_norm_decay=self.spec.batch_norm_decay, **self.encoder_args)
+            preprocess=False, batch_norm_decay=self.spec.batch_norm_decay,
+            **dict(self.encoder_args, **self.spec.encoder_net_args))
         self.pyramid = {}
         with tf.variable_scope(self.decoder_scope), slim.arg_scope(self.decoder_arg_scope()):
             net = self.decode_top(self.features.taps[self.encoder_stride])

@@ -14,11 +14,22 @@ once in a `CheckpointMismatchError`, and otherwise restores and returns a
 The classifier head of an ImageNet checkpoint is expected to go unused by a
 segmentation (base_only) graph: list it in `exclude`, it is reported apart
 and is not an error.  Checking that the file exists is the caller's job.
+
+Checkpoints saved by a training that kept a tf.train.ExponentialMovingAverage of its weights (the TPU
+repository's EfficientNet, the TF-Slim zoo's MobileNetV3) hold `<name>/ExponentialMovingAverage` next to
+`<name>`, and the published ImageNet accuracy is the averaged weights' (their evals restore
+`ema.variables_to_restore()`).  With `ema=True` (the default) each variable that has such a twin is restored
+from it; the report counts them (`from_ema`).
 """
 import dataclasses
 from typing import Dict, List, Tuple
 
 from utils.compat import tf
+
+# tf.train.ExponentialMovingAverage.average_name with the default name: `var.op.name + "/ExponentialMovingAverage"`.
+EMA_SUFFIX = "/ExponentialMovingAverage"
+# train.py --pretrained_ema: auto = the averaged weights where the file has them, off = the raw ones.
+EMA_MODES = ("auto", "off")
 
 # Where train.py looks for `<net's checkpoint file>` (--modelspath) and convert_weights writes it.
 DEFAULT_MODELSPATH = "/data/models"
@@ -53,9 +64,19 @@ class RestoreReport:
     unused_head: List[str]     # in the checkpoint under `exclude` (the classifier head): expected unused
     unexpected: List[str]      # in the checkpoint under `scope`, not in the graph, not excluded
     skipped: List[str]         # graph variables under `exclude`: left to their initializers
+    from_ema: List[str] = dataclasses.field(default_factory=list)  # of `restored`: from <name>/ExponentialMovingAverage
+    averages_unused: int = 0   # EMA twins of restored variables left in the file (ema=False: the raw weights asked)
+
+    def ema_text(self):
+        """', N from their ExponentialMovingAverage' (and, when the raw weights were asked, what was left)."""
+        text = ", %d from their ExponentialMovingAverage" % len(self.from_ema)
+        if self.averages_unused:
+            text += " (raw weights asked: %d averages in the file not used)" % self.averages_unused
+        return text
 
     def summary(self):
-        text = "restored %d variables of %r from %s" % (len(self.restored), self.scope, self.checkpoint_path)
+        text = "restored %d variables of %r from %s%s" % (len(self.restored), self.scope, self.checkpoint_path,
+                                                         self.ema_text())
         if self.unused_head:
             text += "; classifier head not used: %s" % ", ".join(self.unused_head)
         if self.skipped:
@@ -81,7 +102,7 @@ def _graph_variables(scope, graph_scope):
     return found
 
 
-def check_encoder(checkpoint_path, scope, exclude=(), graph_scope=None):
+def check_encoder(checkpoint_path, scope, exclude=(), graph_scope=None, ema=True):
     """Compare without restoring: returns (var_list for a Saver, RestoreReport) or raises CheckpointMismatchError.
 
     scope: the variables' prefix in the checkpoint (e.g. 'resnet_v1_50').
@@ -89,6 +110,8 @@ def check_encoder(checkpoint_path, scope, exclude=(), graph_scope=None):
       built under an outer scope (e.g. 'fcn/resnet_v1_50'); default `scope`.
     exclude: checkpoint-name prefixes (the classifier head) neither required
       nor restored.
+    ema: restore each variable whose `<name>/ExponentialMovingAverage` the file holds from that average
+      (var_list then maps the average's name to the variable); False: the raw values.
     """
     exclude = tuple(exclude)
     graph_vars = _graph_variables(scope, graph_scope or scope)
@@ -102,7 +125,7 @@ def check_encoder(checkpoint_path, scope, exclude=(), graph_scope=None):
     var_list: Dict[str, tf.Variable] = {}
     missing: Dict[str, Tuple[int, ...]] = {}
     mismatched = {}
-    skipped = []
+    skipped, from_ema, averages_unused = [], [], 0
     for name, var in sorted(graph_vars.items()):
         if _under(name, exclude):
             skipped.append(name)
@@ -111,41 +134,55 @@ def check_encoder(checkpoint_path, scope, exclude=(), graph_scope=None):
         if name not in ckpt_shapes:
             missing[name] = shape
             continue
-        ckpt_shape = tuple(ckpt_shapes[name])
-        dtype, ckpt_dtype = var.dtype.base_dtype, ckpt_dtypes[name].base_dtype
+        average = name + EMA_SUFFIX
+        source = average if ema and average in ckpt_shapes else name
+        if source != average and average in ckpt_shapes:
+            averages_unused += 1
+        ckpt_shape = tuple(ckpt_shapes[source])
+        dtype, ckpt_dtype = var.dtype.base_dtype, ckpt_dtypes[source].base_dtype
         if shape != ckpt_shape or dtype != ckpt_dtype:
-            mismatched[name] = ("%s %s" % (list(shape), dtype.name),
-                                "%s %s" % (list(ckpt_shape), ckpt_dtype.name))
+            mismatched[source] = ("%s %s" % (list(shape), dtype.name),
+                                  "%s %s" % (list(ckpt_shape), ckpt_dtype.name))
             continue
-        var_list[name] = var
+        var_list[source] = var
+        if source == average:
+            from_ema.append(name)
     if missing or mismatched:
         raise CheckpointMismatchError(checkpoint_path, scope, missing, mismatched)
 
-    in_scope = [n for n in ckpt_shapes if _under(n, (scope,)) and n not in graph_vars]
+    # a restored or excluded variable's average is neither unexpected nor listed with the head
+    twins = {n for n in ckpt_shapes if n.endswith(EMA_SUFFIX) and n[:-len(EMA_SUFFIX)] in ckpt_shapes}
+    in_scope = [n for n in ckpt_shapes if _under(n, (scope,)) and n not in graph_vars
+                and not (n in twins and (n[:-len(EMA_SUFFIX)] in graph_vars or _under(n, exclude)))]
     report = RestoreReport(
-        checkpoint_path=checkpoint_path, scope=scope, restored=sorted(var_list),
+        checkpoint_path=checkpoint_path, scope=scope, restored=sorted(_raw(k) for k in var_list),
         unused_head=sorted(n for n in in_scope if _under(n, exclude)),
         unexpected=sorted(n for n in in_scope if not _under(n, exclude)),
-        skipped=skipped)
+        skipped=skipped, from_ema=sorted(from_ema), averages_unused=averages_unused)
     return var_list, report
 
 
-def restore_encoder(sess, checkpoint_path, scope, exclude=(), graph_scope=None):
+def _raw(name):
+    """The variable's checkpoint name, for the name of its average or of itself."""
+    return name[:-len(EMA_SUFFIX)] if name.endswith(EMA_SUFFIX) else name
+
+
+def restore_encoder(sess, checkpoint_path, scope, exclude=(), graph_scope=None, ema=True):
     """Check (see check_encoder), then restore with a Saver; returns the RestoreReport.
 
     Raises CheckpointMismatchError naming every missing / mis-shaped variable
     and the file, before anything is restored.
     """
-    var_list, report = check_encoder(checkpoint_path, scope, exclude, graph_scope)
+    var_list, report = check_encoder(checkpoint_path, scope, exclude, graph_scope, ema)
     tf.train.Saver(var_list=var_list).restore(sess, checkpoint_path)
     return report
 
 
-def restore_registry_entry(sess, checkpoint_path, entry, graph_scope=None, net_args=None):
+def restore_registry_entry(sess, checkpoint_path, entry, graph_scope=None, net_args=None, ema=True):
     """restore_encoder for a nets.registry entry: its scope, its head excluded, and the parts a build with
     `net_args` (a decoder's encoder_args) does not make."""
     return restore_encoder(sess, checkpoint_path, entry.scope, exclude=entry.unbuilt_scopes(net_args or {}),
-                           graph_scope=graph_scope)
+                           graph_scope=graph_scope, ema=ema)
 
 
 @dataclasses.dataclass
@@ -180,5 +217,5 @@ def restore_matching(sess, checkpoint_path, variables):
     return MatchReport(checkpoint_path, sorted(var_list), sorted(other_shape), sorted(missing))
 
 
-__all__ = ["DEFAULT_MODELSPATH", "CheckpointMismatchError", "RestoreReport", "MatchReport", "check_encoder", "restore_encoder",
+__all__ = ["DEFAULT_MODELSPATH", "EMA_SUFFIX", "EMA_MODES", "CheckpointMismatchError", "RestoreReport", "MatchReport", "check_encoder", "restore_encoder",
            "restore_registry_entry", "restore_matching"]

@@ -1,7 +1,7 @@
 """Dropout whose masks a resumed run draws again: stateless, seeded by (graph seed, layer, global step, replica).
 
-Encoders trained from scratch (ENet, FC-DenseNet) and decoders (decoders/base.py `BaseFcnArch.dropout`) drop
-through `dropout` here, so `train.py --resume` reproduces the uninterrupted seeded run.  The layer enters
+Encoders trained from scratch (ENet, FC-DenseNet), EfficientNet's stochastic depth and decoders
+(decoders/base.py `BaseFcnArch.dropout`) drop through `dropout` here, so `train.py --resume` reproduces the uninterrupted seeded run.  The layer enters
 the seed as the CRC-32 of its name scope: the same in every build of the same graph, different between layers.
 """
 import zlib
@@ -13,7 +13,9 @@ def dropout(net, keep_prob, is_training, whole_channels=False, scope="dropout", 
     """Dropout while training (`is_training`: bool or scalar bool tensor), identity otherwise.
 
     whole_channels: drop whole feature maps, one draw per image and channel (PyTorch's Dropout2d,
-    ENet's spatial dropout).  whole_examples: one draw per image (stochastic depth's drop path, MiT).
+    ENet's spatial dropout).  whole_examples: one draw per image, the whole tensor kept (scaled by
+    1 / keep_prob) or zeroed: stochastic depth's dropped residual branch (MiT's drop path, EfficientNet's
+    drop connect).
     """
     if is_training is False or keep_prob >= 1.0:
         return net

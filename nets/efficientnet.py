@@ -8,7 +8,8 @@ names (slim model variables, slim's fused batch norm), so a published checkpoint
 in tests/fixtures/efficientnet_vars/ are the reference code's own variables.
 
 stem (3x3/2) -> 7 stages of MBConv blocks (1x1 expand | kxk depthwise | squeeze-excite | linear 1x1 project,
-residual when shape allows) -> head (1x1 to 1280, pool, dense).  base_only stops after the last block (the TPU
+residual when shape allows; in training, stochastic depth drops a residual block's branch per example, block
+i of n for a share drop_connect_rate * i / n) -> head (1x1 to 1280, pool, dense).  base_only stops after the last block (the TPU
 repository's `features_only`): the head, 1280-wide, is the classifier's.  Lite: ReLU6, no squeeze-excite, stem
 and head (and the first and last stage's repeats) not scaled.
 """
@@ -19,6 +20,7 @@ import numpy as np
 
 from utils.compat import add_arg_scope, slim, tf
 from nets import resnet_utils
+from nets.dropout import dropout
 
 Stage = collections.namedtuple("Stage", ["kernel_size", "repeats", "stride", "expansion", "depth_in", "depth"])
 Variant = collections.namedtuple("Variant", ["scope", "width", "depth", "resolution", "dropout", "lite"])
@@ -29,6 +31,8 @@ STAGES = (
     Stage(5, 3, 1, 6, 80, 112), Stage(5, 4, 2, 6, 112, 192), Stage(3, 1, 1, 6, 192, 320),
 )
 SE_RATIO = 0.25
+# efficientnet_builder / efficientnet_lite_builder: survival_prob=0.8 for every variant (drop_connect_rate 0.2).
+DROP_CONNECT_RATE = 0.2
 STEM_DEPTH, HEAD_DEPTH = 32, 1280
 # (width, depth, resolution, dropout) of efficientnet_builder.efficientnet_params / efficientnet_lite_params.
 VARIANTS = {
@@ -108,8 +112,11 @@ def squeeze_excite(inputs, reduced, activation):
 
 
 def mbconv_block(inputs, depth, kernel_size, expansion, stride, rate, activation, use_se, residual,
-                 end_points, prefix):
-    """efficientnet_model.MBConvBlock in the current variable scope (`blocks_<i>`)."""
+                 end_points, prefix, keep_prob=1.0, is_training=False):
+    """efficientnet_model.MBConvBlock in the current variable scope (`blocks_<i>`).
+
+    keep_prob < 1 with a residual: utils.drop_connect while training, the branch kept (scaled by 1 / keep_prob)
+    or dropped per example; through nets.dropout's stateless seeds, so a resumed run draws the same masks."""
     names = LayerNames()
     depth_in = int(inputs.shape[-1])
     net = inputs
@@ -124,6 +131,7 @@ def mbconv_block(inputs, depth, kernel_size, expansion, stride, rate, activation
     net = conv2d(net, depth, 1, names("conv2d"))
     net = slim.batch_norm(net, scope=names("tpu_batch_normalization"))
     if residual:
+        net = dropout(net, keep_prob, is_training, whole_examples=True, scope="drop_connect")
         net = tf.add(net, inputs)
     return tf.identity(net, name="output")
 
@@ -139,9 +147,12 @@ def block_list(variant):
     return blocks
 
 
-def efficientnet_base(inputs, variant, output_stride=None):
+def efficientnet_base(inputs, variant, output_stride=None, drop_connect_rate=0.0, is_training=False):
     """stem .. last block in the current scope; end points as the TPU model's (`stem`, `block_<i>`,
-    `reduction_<n>` = last block before the n-th stride-2 change; the output stride counts as if undilated)."""
+    `reduction_<n>` = last block before the n-th stride-2 change; the output stride counts as if undilated).
+
+    drop_connect_rate: block i of n keeps its residual branch with probability 1 - rate * i / n in training
+    (efficientnet_model.Model.call's survival_prob)."""
     end_points = {}
     activation = tf.nn.relu6 if variant.lite else tf.nn.swish
     stem_depth = STEM_DEPTH if variant.lite else round_filters(STEM_DEPTH, variant.width)
@@ -161,7 +172,8 @@ def efficientnet_base(inputs, variant, output_stride=None):
         key = "block_%d" % i
         with tf.variable_scope("blocks_%d" % i):
             net = mbconv_block(net, depth, kernel_size, expansion, layer_stride, layer_rate, activation,
-                               not variant.lite, residual, end_points, key)
+                               not variant.lite, residual, end_points, key,
+                               keep_prob=1.0 - drop_connect_rate * float(i) / len(blocks), is_training=is_training)
         end_points[key] = net
         if i == len(blocks) - 1 or blocks[i + 1][3] > 1:
             reduction += 1
@@ -191,14 +203,18 @@ def classifier_head(net, end_points, variant, num_classes, dropout_keep_prob):
 
 
 def _efficientnet(name, inputs, num_classes=1000, is_training=True, base_only=False, output_stride=None,
-                  dropout_keep_prob=None, reuse=None, scope=None):
+                  dropout_keep_prob=None, reuse=None, scope=None, drop_connect_rate=None):
     variant = VARIANTS[name]
     resnet_utils.check_output_stride(output_stride, name)
     if dropout_keep_prob is None:
         dropout_keep_prob = 1.0 - variant.dropout
+    if drop_connect_rate is None:
+        drop_connect_rate = DROP_CONNECT_RATE
+    if not 0.0 <= drop_connect_rate < 1.0:
+        raise ValueError("drop_connect_rate must be in [0, 1), got %r" % (drop_connect_rate,))
     with tf.variable_scope(scope or variant.scope, variant.scope, [inputs], reuse=reuse):
         with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
-            net, end_points = efficientnet_base(inputs, variant, output_stride)
+            net, end_points = efficientnet_base(inputs, variant, output_stride, drop_connect_rate, is_training)
             if base_only:
                 return net, end_points
             return classifier_head(net, end_points, variant, num_classes, dropout_keep_prob)
@@ -206,12 +222,13 @@ def _efficientnet(name, inputs, num_classes=1000, is_training=True, base_only=Fa
 
 def _net_function(name):
     def net(inputs, num_classes=1000, is_training=True, base_only=False, output_stride=None,
-            dropout_keep_prob=None, reuse=None, scope=None):
+            dropout_keep_prob=None, reuse=None, scope=None, drop_connect_rate=None):
         return _efficientnet(name, inputs, num_classes, is_training, base_only, output_stride,
-                             dropout_keep_prob, reuse, scope)
+                             dropout_keep_prob, reuse, scope, drop_connect_rate)
     net.__name__ = net.__qualname__ = name
     net.__doc__ = ("%s (tensorflow/tpu models/official/efficientnet).  base_only: the last block's output "
-                   "(no head variables); else head conv, pool, dropout, `head/dense`." % name)
+                   "(no head variables); else head conv, pool, dropout, `head/dense`.  drop_connect_rate: stochastic depth in "
+                   "training (None: the reference's %s; 0: off)." % (name, DROP_CONNECT_RATE))
     net.default_image_size = VARIANTS[name].resolution
     return net
 

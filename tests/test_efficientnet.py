@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+import arch
 from nets import checkpoints, efficientnet, registry
 from tests.test_nets import assert_same_variables, session, variable_shapes
 from utils.compat import slim, tf
@@ -68,7 +69,9 @@ def load(sess, values):
 def test_full_net_has_the_checkpoint_variables_and_the_paper_size(net):
     _, logits, _ = build_full(net)
     assert logits.shape.as_list() == [1, 1000]
-    assert_same_variables(variable_shapes(), shapes_of(net))
+    got = variable_shapes()
+    assert got.pop("global_step") == ()  # training's stochastic depth seeds its masks with the step
+    assert_same_variables(got, shapes_of(net))
     trainable = sum(int(np.prod(v.shape.as_list())) for v in tf.trainable_variables())
     assert abs(trainable / 1e6 - PAPER_MILLIONS[net]) <= 0.03 * PAPER_MILLIONS[net], trainable
 
@@ -224,3 +227,181 @@ def test_a_checkpoint_with_the_published_names_restores_and_a_missing_one_is_nam
     assert sorted(report.unused_head)[0] == "efficientnet-lite0/head/conv2d/kernel"
     with pytest.raises(ValueError, match="efficientnet-lite0/model.ckpt"):
         config.resolve_pretrained(None, str(tmp_path / "elsewhere"), "efficientnet_lite0")
+
+
+# ---------------------------------------------------------------- exponential-moving-average weights
+
+def write_checkpoint(path, values):
+    with tf.Graph().as_default():
+        variables = [tf.Variable(value, name=name) for name, value in values.items()]
+        with session() as sess:
+            sess.run(tf.variables_initializer(variables))
+            tf.train.Saver(variables).save(sess, path, write_meta_graph=False)
+
+
+def with_averages(values):
+    """The values plus `<name>/ExponentialMovingAverage` = value + 1 for each trainable one (as slim's
+    MobileNetV3 checkpoints: batch-norm statistics have no average)."""
+    averages = {name + checkpoints.EMA_SUFFIX: value + 1.0 for name, value in values.items()
+                if not name.endswith(("moving_mean", "moving_variance"))}
+    return dict(values, **averages)
+
+
+def restore_lite0(path, **kwargs):
+    """Build a base_only Lite0, restore `path` through the registry entry: (report, {name: value})."""
+    entry = registry.get("efficientnet_lite0")
+    entry.build(tf.placeholder(tf.float32, [1, 32, 32, 3]), is_training=False)
+    with session() as sess:
+        report = checkpoints.restore_registry_entry(sess, path, entry, **kwargs)
+        got = {v.op.name: value for v, value in zip(tf.model_variables(), sess.run(tf.model_variables()))}
+    return report, got
+
+
+@pytest.mark.parametrize("ema", (True, False))
+def test_the_checkpoints_moving_averages_restore_unless_the_raw_weights_are_asked(tmp_path, ema):
+    """The TPU repository evaluates (and publishes accuracies of) `ema.variables_to_restore()`: each variable
+    from its `<name>/ExponentialMovingAverage`.  Batch-norm statistics without an average restore as they are;
+    the head's averages are not reported unexpected."""
+    raw = seeded_values(shapes_of("efficientnet_lite0"))
+    path = str(tmp_path / "model.ckpt")
+    write_checkpoint(path, with_averages(raw))
+    report, got = restore_lite0(path, ema=ema)
+    stem, mean = "efficientnet-lite0/stem/conv2d/kernel", "efficientnet-lite0/blocks_3/tpu_batch_normalization/moving_mean"
+    np.testing.assert_array_equal(got[stem], raw[stem] + 1.0 if ema else raw[stem])
+    np.testing.assert_array_equal(got[mean], raw[mean])
+    averaged = sorted(name for name in got if not name.endswith(("moving_mean", "moving_variance")))
+    assert len(got) == len(report.restored) == len(raw) - 7 and len(averaged) < len(got)
+    assert report.from_ema == (averaged if ema else [])
+    assert not report.unexpected and len(report.unused_head) == 7  # the head's averages are not listed
+    line = report.summary()
+    if ema:
+        assert "restored %d variables" % len(got) in line and ", %d from their ExponentialMovingAverage" % len(
+            averaged) in line and "raw weights" not in line
+    else:
+        assert ", 0 from their ExponentialMovingAverage (raw weights asked: %d averages" % len(averaged) in line
+
+
+def test_a_checkpoint_without_averages_restores_raw_and_says_0_from_them(tmp_path):
+    raw = seeded_values(shapes_of("efficientnet_lite0"))
+    path = str(tmp_path / "model.ckpt")
+    write_checkpoint(path, raw)
+    report, got = restore_lite0(path)
+    for name, value in got.items():
+        np.testing.assert_array_equal(value, raw[name], err_msg=name)
+    assert report.from_ema == [] and ", 0 from their ExponentialMovingAverage" in report.summary()
+    assert "raw weights" not in report.summary()
+
+
+def test_a_mis_shaped_average_is_named(tmp_path):
+    """Negative control: an average of the wrong shape is an error naming it, not a silent raw restore."""
+    raw = seeded_values(shapes_of("efficientnet_lite0"))
+    values = with_averages(raw)
+    name = "efficientnet-lite0/stem/conv2d/kernel" + checkpoints.EMA_SUFFIX
+    values[name] = np.zeros((3, 3, 3, 16), np.float32)
+    path = str(tmp_path / "model.ckpt")
+    write_checkpoint(path, values)
+    with pytest.raises(checkpoints.CheckpointMismatchError, match=name):
+        restore_lite0(path)
+
+
+@pytest.mark.parametrize("mode", checkpoints.EMA_MODES)
+def test_train_pretrained_ema_reaches_the_restore_and_the_runlog(tmp_path, mode):
+    """utils.training.loop.initialise, as train.py calls it, with --pretrained_ema auto / off."""
+    import types
+    from utils.training import loop
+    raw = seeded_values(shapes_of("efficientnet_lite0"))
+    path = str(tmp_path / "model.ckpt")
+    write_checkpoint(path, with_averages(raw))
+    model = arch.build_model(arch.ModelSpec("efficientnet_lite0", "FCN", num_classes=3), is_training=False)
+    model.build(tf.placeholder(tf.float32, [1, 32, 32, 3]))
+    lines = []
+    monitor = types.SimpleNamespace(log=lines.append, log_names=lambda prefix, names: None)
+    graph = types.SimpleNamespace(step=types.SimpleNamespace(model=model, unused_variables=[]))
+    train = config.TrainSettings(pretrained=path, pretrained_ema=mode)
+    run = types.SimpleNamespace(train=train, model=model.spec)
+    with session() as sess:
+        sess.run(tf.global_variables_initializer())
+        loop.initialise(sess, graph, run, monitor)
+        stem = sess.run(tf.global_variables("efficientnet-lite0/stem/conv2d/kernel")[0])
+    stem_raw = raw["efficientnet-lite0/stem/conv2d/kernel"]
+    np.testing.assert_array_equal(stem, stem_raw + 1.0 if mode == "auto" else stem_raw)
+    averaged = len([n for n in raw if not n.startswith("efficientnet-lite0/head/")
+                    and not n.endswith(("moving_mean", "moving_variance"))])
+    assert lines[0].startswith("restored %d encoder variables from %s, %d from their ExponentialMovingAverage"
+                               % (len(raw) - 7, path, averaged if mode == "auto" else 0))
+
+
+# ---------------------------------------------------------------- stochastic depth (drop connect)
+
+def drop_connect_block(keep_prob, batch=4000, seed=1, step=0):
+    """One residual MBConv block (inference batch norm) with drop connect in training, and the same block
+    without it: (inputs, output, reference output) of a batch of 2x2x16 examples."""
+    x = np.random.RandomState(6).normal(0, 1, (batch, 2, 2, 16)).astype(np.float32)
+    with tf.Graph().as_default():
+        tf.set_random_seed(seed)
+        block = dict(depth=16, kernel_size=3, expansion=6, stride=1, rate=1, activation=tf.nn.swish, use_se=True,
+                     residual=True, end_points={}, prefix="block", is_training=True)
+        with slim.arg_scope(efficientnet.efficientnet_arg_scope()), \
+                slim.arg_scope([slim.batch_norm], is_training=False):
+            with tf.variable_scope("block"):
+                out = efficientnet.mbconv_block(tf.constant(x), keep_prob=keep_prob, **block)
+            with tf.variable_scope("block", reuse=True):
+                ref = efficientnet.mbconv_block(tf.constant(x), keep_prob=1.0, **block)
+        step_variable = tf.train.get_or_create_global_step()
+        with session() as sess:
+            sess.run(tf.global_variables_initializer())
+            sess.run(step_variable.assign(step))
+            got, expected = sess.run([out, ref])
+    return x, got, expected
+
+
+def dropped_examples(x, out):
+    return np.all(out == x, axis=(1, 2, 3))
+
+
+def test_drop_connect_drops_whole_examples_at_the_rate_and_scales_the_kept_ones():
+    """The TPU repository's last residual block of B0 / Lite0 (block 14 of 16) keeps 1 - 0.2 * 14 / 16."""
+    keep = 1.0 - efficientnet.DROP_CONNECT_RATE * 14 / 16
+    x, out, ref = drop_connect_block(keep)
+    dropped = dropped_examples(x, out)
+    sigma = np.sqrt(keep * (1 - keep) / len(x))
+    assert abs(dropped.mean() - (1 - keep)) < 4 * sigma, dropped.mean()
+    branch = (ref - x)[~dropped]
+    assert np.abs(branch).min(axis=(1, 2, 3)).max() > 0  # kept examples do change
+    np.testing.assert_allclose((out - x)[~dropped], branch / keep, rtol=1e-4, atol=1e-5)
+    assert not np.allclose((out - x)[~dropped], branch, rtol=1e-4, atol=1e-5)  # negative control: unscaled
+
+
+def test_drop_connect_masks_follow_the_seed_and_the_step():
+    keep = 0.5
+    x, first, _ = drop_connect_block(keep, batch=256)
+    _, again, _ = drop_connect_block(keep, batch=256)
+    _, other_seed, _ = drop_connect_block(keep, batch=256, seed=2)
+    _, next_step, _ = drop_connect_block(keep, batch=256, step=1)
+    np.testing.assert_array_equal(first, again)
+    mask = dropped_examples(x, first)
+    assert (mask != dropped_examples(x, other_seed)).any() and (mask != dropped_examples(x, next_step)).any()
+
+
+def test_drop_connect_rate_0_and_inference_are_the_identity():
+    x, out, ref = drop_connect_block(1.0, batch=8)
+    np.testing.assert_array_equal(out, ref)
+    for rate, is_training, expected in ((0.0, True, 0), (None, False, 0), (None, True, 9), (0.3, True, 9)):
+        with tf.Graph().as_default():
+            registry.get("efficientnet_lite0").build(tf.placeholder(tf.float32, [2, 32, 32, 3]),
+                                                     is_training=is_training, drop_connect_rate=rate)
+            scopes = {op.name.split("/drop_connect/")[0] for op in tf.get_default_graph().get_operations()
+                      if "/drop_connect/" in op.name}
+        # Lite0's residual blocks (stride 1, depth kept): 2, 4, 6, 7, 9, 10, 12, 13, 14
+        assert len(scopes) == expected, (rate, is_training, sorted(scopes))
+
+
+def test_the_model_spec_sets_drop_connect_and_other_encoders_refuse_it():
+    spec = arch.ModelSpec("efficientnet_lite0", "FCN", num_classes=3, drop_connect_rate=0.0)
+    arch.build_model(spec, is_training=True).build(tf.placeholder(tf.float32, [2, 32, 32, 3]))
+    assert not [op for op in tf.get_default_graph().get_operations() if "/drop_connect/" in op.name]
+    assert arch.ModelSpec.from_dict(spec.to_dict()).drop_connect_rate == 0.0
+    with pytest.raises(ValueError, match="--basenet resnet_v1_18 does not take it"):
+        arch.ModelSpec("resnet_v1_18", "FCN", num_classes=3, drop_connect_rate=0.1)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\)"):
+        arch.ModelSpec("efficientnet_b0", "FCN", num_classes=3, drop_connect_rate=1.0)

@@ -20,7 +20,7 @@ from typing import Optional
 
 import arch
 import nets
-from nets.checkpoints import DEFAULT_MODELSPATH
+from nets.checkpoints import DEFAULT_MODELSPATH, EMA_MODES
 from nets.torch_weights import TORCH_MODELS
 from utils.compat import machine, precision, software
 from utils.compat import backend, native_atrous, tf
@@ -49,6 +49,10 @@ class TrainSettings(OptimizerSettings, ScheduleSettings, LossSettings):
     modelspath: str = setting(DEFAULT_MODELSPATH, "folder of ImageNet slim checkpoints", group="initialisation")
     pretrained: Optional[str] = setting(None, "encoder checkpoint; default <modelspath>/<net's file>; 'none' = "
                                               "from scratch", group="initialisation")
+    pretrained_ema: str = setting("auto", "auto: restore each encoder variable whose <name>/ExponentialMovingAverage "
+                                          "the checkpoint holds from that average (the weights the TPU EfficientNet "
+                                          "and zoo MobileNetV3 accuracies are measured with); off: the raw weights",
+                                  choices=EMA_MODES, group="initialisation")
     init_from: Optional[str] = setting(None, "fine-tune from a trained run folder or checkpoint: every variable "
                                              "whose name and shape match is restored (instead of --pretrained), "
                                              "the rest listed in the runlog", group="initialisation")

@@ -326,9 +326,11 @@ def initialise(sess, graph, config, monitor):
     elif config.train.pretrained:
         model = graph.step.model
         report = checkpoints.restore_registry_entry(sess, config.train.pretrained, model.encoder,
-                                                    net_args=model.encoder_args)
+                                                    net_args=model.encoder_args,
+                                                    ema=config.train.pretrained_ema != "off")
         restored = set(report.restored)
-        monitor.log("restored %d encoder variables from %s:" % (len(restored), config.train.pretrained))
+        monitor.log("restored %d encoder variables from %s%s:" % (len(restored), config.train.pretrained,
+                                                                   report.ema_text()))
         monitor.log_names("  restored ", sorted(restored))
         monitor.log_names("  new      ", sorted(v.op.name for v in tf.global_variables()
                                                  if v.op.name not in restored))
