@@ -217,5 +217,6 @@ def restore_matching(sess, checkpoint_path, variables):
     return MatchReport(checkpoint_path, sorted(var_list), sorted(other_shape), sorted(missing))
 
 
-__all__ = ["DEFAULT_MODELSPATH", "EMA_SUFFIX", "EMA_MODES", "CheckpointMismatchError", "RestoreReport", "MatchReport", "check_encoder", "restore_encoder",
+__all__ = ["DEFAULT_MODELSPATH", "EMA_SUFFIX", "EMA_MODES", "CheckpointMismatchError", "RestoreReport", "MatchReport",
+           "check_encoder", "restore_encoder",
            "restore_registry_entry", "restore_matching"]

@@ -1,8 +1,9 @@
 """Dropout whose masks a resumed run draws again: stateless, seeded by (graph seed, layer, global step, replica).
 
 Encoders trained from scratch (ENet, FC-DenseNet), EfficientNet's stochastic depth and decoders
-(decoders/base.py `BaseFcnArch.dropout`) drop through `dropout` here, so `train.py --resume` reproduces the uninterrupted seeded run.  The layer enters
-the seed as the CRC-32 of its name scope: the same in every build of the same graph, different between layers.
+(decoders/base.py `BaseFcnArch.dropout`) drop through `dropout` here, so `train.py --resume` reproduces the
+uninterrupted seeded run.  The layer enters the seed as the CRC-32 of its name scope: the same in every build
+of the same graph, different between layers.
 """
 import zlib
 

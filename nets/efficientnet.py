@@ -9,8 +9,8 @@ in tests/fixtures/efficientnet_vars/ are the reference code's own variables.
 
 stem (3x3/2) -> 7 stages of MBConv blocks (1x1 expand | kxk depthwise | squeeze-excite | linear 1x1 project,
 residual when shape allows; in training, stochastic depth drops a residual block's branch per example, block
-i of n for a share drop_connect_rate * i / n) -> head (1x1 to 1280, pool, dense).  base_only stops after the last block (the TPU
-repository's `features_only`): the head, 1280-wide, is the classifier's.  Lite: ReLU6, no squeeze-excite, stem
+i of n for a share drop_connect_rate * i / n) -> head (1x1 to 1280, pool, dense).  base_only stops after the
+last block (the TPU repository's `features_only`): the head, 1280-wide, is the classifier's.  Lite: ReLU6, no squeeze-excite, stem
 and head (and the first and last stage's repeats) not scaled.
 """
 import collections
@@ -227,8 +227,8 @@ def _net_function(name):
                              dropout_keep_prob, reuse, scope, drop_connect_rate)
     net.__name__ = net.__qualname__ = name
     net.__doc__ = ("%s (tensorflow/tpu models/official/efficientnet).  base_only: the last block's output "
-                   "(no head variables); else head conv, pool, dropout, `head/dense`.  drop_connect_rate: stochastic depth in "
-                   "training (None: the reference's %s; 0: off)." % (name, DROP_CONNECT_RATE))
+                   "(no head variables); else head conv, pool, dropout, `head/dense`.  drop_connect_rate: "
+                   "stochastic depth in training (None: the reference's %s; 0: off)." % (name, DROP_CONNECT_RATE))
     net.default_image_size = VARIANTS[name].resolution
     return net
 

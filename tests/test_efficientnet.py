@@ -266,7 +266,8 @@ def test_the_checkpoints_moving_averages_restore_unless_the_raw_weights_are_aske
     path = str(tmp_path / "model.ckpt")
     write_checkpoint(path, with_averages(raw))
     report, got = restore_lite0(path, ema=ema)
-    stem, mean = "efficientnet-lite0/stem/conv2d/kernel", "efficientnet-lite0/blocks_3/tpu_batch_normalization/moving_mean"
+    stem = "efficientnet-lite0/stem/conv2d/kernel"
+    mean = "efficientnet-lite0/blocks_3/tpu_batch_normalization/moving_mean"
     np.testing.assert_array_equal(got[stem], raw[stem] + 1.0 if ema else raw[stem])
     np.testing.assert_array_equal(got[mean], raw[mean])
     averaged = sorted(name for name in got if not name.endswith(("moving_mean", "moving_variance")))
