@@ -27,7 +27,6 @@ import sys
 import numpy as np
 
 from nets import mit, registry, torch_weights
-from nets.torch_files import WeightsFileError, read_state_dict
 from utils.compat import tf
 
 NAMES = tuple(mit.VARIANTS)
@@ -187,14 +186,9 @@ def build_parser():
 def main(argv=None):
     """utils/convert_weights.py: SegFormer / MiT files here, the others to nets/torch_weights.py."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if not os.path.isfile(args.weights):
-        print("error: weights file not found: %s" % args.weights, file=sys.stderr)
-        return 2
-    try:
-        tensors = read_state_dict(args.weights)
-    except WeightsFileError as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 1
+    tensors = torch_weights.read_weights(args)
+    if isinstance(tensors, int):
+        return tensors
     if not (args.encoder in NAMES or (args.encoder is None and is_segformer(tensors))):
         return torch_weights.convert_and_write(args, tensors)
     try:

@@ -261,17 +261,22 @@ def build_parser(description=None, encoders=tuple(TORCH_MODELS)):
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+def read_weights(args):
+    """The tensors of --weights, or the exit code after one line saying why not (2: no file, 1: unreadable)."""
     if not os.path.isfile(args.weights):
         print("error: weights file not found: %s" % args.weights, file=sys.stderr)
         return 2
     try:
-        tensors = read_state_dict(args.weights)
+        return read_state_dict(args.weights)
     except WeightsFileError as error:
         print("error: %s" % error, file=sys.stderr)
         return 1
-    return convert_and_write(args, tensors)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    tensors = read_weights(args)
+    return tensors if isinstance(tensors, int) else convert_and_write(args, tensors)
 
 
 def refuse_existing(output, args):
