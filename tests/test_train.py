@@ -11,6 +11,7 @@ import time
 import pytest
 
 import train
+from tests import runfolder_race
 from tests.conftest import PYTHON, ROOT, TINY_TRAIN_ARGS, run_script
 from utils.training import exit_codes, runfolder
 from utils.training.config import RunConfig, resolve_pretrained
@@ -59,17 +60,12 @@ def test_checkpoint_restores_global_step(tiny_run):
         runfolder.checkpoint_path(tiny_run["folder"], 4)
 
 
-def _create(args):
-    root, barrier = args
-    barrier.wait()
-    return runfolder.create(root, "resnet_v1_18_LinkNet")
-
-
 def test_concurrent_starts_get_distinct_folders(tmp_path):
-    with multiprocessing.Manager() as manager:
+    spawn = multiprocessing.get_context("spawn")  # not fork: see tests/runfolder_race.py
+    with spawn.Manager() as manager:
         barrier = manager.Barrier(6)
-        with multiprocessing.Pool(6) as pool:
-            folders = pool.map(_create, [(str(tmp_path), barrier)] * 6)
+        with spawn.Pool(6) as pool:
+            folders = pool.map(runfolder_race.create, [(str(tmp_path), barrier)] * 6)
     assert len(set(folders)) == 6
     assert sorted(int(f.rsplit("__", 1)[1]) for f in folders) == [1, 2, 3, 4, 5, 6]
 
