@@ -38,7 +38,7 @@ import decoders
 import nets
 from decoders.base import (DECODER_SCOPE, BaseFcnArch, DecoderOptionError, IncompatibleEncoderError,  # noqa: F401
                            UnknownDecoderError, bilinear_kernel, register)
-from nets.efficientnet import DROP_CONNECT_RATE
+from nets.efficientnet import DROP_CONNECT_RATE, check_drop_connect_rate
 from utils.compat import tf
 from utils.flags import add_setting_flags, declared, flag_names, setting, settings_from_args
 from utils.graphs import ancestors, count_macs, count_params, layer_rows
@@ -77,12 +77,12 @@ class ModelSpec:
         if self.encoder_stride not in ENCODER_STRIDES:
             raise ValueError("encoder_stride must be one of %s, got %r" % (ENCODER_STRIDES, self.encoder_stride))
         if self.drop_connect_rate is not None:
-            if not nets.get(self.encoder).takes({"drop_connect_rate": None}):
+            def takes(name):
+                return nets.get(name).takes({"drop_connect_rate": None})
+            if not takes(self.encoder):
                 raise ValueError("--drop_connect_rate is EfficientNet's stochastic depth; --basenet %s does not "
-                                 "take it (encoders that do: %s)" % (self.encoder, ", ".join(
-                                     name for name in nets.NAMES if nets.get(name).takes({"drop_connect_rate": None}))))
-            if not 0.0 <= self.drop_connect_rate < 1.0:
-                raise ValueError("--drop_connect_rate must be in [0, 1), got %r" % self.drop_connect_rate)
+                                 "take it (encoders that do: %s)" % (self.encoder, ", ".join(filter(takes, nets.NAMES))))
+            check_drop_connect_rate(self.drop_connect_rate)
         options = self.decoder_options
         if not isinstance(options, decoder.Options):
             if options is not None and not isinstance(options, dict):

@@ -202,16 +202,20 @@ def classifier_head(net, end_points, variant, num_classes, dropout_keep_prob):
     return logits, end_points
 
 
+def check_drop_connect_rate(rate):
+    """The rate, or ValueError: a share of examples dropped must lie in [0, 1)."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError("--drop_connect_rate must be in [0, 1), got %r" % (rate,))
+    return rate
+
+
 def _efficientnet(name, inputs, num_classes=1000, is_training=True, base_only=False, output_stride=None,
                   dropout_keep_prob=None, reuse=None, scope=None, drop_connect_rate=None):
     variant = VARIANTS[name]
     resnet_utils.check_output_stride(output_stride, name)
     if dropout_keep_prob is None:
         dropout_keep_prob = 1.0 - variant.dropout
-    if drop_connect_rate is None:
-        drop_connect_rate = DROP_CONNECT_RATE
-    if not 0.0 <= drop_connect_rate < 1.0:
-        raise ValueError("drop_connect_rate must be in [0, 1), got %r" % (drop_connect_rate,))
+    drop_connect_rate = check_drop_connect_rate(DROP_CONNECT_RATE if drop_connect_rate is None else drop_connect_rate)
     with tf.variable_scope(scope or variant.scope, variant.scope, [inputs], reuse=reuse):
         with slim.arg_scope([slim.batch_norm, slim.dropout], is_training=is_training):
             net, end_points = efficientnet_base(inputs, variant, output_stride, drop_connect_rate, is_training)

@@ -159,9 +159,7 @@ def gelu(net):
 
 def drop_path(net, rate, is_training):
     """Stochastic depth: the whole branch of an example dropped (the rest scaled by 1 / keep), while training;
-    stateless (nets/dropout.py), so a resumed run draws the masks the uninterrupted one would."""
-    if not rate:
-        return net
+    stateless (nets/dropout.py), so a resumed run draws the masks the uninterrupted one would (rate 0: no op)."""
     return stateless.dropout(net, 1.0 - rate, is_training, whole_examples=True, scope="drop_path")
 
 
