@@ -209,3 +209,29 @@ def test_int8_calibration_default_takes_what_a_small_split_has(tiny_run, tmp_pat
     assert deploy.calibration_count(7, 24) == 7
     with pytest.raises(deploy.ExportError, match=r"--calibration_images 25: choose 1\.\.24"):
         deploy.calibration_count(25, 24)
+
+
+def test_int8_layer_report_and_a_partly_float_model(tiny_run, quantized, tmp_path):
+    """bench/int8_layers.py: every quantized op's RMSE / scale by family, the logits' error, and an int8 model
+    with one family left in float (its convolutions then take float32 inputs)."""
+    import csv
+    from tests.conftest import run_script
+    written = tmp_path / "partly" / "model.tflite"
+    proc = run_script("bench/int8_layers.py", "--traindir", tiny_run["folder"], "--images", "2",
+                      "--calibration_images", "2", "--csv", tmp_path / "layers.csv", "--keep_float", "conv",
+                      "--write", written)
+    assert "| conv |" in proc.stdout and "logits: RMSE / std" in proc.stdout and "CPU:" in proc.stdout
+    with open(tmp_path / "layers.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["family"] for row in rows} >= {"conv", "pool"} and all(float(r["rmse_per_scale"]) >= 0 for r in rows)
+    assert re.search(r"ops of conv left in float", proc.stdout)
+
+    def conv_input_types(path):
+        interpreter = tf.lite.Interpreter(model_path=str(path))
+        tensors = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+        return {tensors[op["inputs"][0]] for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"}
+    assert conv_input_types(written) == {np.float32}
+    assert conv_input_types(quantized["model"]) == {np.int8}  # the int8 export: every conv int8
+    refused = run_script("bench/int8_layers.py", "--traindir", tiny_run["folder"], "--keep_float", "norms",
+                         "--write", written, check=False)
+    assert refused.returncode == 2 and "unknown family" in refused.stderr and "layer_norm" in refused.stderr
