@@ -3,7 +3,7 @@
     python bench/int8_layers.py --traindir tmp/<run> --images 8 --csv layers.csv
 
 A full-integer model is calibrated as `test.py --export_tflite int8` calibrates it (the same frozen,
-folded graph, the same seeded training images, deploy.convert_tflite's settings).  Then every
+folded graph, the same seeded training images, the converter of deploy.tflite_converter).  Then every
 quantized op runs next to its float twin on --images validation images.  Each op output gets its
 RMSE / scale: the error of the int8 tensor, in units of its quantization step.  Rounding alone gives
 about 0.29.  A value well above 1 means the op's range cannot be held in 8 bits.  The table groups
@@ -17,8 +17,8 @@ measures how much of the int8 cost those ops carry.
 import argparse
 import collections
 import csv
-import os
 import io
+import os
 import statistics
 
 import numpy as np
@@ -42,8 +42,8 @@ FAMILIES = (
     ("conv", lambda op, name: op in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED")),
     ("resize", lambda op, name: op.startswith("RESIZE")),
     ("pool", lambda op, name: op in ("MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D")),
-    ("elementwise", lambda op, name: op in ("ADD", "SUB", "MUL", "LOGISTIC", "RELU", "RELU6", "HARD_SWISH",
-                                            "SQUARED_DIFFERENCE", "RSQRT", "TANH", "MAXIMUM", "MINIMUM")),
+    ("elementwise", lambda op, name: op in ("ADD", "SUB", "MUL", "LOGISTIC", "RELU", "RELU6", "SQUARED_DIFFERENCE",
+                                            "RSQRT", "TANH", "MAXIMUM", "MINIMUM")),
 )
 OTHER = "other"
 ROUNDING = 1 / 12 ** 0.5  # RMSE / scale of a uniform rounding error
@@ -63,21 +63,6 @@ def validation_inputs(config, count, shape):
         if len(images) == count:
             break
     return deploy.fit_to_canvas(images, shape, deploy.pad_value(config.model.encoder))
-
-
-def converter_for(graph_def, calibration):
-    """The int8 converter of deploy.convert_tflite over `graph_def` (hard-swish unfused as there), kept open for
-    the debugger."""
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.import_graph_def(deploy.unfused_hard_swish(graph_def), name="")
-    session = tf.Session(graph=graph)
-    converter = tf.lite.TFLiteConverter.from_session(
-        session, [graph.get_tensor_by_name(deploy.INPUT + ":0")], [graph.get_tensor_by_name("logits:0")])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([canvas[None]] for canvas in calibration)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return converter
 
 
 def layer_rows(debugger):
@@ -113,22 +98,25 @@ def family_table(rows):
 
 
 def logits_error(debugger, inputs):
-    """Relative RMSE of the int8 model's logits against the float graph's, over `inputs`."""
-    quantized = tf.lite.Interpreter(model_content=debugger.get_nondebug_quantized_model())
-    quantized.allocate_tensors()
-    floats = tf.lite.Interpreter(model_content=debugger.float_model) if debugger.float_model else None
-    errors = []
+    """(RMSE of the int8 model's logits / the float model's spread, share of pixels whose class agrees), over
+    `inputs`."""
+    interpreters = [tf.lite.Interpreter(model_content=model) for model in
+                    (debugger.get_nondebug_quantized_model(), debugger.float_model)]
+    for interpreter in interpreters:
+        interpreter.allocate_tensors()
+    errors, agreements = [], []
     for image in inputs:
-        out = []
-        for interpreter in (quantized, floats):
-            interpreter.allocate_tensors()
-            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
-            interpreter.invoke()
-            out.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
-        q, f = out
-        errors.append((np.sqrt(np.mean((q - f) ** 2)) / (np.std(f) + 1e-12),
-                       float(np.mean(np.argmax(q, -1) == np.argmax(f, -1)))))
-    return float(np.mean([e for e, _ in errors])), float(np.mean([a for _, a in errors]))
+        quantized, floats = (invoke(interpreter, image) for interpreter in interpreters)
+        errors.append(np.sqrt(np.mean((quantized - floats) ** 2)) / (np.std(floats) + 1e-12))
+        agreements.append(np.mean(np.argmax(quantized, -1) == np.argmax(floats, -1)))
+    return float(np.mean(errors)), float(np.mean(agreements))
+
+
+def invoke(interpreter, image):
+    """The model's output for one [H, W, 3] canvas."""
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
 def main(argv=None):
@@ -161,10 +149,11 @@ def main(argv=None):
           % (args.traindir, os.path.basename(checkpoint), config.net_name, shape[0], shape[1], len(files), len(inputs)))
     options = tf.lite.experimental.QuantizationDebugOptions(
         model_debug_metrics={"unused": lambda floats, quants: 0.0})  # makes the debugger keep the float model
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter_for(graph_def, calibration), debug_dataset=lambda: ([x[None]] for x in inputs),
-        debug_options=options)
-    debugger.run()
+    converter, session = deploy.tflite_converter(graph_def, "int8", "logits", calibration)  # as the export
+    with session:
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=lambda: ([x[None]] for x in inputs), debug_options=options)
+        debugger.run()
     rows = layer_rows(debugger)
     print("\n".join(family_table(rows)))
     error, agree = logits_error(debugger, inputs)

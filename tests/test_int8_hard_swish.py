@@ -8,7 +8,7 @@ import collections
 
 import numpy as np
 import pytest
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 import nets
 from tests.conftest import build
@@ -60,9 +60,8 @@ def ops_and_partitions(model):
     interpreter = Interpreter(model_content=model, num_threads=1)
     interpreter.allocate_tensors()
     details = interpreter._get_ops_details()
-    plain = Interpreter(model_content=model, experimental_op_resolver_type=(
-        __import__("ai_edge_litert.interpreter", fromlist=["OpResolverType"]).OpResolverType
-        .BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    plain = Interpreter(model_content=model,
+                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     plain.allocate_tensors()
     return (collections.Counter(op["op_name"] for op in plain._get_ops_details()),
             sum(op["op_name"] == "DELEGATE" for op in details), interpreter)

@@ -240,8 +240,10 @@ def calibration_set(config, count, seed, canvas):
             [example["filename"] for example in examples])
 
 
-def convert_tflite(graph_def, precision, output, calibration=None, int8_io=False):
-    """TFLite flatbuffer bytes of a frozen GraphDef (`images` -> `output`) at `precision`."""
+def tflite_converter(graph_def, precision, output, calibration=None, int8_io=False):
+    """(TFLiteConverter set up for `precision` over a frozen GraphDef, the session it reads): the one place the
+    export's converter settings live (convert_tflite; bench/int8_layers.py hands it to TFLite's debugger).
+    The caller closes the session."""
     if precision not in PRECISIONS:
         raise ExportError("--export_tflite %r: unknown precision; choose %s" % (precision, ", ".join(PRECISIONS)))
     if precision == "int8":
@@ -249,22 +251,29 @@ def convert_tflite(graph_def, precision, output, calibration=None, int8_io=False
     graph = tf.Graph()
     with graph.as_default():
         tf.import_graph_def(graph_def, name="")
-        with tf.Session() as sess:
-            converter = tf.lite.TFLiteConverter.from_session(
-                sess, [graph.get_tensor_by_name(INPUT + ":0")], [graph.get_tensor_by_name(output + ":0")])
-            if precision == "fp16":
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.target_spec.supported_types = [tf.float16]
-            elif precision == "int8":
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.representative_dataset = lambda: ([canvas[None]] for canvas in calibration)
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                if int8_io:
-                    converter.inference_input_type = tf.int8
-                    if output == "logits":
-                        converter.inference_output_type = tf.int8
-            with quiet.stderr_hidden():  # the converter's C++ prints its settings ("fully_quantize: 0, ...")
-                return converter.convert()
+    session = tf.Session(graph=graph)
+    converter = tf.lite.TFLiteConverter.from_session(
+        session, [graph.get_tensor_by_name(INPUT + ":0")], [graph.get_tensor_by_name(output + ":0")])
+    if precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([canvas[None]] for canvas in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            if output == "logits":
+                converter.inference_output_type = tf.int8
+    return converter, session
+
+
+def convert_tflite(graph_def, precision, output, calibration=None, int8_io=False):
+    """TFLite flatbuffer bytes of a frozen GraphDef (`images` -> `output`) at `precision`."""
+    converter, session = tflite_converter(graph_def, precision, output, calibration, int8_io)
+    with session.graph.as_default(), session:
+        with quiet.stderr_hidden():  # the converter's C++ prints its settings ("fully_quantize: 0, ...")
+            return converter.convert()
 
 
 def convert_onnx(graph_def, output):
