@@ -30,7 +30,7 @@ $(STAMP): requirements pyproject.toml
 	 else echo "make install: creating $(VENV) and installing requirements"; fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q pip==$(PIP_VERSION)
-	$(PY) -m pip install -q -r requirements
+	$(PY) -m pip install -q --no-compile -r requirements  # no .pyc for 2 GB of wheels: Python compiles what it imports
 	touch $(STAMP)
 
 # For commands that only use the venv: refuse (exit 2) rather than install behind the user's back.
@@ -44,7 +44,7 @@ demo: $(STAMP)
 	$(PY) demo.py
 
 test: $(STAMP)
-	$(PY) -m pytest -q -ra -n 2 --durations=25 tests
+	$(PY) -m pytest -q -ra -n 2 --durations=60 tests
 
 test-eigen: $(STAMP)
 	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest -q -ra -n 2 --durations=10 -m backend tests

@@ -37,6 +37,12 @@ from utils.data.records import parse_record
 AUTOTUNE = -1  # tf.data.AUTOTUNE's value, written out so that importing this module needs no TensorFlow
 
 
+def _plain_python(fn):
+    """fn as tf.data traces it, without AutoGraph: the map functions use tf.cond / tf.where, never Python
+    control flow on tensors, and AutoGraph's source transformation costs seconds per pipeline built."""
+    return tf.autograph.experimental.do_not_convert(fn)
+
+
 # --- geometry ---------------------------------------------------------------
 def scaled_size(height, width, pixels):
     """(h, w) after scaling the larger side to `pixels` - exactly what the pipeline computes; a side never
@@ -196,6 +202,7 @@ def make_dataset(files, preprocessing=None, pixels=512, batch_size=8, ignore_lab
                                    tuple(scale_range) if scale_range else None, flip, color_jitter, crop)
     decode = (lambda example: example) if cache else parse_record
 
+    @_plain_python
     def example_fn(element, rng=None):
         return transform(decode(element), rng)
 
@@ -208,7 +215,7 @@ def make_dataset(files, preprocessing=None, pixels=512, batch_size=8, ignore_lab
     else:
         dataset = tf.data.TFRecordDataset(files)
     if cache:
-        dataset = dataset.map(parse_record, num_parallel_calls=num_parallel_calls, deterministic=deterministic).cache()
+        dataset = dataset.map(_plain_python(parse_record), num_parallel_calls=num_parallel_calls, deterministic=deterministic).cache()
     if training and shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat is True:
