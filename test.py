@@ -27,7 +27,7 @@ sequence when there are several.
     --save_masks png,npy      also the raw predictions, for the split, --imagepath or --moviepath: masks/<image>.png
                               (class indices, the dataset's palette) and probabilities/<image>.npy (float16 H x W x C)
     --export exported/        a SavedModel (batch norm folded) that plain TensorFlow can load and run
-    --export_tflite int8 deploy/int8   TFLite fp32 | fp16 | int8 of the same folded net (static shape, see
+    --export_tflite int8 deploy/int8   TFLite fp32 | fp16 | int8 | int16x8 of the same folded net (static shape, see
                               --export_shape, --export_output, --calibration_images, --int8_io); export.json beside it
     --export_onnx deploy/onnx ONNX (tf2onnx, opset 17) of the same net
     --model deploy/int8/model.tflite   score an exported model (.tflite, .onnx or a SavedModel folder) with the

@@ -38,14 +38,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PEER_RESULTS = os.path.join(HERE, "..", "..", "shared", "tools", "peer_bench")
 PEER_ARCH = {("resnet_v1_18", "LinkNet"): "linknet_r18", ("mobilenet_v2", "DeepLabV3Plus"): "deeplabv3plus_mnv2"}
 FORMATS = ("tf_fp32", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx_fp32")
+INT16X8 = "tflite_int16x8"  # opt-in (--int16x8): TFLite's reference kernels make it the slowest by far
 
 
-def export_all(traindir, shape, folder, calibration_images, seed):
+def export_all(traindir, shape, folder, calibration_images, seed, int16x8=False):
     """{format: model path} for the run's net at `shape`, plus the frozen GraphDef the TF fp32 path runs."""
     graph_def, config, _ = deploy.net_graph_def(traindir, None, shape)
     calibration, _ = deploy.calibration_set(config, calibration_images, seed, shape)
     paths = {}
     for precision in deploy.PRECISIONS:
+        if precision == "int16x8" and not int16x8:
+            continue
         paths["tflite_" + precision] = os.path.join(folder, "%dx%d_%s.tflite" % (shape + (precision,)))
         with open(paths["tflite_" + precision], "wb") as handle:
             handle.write(deploy.convert_tflite(graph_def, precision, "logits", calibration))
@@ -145,6 +148,8 @@ def main(argv=None):
     parser.add_argument("--interleaved", type=int, default=20, help="rounds of the interleaved int8 / fp32 ratio")
     # test.py's int8 calibration settings, declared once in deploy.ExportSettings (0 images: what the split has)
     add_setting_flags(parser, deploy.ExportSettings, only=("calibration_images", "calibration_seed"))
+    parser.add_argument("--int16x8", action="store_true", help="also TFLite int16x8 (int16 activations, int8 "
+                                                                  "weights; TFLite's reference kernels: slow)")
     parser.add_argument("--score", action="store_true", help="also score every format on the validation split")
     parser.add_argument("--datapath", default=None, help="default: the run's")
     parser.add_argument("--num_images", type=int, default=None, help="score only the first N validation images")
@@ -163,7 +168,7 @@ def main(argv=None):
         for size in args.sizes.split(","):
             shape = (config.data.pixels,) * 2 if size == "run" else bench.parse_size(size)
             paths, graph_def, calibration = export_all(args.traindir, shape, folder, args.calibration_images,
-                                                       args.calibration_seed)
+                                                       args.calibration_seed, args.int16x8)
             runners = {"tf_fp32": FrozenGraph(graph_def, args.threads)}
             runners.update({name: runtimes.load_runner(path, args.threads) for name, path in paths.items()})
             data = calibration[:1]
@@ -192,7 +197,7 @@ def print_table(record):
     print("| format | val mIoU (95 % CI) | agreement with TF fp32 | file MB | latency ms (median) | foreign cores |")
     print("|---|---|---:|---:|---:|---:|")
     scores = record.get("scores", {})
-    for name in FORMATS:
+    for name in record["latency"]:
         score = scores.get(name)
         text = "-" if not score else "%.1f (%.1f-%.1f)" % tuple(100 * v for v in [score["mIoU"]] + score["mIoU_ci"])
         agree = "-" if not score else "%.2f %%" % (100 * score["agreement"])

@@ -161,7 +161,7 @@ def test_bad_model_shape_and_precision_give_one_clear_line(tiny_run, tmp_path, c
     assert message.startswith("error: --pixels 128: %s takes 64x64 inputs" % quantized["model"])
     assert "multi-scale" in error("--model", quantized["model"], "--scales", "0.5,1")
     message = error("--export_tflite", "int4", str(tmp_path / "int4"))
-    assert message == "error: --export_tflite 'int4': unknown precision; choose fp32, fp16, int8"
+    assert message == "error: --export_tflite 'int4': unknown precision; choose fp32, fp16, int8, int16x8"
     assert "--export_shape '64'" in error("--export_onnx", str(tmp_path / "x"), "--export_shape", "64")
     assert "--calibration_images 999" in error("--export_tflite", "int8", str(tmp_path / "y"),
                                                "--calibration_images", "999")

@@ -1,4 +1,4 @@
-"""TFLite (fp32 / fp16 / int8) and ONNX files of a run: the frozen, batch-norm-folded net test.py runs.
+"""TFLite (fp32 / fp16 / int8 / int16x8) and ONNX files of a run: the frozen, batch-norm-folded net test.py runs.
 
     info = export_tflite("tmp/<run>", "deploy/int8", "int8", ExportSettings(calibration_images=100))  # 0: auto
     info = export_onnx("tmp/<run>", "deploy/onnx", ExportSettings(shape="360x480"))
@@ -21,7 +21,10 @@ records and placed on the canvas the way test.py places them (by default
 what the split has, up to 100: a small dataset quantizes without a flag, and
 export.json says how many were used); the model's
 input and output stay float32 unless --int8_io (then int8 with the scale and
-zero point recorded in export.json).  ONNX goes through tf2onnx from the
+zero point recorded in export.json).  int16x8 is calibrated the same way
+with int16 activations and int8 weights (TFLite's 16x8 mode): LayerNorm,
+softmax and GELU keep 256x finer steps, at the cost of TFLite's reference
+kernels (XNNPACK runs no 16x8 op).  ONNX goes through tf2onnx from the
 same frozen GraphDef.
 """
 import dataclasses
@@ -45,7 +48,8 @@ from utils.training.config import RunConfig
 tf2onnx = lazy_import("tf2onnx")  # it imports TensorFlow
 tensor_util = lazy_import("tensorflow.python.framework.tensor_util")
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "int16x8")
+CALIBRATED = ("int8", "int16x8")  # the precisions whose activations are quantized on calibration images
 OUTPUT_KINDS = ("logits", "classes")
 INPUT = "images"
 ONNX_OPSET = 17          # accepted by onnxruntime >= 1.12 and every current ONNX runtime
@@ -199,6 +203,29 @@ def unfused_hard_swish(graph_def):
     return kept
 
 
+def squared_difference_as_product(graph_def):
+    """Every `SquaredDifference(a, b)` rewritten as `d * d` with `d = a - b`: the same values.
+
+    For int16x8 only.  LiteRT has no int16 SQUARED_DIFFERENCE kernel, and tf.nn.moments (LayerNorm's
+    variance) is made of it, so a 16x8 transformer converts and loads, and fails when it runs.
+    SUB and MUL have int16 kernels.
+    """
+    if not any(node.op == "SquaredDifference" for node in graph_def.node):
+        return graph_def
+    out = tf.GraphDef()
+    out.CopyFrom(graph_def)
+    for node in list(out.node):
+        if node.op != "SquaredDifference":
+            continue
+        difference = out.node.add()
+        difference.name, difference.op = node.name + "/difference", "Sub"
+        difference.input.extend(node.input[:2])
+        difference.attr["T"].CopyFrom(node.attr["T"])
+        node.op = "Mul"
+        node.input[:] = [difference.name, difference.name] + [i for i in node.input[2:] if i.startswith("^")]
+    return out
+
+
 def fit_to_canvas(images, canvas, pad):
     """float32 [N, H, W, 3] model inputs: each RGB image resized as test.py does (square canvas: larger side to
     the side; HxW canvas: to HxW) and padded bottom / right with `pad` (bilinear, half-pixel centres)."""
@@ -248,6 +275,10 @@ def tflite_converter(graph_def, precision, output, calibration=None, int8_io=Fal
         raise ExportError("--export_tflite %r: unknown precision; choose %s" % (precision, ", ".join(PRECISIONS)))
     if precision == "int8":
         graph_def = unfused_hard_swish(graph_def)
+    if precision == "int16x8":
+        graph_def = squared_difference_as_product(graph_def)
+        if int8_io:
+            raise ExportError("--int8_io is for --export_tflite int8: int16x8 keeps float32 input and output")
     graph = tf.Graph()
     with graph.as_default():
         tf.import_graph_def(graph_def, name="")
@@ -257,10 +288,12 @@ def tflite_converter(graph_def, precision, output, calibration=None, int8_io=Fal
     if precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    elif precision == "int8":
+    elif precision in CALIBRATED:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([canvas[None]] for canvas in calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if precision == "int8"
+            else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
         if int8_io:
             converter.inference_input_type = tf.int8
             if output == "logits":
@@ -327,7 +360,9 @@ def export_tflite(traindir, export_dir, precision, settings, step=None, pixels=N
     config, shape = _config_and_shape(traindir, settings, pixels, export_dir, "--export_tflite")
     graph_def, config, checkpoint = net_graph_def(traindir, step, shape, settings.export_output)
     calibration, extra = None, {"converter_api": "tf.compat.v1.lite.TFLiteConverter.from_session"}
-    if precision == "int8":
+    if precision == "int16x8" and settings.int8_io:
+        raise ExportError("--int8_io is for --export_tflite int8: int16x8 keeps float32 input and output")
+    if precision in CALIBRATED:
         calibration, files = calibration_set(config, settings.calibration_images, settings.calibration_seed, shape)
         extra["calibration"] = {"split": "training", "datapath": config.data.datapath, "images": len(files),
                                 "asked": settings.calibration_images or "auto (up to %d)" % CALIBRATION_CAP,

@@ -63,8 +63,10 @@ class TFLiteRunner:
         self.shape = tuple(int(v) for v in self.input["shape"][1:3])
         self.num_classes = int(self.output["shape"][-1]) if len(self.output["shape"]) == 4 else None
         types = {detail["dtype"] for detail in self.interpreter.get_tensor_details()}
-        self.precision = "int8" if np.int8 in types else "fp16" if np.float16 in types else "fp32"
-        self.runtime = "tflite (LiteRT %s, XNNPACK, %d threads)" % (ai_edge_litert.__version__, _threads(threads))
+        self.precision = ("int16x8" if np.int16 in types else "int8" if np.int8 in types
+                          else "fp16" if np.float16 in types else "fp32")
+        kernels = "TFLite's kernels (XNNPACK runs no 16x8 op)" if self.precision == "int16x8" else "XNNPACK"
+        self.runtime = "tflite (LiteRT %s, %s, %d threads)" % (ai_edge_litert.__version__, kernels, _threads(threads))
 
     def __call__(self, batch):
         outputs = []
