@@ -30,7 +30,7 @@ $(STAMP): requirements pyproject.toml
 	 else echo "make install: creating $(VENV) and installing requirements"; fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q pip==$(PIP_VERSION)
-	$(PY) -m pip install -q --no-compile -r requirements  # no .pyc for 2 GB of wheels: Python compiles what it imports
+	$(PY) -m pip install -q -r requirements  # with .pyc: commands start without compiling (PYTHONDONTWRITEBYTECODE stops later writes)
 	touch $(STAMP)
 
 # For commands that only use the venv: refuse (exit 2) rather than install behind the user's back.

@@ -13,6 +13,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -69,6 +70,36 @@ def _fd_at_least(fd, low):
     return fcntl.fcntl(fd, fcntl.F_DUPFD, low)
 
 
+def stop_group(pgid, timeout=10):
+    """SIGKILL what is left of Chromium's process group (renderer, utility and crash-handler children can outlive
+    the browser process for a moment, writing to the profile) and wait until none is left or timeout s pass."""
+    def gone():
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # a reused id that is not ours: nothing of Chromium's is left
+            return True
+        return False
+    try:
+        wait_until(gone, timeout, "Chromium's child processes to exit", interval=0.1)
+    except TimeoutError:
+        pass  # zombies nobody reaps yet: they write nothing, the profile can go
+
+
+def remove_profile(folder, attempts=5):
+    """Remove the browser profile; a file a dying child wrote after the listing makes rmtree fail: list again."""
+    for _ in range(attempts - 1):
+        try:
+            shutil.rmtree(folder)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 class Page:
     """A headless Chromium window of `size` (width, height) with one page; use as a context manager."""
 
@@ -79,7 +110,7 @@ class Page:
         self.size, self.process, self._next_id, self._buffer, self._events = size, None, 0, b"", []
 
     def __enter__(self):
-        self.profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
+        self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
         to_chromium_r, self._to_chromium = os.pipe()
         self._from_chromium, from_chromium_w = os.pipe()
 
@@ -91,9 +122,9 @@ class Page:
         width, height = self.size
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [self.binary, *FLAGS, "--user-data-dir=" + self.profile.name, "--window-size=%d,%d" % (width, height),
+            [self.binary, *FLAGS, "--user-data-dir=" + self.profile, "--window-size=%d,%d" % (width, height),
              "about:blank"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr,
-            preexec_fn=wire_pipes, pass_fds=(3, 4))
+            preexec_fn=wire_pipes, pass_fds=(3, 4), start_new_session=True)  # its own group: see close()
         os.close(to_chromium_r)
         os.close(from_chromium_w)
         try:
@@ -117,9 +148,10 @@ class Page:
         for fd in (self._to_chromium, self._from_chromium):
             os.close(fd)
         stop(self.process)
+        stop_group(self.process.pid)
         self.process = None
         self.stderr.close()
-        self.profile.cleanup()
+        remove_profile(self.profile)
 
     # ------------------------------------------------------------ protocol
     def _stderr_tail(self):
