@@ -9,13 +9,8 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-import nets
-from tests.conftest import build
-from tests.test_int8_hard_swish import run_graph
-from tests.test_nets import session
-from utils.compat import tf
+from tests.test_int8_hard_swish import frozen_seeded_net, run_graph
 from utils.inference import deploy, runtimes
-from utils.inference.folding import freeze_and_fold
 
 SIZE = 64
 CLASSES = 5
@@ -23,28 +18,10 @@ CLASSES = 5
 
 @pytest.fixture(scope="module")
 def frozen(tmp_path_factory):
-    """(MiT-B0 + SegFormer frozen at 64x64, 8 images, their TF logits): seeded random weights, the head's
-    batch-norm statistics taken from the images (one training-mode pass at decay 0)."""
-    rng = np.random.RandomState(0)
-    canvases = rng.uniform(0, 255, (8, SIZE, SIZE, 3)).astype(np.float32)
-    checkpoint = str(tmp_path_factory.mktemp("mit_int16x8") / "model.ckpt")
-    with tf.Graph().as_default():
-        tf.set_random_seed(5)
-        images = tf.placeholder(tf.float32, [8, SIZE, SIZE, 3])
-        model = build("mit_b0", "SegFormer", CLASSES, is_training=True, batch_norm_decay=0.0)
-        model.build(nets.get("mit_b0").preprocess(images))
-        with session() as sess:
-            sess.run(tf.global_variables_initializer())
-            sess.run(tf.get_collection(tf.GraphKeys.UPDATE_OPS), {images: canvases})
-            tf.train.Saver().save(sess, checkpoint)
-    with tf.Graph().as_default():
-        images = tf.placeholder(tf.float32, [1, SIZE, SIZE, 3], name="images")
-        model = build("mit_b0", "SegFormer", CLASSES)
-        logits = tf.identity(model.build(nets.get("mit_b0").preprocess(images)), name="logits")
-        with session() as sess:
-            tf.train.Saver().restore(sess, checkpoint)
-            expected = np.concatenate([sess.run(logits, {images: c[None]}) for c in canvases])
-            graph_def = freeze_and_fold(sess, [images], [logits])
+    """(MiT-B0 + SegFormer frozen at 64x64, 8 images, their TF logits), seeded random weights."""
+    canvases = np.random.RandomState(0).uniform(0, 255, (8, SIZE, SIZE, 3)).astype(np.float32)
+    graph_def, expected = frozen_seeded_net("mit_b0", "SegFormer", CLASSES, canvases,
+                                            tmp_path_factory.mktemp("mit_int16x8"), 5)
     return graph_def, canvases, expected
 
 

@@ -5,6 +5,7 @@ fell back to TFLite's own kernel and split the XNNPACK graph (MobileNetV3's int8
 fp32 one).  deploy.unfused_hard_swish writes it as relu6(x + 3) * (x / 6) for int8 only.
 """
 import collections
+import os
 
 import numpy as np
 import pytest
@@ -20,31 +21,37 @@ from utils.inference.folding import freeze_and_fold
 SIZE = 64
 
 
-@pytest.fixture(scope="module")
-def frozen(tmp_path_factory):
-    """(MobileNetV3-Small + LR-ASPP frozen at 64x64, 8 images, their TF logits).  Seeded random weights, with
-    batch-norm statistics taken from the images (one training-mode pass at decay 0), so that activations have
-    a trained net's scale rather than shrinking through unnormalised layers."""
-    rng = np.random.RandomState(0)
-    canvases = rng.uniform(0, 255, (8, SIZE, SIZE, 3)).astype(np.float32)
-    checkpoint = str(tmp_path_factory.mktemp("mnv3_int8") / "model.ckpt")
+def frozen_seeded_net(encoder, decoder, classes, canvases, folder, seed, **settings):
+    """(the net frozen and folded at the canvases' size for batch 1, its TF logits on each canvas): seeded random
+    weights, batch-norm statistics taken from the canvases (one training-mode pass at decay 0), so that activations
+    have a trained net's scale rather than shrinking through unnormalised layers."""
+    checkpoint = os.path.join(str(folder), "model.ckpt")
+    size = list(canvases.shape[1:3])
     with tf.Graph().as_default():
-        tf.set_random_seed(3)
-        images = tf.placeholder(tf.float32, [8, SIZE, SIZE, 3])
-        model = build("mobilenet_v3_small", "LRASPP", 5, is_training=True, batch_norm_decay=0.0, lraspp_channels=16)
-        model.build(nets.get("mobilenet_v3_small").preprocess(images))
+        tf.set_random_seed(seed)
+        images = tf.placeholder(tf.float32, [len(canvases)] + size + [3])
+        model = build(encoder, decoder, classes, is_training=True, batch_norm_decay=0.0, **settings)
+        model.build(nets.get(encoder).preprocess(images))
         with session() as sess:
             sess.run(tf.global_variables_initializer())
             sess.run(tf.get_collection(tf.GraphKeys.UPDATE_OPS), {images: canvases})
             tf.train.Saver().save(sess, checkpoint)
     with tf.Graph().as_default():
-        images = tf.placeholder(tf.float32, [1, SIZE, SIZE, 3], name="images")
-        model = build("mobilenet_v3_small", "LRASPP", 5, lraspp_channels=16)
-        logits = tf.identity(model.build(nets.get("mobilenet_v3_small").preprocess(images)), name="logits")
+        images = tf.placeholder(tf.float32, [1] + size + [3], name="images")
+        model = build(encoder, decoder, classes, **settings)
+        logits = tf.identity(model.build(nets.get(encoder).preprocess(images)), name="logits")
         with session() as sess:
             tf.train.Saver().restore(sess, checkpoint)
             expected = np.concatenate([sess.run(logits, {images: c[None]}) for c in canvases])
-            graph_def = freeze_and_fold(sess, [images], [logits])
+            return freeze_and_fold(sess, [images], [logits]), expected
+
+
+@pytest.fixture(scope="module")
+def frozen(tmp_path_factory):
+    """(MobileNetV3-Small + LR-ASPP frozen at 64x64, 8 images, their TF logits)."""
+    canvases = np.random.RandomState(0).uniform(0, 255, (8, SIZE, SIZE, 3)).astype(np.float32)
+    graph_def, expected = frozen_seeded_net("mobilenet_v3_small", "LRASPP", 5, canvases,
+                                            tmp_path_factory.mktemp("mnv3_int8"), 3, lraspp_channels=16)
     return graph_def, canvases, expected
 
 
