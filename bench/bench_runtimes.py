@@ -38,7 +38,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PEER_RESULTS = os.path.join(HERE, "..", "..", "shared", "tools", "peer_bench")
 PEER_ARCH = {("resnet_v1_18", "LinkNet"): "linknet_r18", ("mobilenet_v2", "DeepLabV3Plus"): "deeplabv3plus_mnv2"}
 FORMATS = ("tf_fp32", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx_fp32")
-INT16X8 = "tflite_int16x8"  # opt-in (--int16x8): TFLite's reference kernels make it the slowest by far
 
 
 def export_all(traindir, shape, folder, calibration_images, seed, int16x8=False):

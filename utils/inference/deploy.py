@@ -360,8 +360,6 @@ def export_tflite(traindir, export_dir, precision, settings, step=None, pixels=N
     config, shape = _config_and_shape(traindir, settings, pixels, export_dir, "--export_tflite")
     graph_def, config, checkpoint = net_graph_def(traindir, step, shape, settings.export_output)
     calibration, extra = None, {"converter_api": "tf.compat.v1.lite.TFLiteConverter.from_session"}
-    if precision == "int16x8" and settings.int8_io:
-        raise ExportError("--int8_io is for --export_tflite int8: int16x8 keeps float32 input and output")
     if precision in CALIBRATED:
         calibration, files = calibration_set(config, settings.calibration_images, settings.calibration_seed, shape)
         extra["calibration"] = {"split": "training", "datapath": config.data.datapath, "images": len(files),
