@@ -44,10 +44,10 @@ demo: $(STAMP)
 	$(PY) demo.py
 
 test: $(STAMP)
-	$(PY) -m pytest -q -ra -n 2 --dist loadgroup --no-loadscope-reorder --durations=60 tests
+	$(PY) -m pytest -q -ra -n 2 --durations=60 tests
 
 test-eigen: $(STAMP)
-	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest -q -ra -n 2 --dist loadgroup --no-loadscope-reorder --durations=10 -m backend tests
+	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest -q -ra -n 2 --durations=10 -m backend tests
 
 tensorboard: check-venv
 	bash tboards/createlinks

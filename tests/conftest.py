@@ -8,7 +8,6 @@ import pytest
 import arch
 import decoders
 import nets
-from tests import scheduling
 from utils.compat import tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,19 +40,14 @@ CROSS_ENCODERS = tuple(name for name in nets.NAMES if name not in ("fc_densenet_
 SAMPLE = os.path.join(ROOT, "data", "camvid_sample")
 PYTHON = sys.executable
 
-def pytest_addoption(parser):
-    parser.addoption("--store-durations", action="store_true",
-                     help="merge this run's per-test seconds into tests/durations.json (the order of `make test`)")
+# Started first: pytest-xdist hands each worker runs of consecutive tests in collection order, and this test (a
+# whole study: eight trainings, their tests and benchmarks, in subprocesses; the longest by far in --durations)
+# collected near the end kept one worker busy long after the other had run out of tests.
+LONGEST_FIRST = ("tests/test_study.py::test_a_tiny_study_runs_resumes_and_tabulates",)
 
 
-def pytest_configure(config):
-    if config.getoption("store_durations") and not hasattr(config, "workerinput"):  # xdist's controller, or no -n
-        config.pluginmanager.register(scheduling.DurationRecorder(), "segmentor-durations")
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's worker hook, which reads the groups to suffix the test ids
 def pytest_collection_modifyitems(config, items):
-    scheduling.order_and_group(items, scheduling.read_durations())
+    items.sort(key=lambda item: item.nodeid not in LONGEST_FIRST)  # stable: the rest keep their order
 
 
 def run_script(*args, timeout=600, check=True, env=None):
