@@ -25,6 +25,12 @@ def session_config(threads=0, xla=False, precision="fp32"):
     for CPUs, which pays off where the CPU has AVX512-BF16 or AMX and is
     emulated (slower) elsewhere.  TF 2.21's float16 CPU emulation
     (auto_mixed_precision_cpu) crashes, so it is not used.
+
+    Without a GPU, Grappler's layout and memory passes are off: they rewrite
+    graphs for GPUs (NCHW convolutions, swapping to host memory) and leave a
+    CPU graph as it was (tests/test_session_config.py compares the optimized
+    graphs), yet they take a good share of the optimization every new fetch
+    signature waits for before its first run, in every process.
     """
     if precision not in ("fp32", "bf16", "fp16"):
         raise ValueError("precision must be a resolved mode (fp32, bf16, fp16), got %r" % (precision,))
@@ -41,4 +47,12 @@ def session_config(threads=0, xla=False, precision="fp32"):
         rewrite.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
     elif precision == "bf16":
         rewrite.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+    if not tf.config.list_physical_devices("GPU"):
+        skip_gpu_only_passes(rewrite)
     return config
+
+
+def skip_gpu_only_passes(rewrite):
+    """Turn off the Grappler passes that only change graphs placed on GPUs (layout, memory) in `rewrite`."""
+    rewrite.layout_optimizer = rewriter_config_pb2.RewriterConfig.OFF
+    rewrite.memory_optimization = rewriter_config_pb2.RewriterConfig.NO_MEM_OPT
